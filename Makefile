@@ -1,0 +1,41 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA ?= data
+RUNS ?= runs
+
+.PHONY: install demo test test-fast bench clean
+
+install: $(STAMP)
+
+# Idempotent: system packages only when missing, venv only when absent, pip only when
+# pyproject.toml changed since the last install.
+$(STAMP): pyproject.toml
+	@if ! pkg-config --exists opencv4 2>/dev/null || [ ! -e /usr/include/turbojpeg.h ]; then \
+	  echo "== installing system packages FFCV compiles against"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq pkg-config libopencv-dev libturbojpeg0-dev >/dev/null; \
+	fi
+	@[ -x $(BIN)/python ] || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip setuptools wheel
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+demo: install
+	$(BIN)/mlpscale-convert digits --res 16 --out $(DATA)
+	$(BIN)/mlpscale-train --config configs/demo_digits.yaml --set data.root=$(DATA) --set run.out_dir=$(RUNS)
+	@echo "== demo done: results in $(RUNS)/demo_digits/ (summary.json, metrics.jsonl, last.pt)"
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+clean:
+	rm -rf $(RUNS) $(DATA) .pytest_cache build *.egg-info

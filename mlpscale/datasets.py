@@ -1,0 +1,120 @@
+"""Dataset registry: what every module needs to know about a dataset, in one place.
+
+Built-in entries carry the paper's numbers (classes, training-set sizes, default resolution,
+normalisation statistics). A dataset converted by `mlpscale-convert` also writes
+`ROOT/<name>/meta_<res>.json`; `get_dataset(name, root, res)` reads it, so a user's own
+dataset (the `folder` source) is known to the trainer without code changes.
+
+On-disk layout (one folder per dataset):
+    ROOT/<name>/<split>_<res>.beton     fields `image` (res x res RGB uint8) and `label` (int)
+    ROOT/<name>/meta_<res>.json         classes, counts per split, format, stats, skipped files
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+
+from .errors import UserError
+
+IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+CIFAR_MEAN = (0.49139968 * 255, 0.48215827 * 255, 0.44653124 * 255)
+CIFAR_STD = (0.24703233 * 255, 0.24348505 * 255, 0.26158768 * 255)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    num_classes: int
+    train_samples: int          # size of the training split (the paper's N for a full run)
+    eval_samples: int           # size of the evaluation split
+    default_res: int            # resolution the paper trains at
+    mean: tuple[float, float, float]  # per-channel, on the 0..255 scale
+    std: tuple[float, float, float]
+    eval_split: str = "test"    # name of the evaluation split on disk ("val" for ImageNet)
+    class_names: tuple[str, ...] = field(default=(), repr=False)
+
+    def beton_path(self, root: str, split: str, res: int | None = None) -> str:
+        return beton_path(root, self.name, split, res or self.default_res)
+
+    def convert_command(self, root: str, res: int | None = None) -> str:
+        """The exact command that writes this dataset's betons at `res`."""
+        return f"mlpscale-convert {self.name} --res {res or self.default_res} --out {root}" + (
+            "" if self.name == "digits" else " --src PATH_TO_DOWNLOADED_FILES"
+        )
+
+
+BUILTIN: dict[str, DatasetInfo] = {
+    d.name: d
+    for d in [
+        # scikit-learn's bundled 8x8 handwritten digits (1797 images), our demo dataset.
+        # Split: the first 1437 images train, the last 360 test (fixed, see data_prep/sources/digits.py).
+        DatasetInfo("digits", 10, 1437, 360, 16, (0.0,) * 3, (1.0,) * 3),  # stats filled by meta.json
+        DatasetInfo("cifar10", 10, 50_000, 10_000, 32, CIFAR_MEAN, CIFAR_STD),
+        DatasetInfo("cifar100", 100, 50_000, 10_000, 32, CIFAR_MEAN, CIFAR_STD),
+        DatasetInfo("stl10", 10, 5_000, 8_000, 64, (0.4914 * 255, 0.4822 * 255, 0.4465 * 255),
+                    (0.2471 * 255, 0.2435 * 255, 0.2616 * 255)),
+        DatasetInfo("tinyimagenet", 200, 100_000, 10_000, 64, IMAGENET_MEAN, IMAGENET_STD, "val"),
+        DatasetInfo("imagenet1k", 1000, 1_281_167, 50_000, 64, IMAGENET_MEAN, IMAGENET_STD, "val"),
+        # Ridnik et al. 2021 winter-21 preprocessing, as used by the paper.
+        DatasetInfo("imagenet21k", 11_230, 11_801_680, 522_500, 64, IMAGENET_MEAN, IMAGENET_STD, "val"),
+    ]
+}
+
+
+def beton_path(root: str, name: str, split: str, res: int) -> str:
+    return os.path.join(root, name, f"{split}_{res}.beton")
+
+
+def meta_path(root: str, name: str, res: int) -> str:
+    return os.path.join(root, name, f"meta_{res}.json")
+
+
+def known_names() -> list[str]:
+    return sorted(BUILTIN)
+
+
+def get_dataset(name: str, root: str | None = None, res: int | None = None) -> DatasetInfo:
+    """Registry entry for `name`, updated from `ROOT/<name>/meta_<res>.json` when it exists.
+
+    The meta file wins for what it knows (classes, counts, measured statistics), so a
+    subset or a user's own class-folder dataset needs no code change.
+    """
+    info = BUILTIN.get(name)
+    meta = read_meta(root, name, res or (info.default_res if info else None)) if root else None
+    if meta is None:
+        if info is None:
+            raise UserError(
+                f"unknown dataset '{name}': known are {', '.join(known_names())}; for your own data, "
+                f"convert it first with `mlpscale-convert folder --src DIR --name {name} --res R --out ROOT`"
+            )
+        return info
+    counts = meta.get("counts", {})
+    eval_split = meta.get("eval_split", info.eval_split if info else "test")
+    updates = dict(
+        name=name,
+        num_classes=int(meta["num_classes"]),
+        train_samples=int(counts.get("train", info.train_samples if info else 0)),
+        eval_samples=int(counts.get(eval_split, info.eval_samples if info else 0)),
+        default_res=int(meta.get("res", res)),
+        mean=tuple(meta["mean"]) if "mean" in meta else (info.mean if info else IMAGENET_MEAN),
+        std=tuple(meta["std"]) if "std" in meta else (info.std if info else IMAGENET_STD),
+        eval_split=eval_split,
+        class_names=tuple(meta.get("classes", ())),
+    )
+    return dataclasses.replace(info, **updates) if info else DatasetInfo(**updates)
+
+
+def read_meta(root: str, name: str, res: int | None) -> dict | None:
+    if res is None:
+        return None
+    path = meta_path(root, name, res)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"cannot read {path} ({e}); re-run the conversion that wrote it") from None

@@ -1,0 +1,146 @@
+"""The paper's MLPs: the Standard MLP (S-MLP) and the inverted-Bottleneck MLP (B-MLP).
+
+Both take HWC-flattened pixels, x of shape (B, H*W*C), and return logits (B, num_classes).
+
+    B-MLP:  z = W_in x;  repeat depth times:  z = z + W_c act(W_e norm(z));  logits = W_out z
+    S-MLP:  z = W_in x;  repeat depth-1 times: z = W act(norm(z));           logits = W_out z
+
+W_e expands width -> expansion*width, W_c contracts back; there is no final norm (as the paper).
+Architectures are named like the paper: `B_12-Wi_1024` (B-MLP, 12 blocks, width 1024, expansion 4),
+`B_6-Wi_512-E_8` (expansion 8), `S_6-Wi_1024` (S-MLP, depth 6).
+
+The compute unit of the paper is one multiply-accumulate (MAC) of a forward pass; only the
+matrix multiplies count (biases, norms and activations are O(width) and ignored, as fvcore does).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .errors import UserError
+
+ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
+NORMS = {"layer": nn.LayerNorm, "batch": nn.BatchNorm1d, "none": nn.Identity}
+
+_ARCH_RE = re.compile(r"^(?P<kind>[BS])_(?P<depth>\d+)-Wi_(?P<width>\d+)(?:-E_(?P<exp>\d+))?$")
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    kind: str        # "B" (inverted bottleneck) or "S" (standard)
+    depth: int       # B: number of residual blocks; S: number of hidden layers incl. the input layer
+    width: int       # residual-stream / hidden width
+    expansion: int   # B only: hidden width of a block is expansion * width
+
+    @property
+    def name(self) -> str:
+        suffix = f"-E_{self.expansion}" if self.kind == "B" and self.expansion != 4 else ""
+        return f"{self.kind}_{self.depth}-Wi_{self.width}{suffix}"
+
+
+def parse_arch(name: str) -> ArchSpec:
+    m = _ARCH_RE.match(name.strip())
+    if not m:
+        raise UserError(
+            f"unknown architecture '{name}': use the paper's naming, e.g. B_12-Wi_1024 (bottleneck MLP, "
+            f"12 blocks, width 1024), B_6-Wi_512-E_8 (expansion 8) or S_6-Wi_1024 (standard MLP)"
+        )
+    spec = ArchSpec(m["kind"], int(m["depth"]), int(m["width"]), int(m["exp"] or 4))
+    if spec.depth < 1 or spec.width < 1 or spec.expansion < 1:
+        raise UserError(f"architecture '{name}' needs depth, width and expansion of at least 1")
+    return spec
+
+
+def _norm(kind: str, dim: int) -> nn.Module:
+    if kind not in NORMS:
+        raise UserError(f"unknown norm '{kind}': choose one of {', '.join(NORMS)}")
+    return NORMS[kind](dim) if kind != "none" else nn.Identity()
+
+
+def _act(kind: str) -> nn.Module:
+    if kind not in ACTIVATIONS:
+        raise UserError(f"unknown activation '{kind}': choose one of {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[kind]()
+
+
+class BottleneckBlock(nn.Module):
+    """z + W_c act(W_e norm(z)); the residual is added by the block itself."""
+
+    def __init__(self, width: int, expansion: int, act: str, norm: str, dropout: float):
+        super().__init__()
+        self.norm = _norm(norm, width)
+        self.expand = nn.Linear(width, expansion * width)
+        self.act = _act(act)
+        self.contract = nn.Linear(expansion * width, width)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:  # (B, width) -> (B, width)
+        return z + self.drop(self.contract(self.act(self.expand(self.norm(z)))))
+
+
+class StandardBlock(nn.Module):
+    """W act(norm(z)), no residual (the paper's S-MLP layer)."""
+
+    def __init__(self, width: int, act: str, norm: str, dropout: float):
+        super().__init__()
+        self.norm = _norm(norm, width)
+        self.act = _act(act)
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.linear = nn.Linear(width, width)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.drop(self.act(self.norm(z))))
+
+
+class MLP(nn.Module):
+    """S-MLP or B-MLP on HWC-flattened images of `res x res x channels`."""
+
+    def __init__(self, arch: str, res: int, num_classes: int, channels: int = 3, act: str = "gelu",
+                 norm: str = "layer", dropout: float = 0.0):
+        super().__init__()
+        self.spec = parse_arch(arch)
+        self.res, self.channels, self.num_classes = res, channels, num_classes
+        self.dim_in = res * res * channels
+        w = self.spec.width
+        self.linear_in = nn.Linear(self.dim_in, w)
+        if self.spec.kind == "B":
+            blocks = [BottleneckBlock(w, self.spec.expansion, act, norm, dropout) for _ in range(self.spec.depth)]
+        else:
+            blocks = [StandardBlock(w, act, norm, dropout) for _ in range(self.spec.depth - 1)]
+        self.blocks = nn.Sequential(*blocks)
+        self.linear_out = nn.Linear(w, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, H*W*C) -> (B, num_classes)
+        return self.linear_out(self.blocks(self.linear_in(x)))
+
+    # --- accounting -------------------------------------------------------------------------
+    def get_num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def macs_per_forward(self) -> int:
+        """Multiply-accumulates of one forward pass for one image (matrix multiplies only)."""
+        return macs_per_forward(self.spec, self.dim_in, self.num_classes)
+
+    def train_flops_per_image(self) -> int:
+        """True FLOPs per trained image: forward + backward = 3 forwards, 2 FLOPs per MAC."""
+        return 6 * self.macs_per_forward()
+
+    def estimate_mfu(self, img_per_s: float, peak_flops: float) -> float:
+        """Model FLOPs utilisation: achieved true FLOP/s over the device's peak FLOP/s."""
+        return img_per_s * self.train_flops_per_image() / peak_flops
+
+
+def macs_per_forward(spec: ArchSpec, dim_in: int, num_classes: int) -> int:
+    w = spec.width
+    if spec.kind == "B":
+        body = spec.depth * 2 * w * spec.expansion * w
+    else:
+        body = (spec.depth - 1) * w * w
+    return dim_in * w + body + w * num_classes
+
+
+def build_model(arch: str, res: int, num_classes: int, **kw) -> MLP:
+    return MLP(arch, res, num_classes, **kw)
