@@ -1,0 +1,163 @@
+"""Finding images on disk: class folders, per-class `.tar` archives, and clear layout errors."""
+from __future__ import annotations
+
+import os
+import tarfile
+
+import numpy as np
+
+from mlpscale.errors import UserError
+
+from ..engine import FileRecords
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
+
+
+def is_image_name(name: str) -> bool:
+    base = os.path.basename(name)
+    return not base.startswith(".") and os.path.splitext(base)[1].lower() in IMAGE_EXTS
+
+
+def require_src(args, expected: str) -> str:
+    """The --src path, or a one-sentence error saying what was expected."""
+    if not args.src:
+        raise UserError(f"{args.source} needs --src: {expected}")
+    if not os.path.exists(args.src):
+        raise UserError(f"--src {args.src} does not exist; expected {expected}")
+    return args.src
+
+
+def list_images(folder: str) -> list[str]:
+    """Image files under `folder` (recursively), sorted by relative path."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames.sort()
+        out += [os.path.join(dirpath, f) for f in sorted(filenames) if is_image_name(f)]
+    return out
+
+
+def index_tar(path: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(data offsets, sizes, member names) of the image members of an uncompressed tar, in order.
+
+    Only headers are read (tarfile seeks over the data), so indexing a 1 GB synset archive costs
+    about as many reads as it has members; nothing is extracted.
+    """
+    offs, sizes, names = [], [], []
+    try:
+        with tarfile.open(path, mode="r:") as tf:
+            for m in tf:
+                if m.isfile() and is_image_name(m.name):
+                    offs.append(m.offset_data)
+                    sizes.append(m.size)
+                    names.append(m.name)
+    except tarfile.ReadError as e:
+        raise UserError(f"{path} is not an uncompressed tar archive ({e}); re-download it or "
+                        "extract it into a folder of images") from None
+    order = np.argsort(names, kind="stable")
+    return (np.asarray(offs, np.int64)[order], np.asarray(sizes, np.int64)[order],
+            [names[i] for i in order])
+
+
+def class_entries(root: str) -> dict[str, str]:
+    """{class name: folder or .tar path} for the class folders / per-class tars directly under root."""
+    out = {}
+    for e in sorted(os.listdir(root)):
+        p = os.path.join(root, e)
+        if e.startswith("."):
+            continue
+        if os.path.isdir(p):
+            out[e] = p
+        elif e.endswith(".tar") and os.path.isfile(p):
+            out.setdefault(e[:-4], p)
+    return out
+
+
+class RecordBuilder:
+    """Collects (file | tar member, label) records in order and builds one `FileRecords`."""
+
+    def __init__(self):
+        self.paths, self.labels = [], []
+        self.tars, self.tar_index, self.offsets, self.sizes = [], [], [], []
+
+    def add_files(self, paths, label: int):
+        self.paths += paths
+        self.labels += [label] * len(paths)
+
+    def add_tar(self, tar: str, offsets, sizes, label: int):
+        self.tars.append(tar)
+        self.tar_index.append(np.full(len(offsets), len(self.tars) - 1, np.int32))
+        self.offsets.append(offsets)
+        self.sizes.append(sizes)
+        self.labels += [label] * len(offsets)
+
+    def add_entry(self, entry: str, label: int, select=None) -> int:
+        """Add a class folder or tar; `select(n) -> indices` picks a part. Returns the count added."""
+        if os.path.isdir(entry):
+            files = list_images(entry)
+            if select is not None:
+                files = [files[i] for i in select(len(files))]
+            self.add_files(files, label)
+            return len(files)
+        offs, sizes, _ = index_tar(entry)
+        if select is not None:
+            keep = select(len(offs))
+            offs, sizes = offs[keep], sizes[keep]
+        self.add_tar(entry, offs, sizes, label)
+        return len(offs)
+
+    def build(self) -> FileRecords:
+        if self.paths and self.tars:
+            raise UserError("found both class folders and per-class .tar files in one split; "
+                            "keep one kind (extract the tars, or remove the folders)")
+        if self.tars:
+            return FileRecords(self.labels, tars=self.tars, tar_index=np.concatenate(self.tar_index),
+                               offsets=np.concatenate(self.offsets), sizes=np.concatenate(self.sizes))
+        return FileRecords(self.labels, paths=self.paths)
+
+
+def member_bytes(tf: tarfile.TarFile, name: str) -> bytes:
+    f = tf.extractfile(name)
+    if f is None:
+        raise UserError(f"{name} in {tf.name} is not a regular file; re-download the archive")
+    return f.read()
+
+
+def _index_one(entry: str):
+    if os.path.isdir(entry):
+        return ("files", list_images(entry))
+    offs, sizes, _ = index_tar(entry)
+    return ("tar", offs, sizes)
+
+
+def index_entries(entries: list[str], workers: int = 0, desc: str = "indexing") -> list[tuple]:
+    """Index many class folders / tars in parallel: per entry ("files", paths) or ("tar", offs, sizes)."""
+    from ..engine import default_workers
+
+    nw = min(default_workers(workers), max(1, len(entries) // 4))
+    if nw <= 1:
+        return [_index_one(e) for e in entries]
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm import tqdm
+
+    with ProcessPoolExecutor(nw, mp_context=mp.get_context("fork")) as pool:
+        return list(tqdm(pool.map(_index_one, entries, chunksize=8), total=len(entries), desc=desc,
+                         unit="class", mininterval=1.0, disable=len(entries) < 200))
+
+
+def add_indexed(builder: RecordBuilder, entry: str, indexed: tuple, label: int, keep=None) -> int:
+    """Add an `index_entries` result (optionally only the sorted positions `keep`) to `builder`."""
+    if indexed[0] == "files":
+        files = indexed[1] if keep is None else [indexed[1][i] for i in keep]
+        builder.add_files(files, label)
+        return len(files)
+    offs, sizes = indexed[1], indexed[2]
+    if keep is not None:
+        offs, sizes = offs[keep], sizes[keep]
+    builder.add_tar(entry, offs, sizes, label)
+    return len(offs)
+
+
+def entry_size(indexed: tuple) -> int:
+    return len(indexed[1])

@@ -1,0 +1,92 @@
+"""CIFAR-10 / CIFAR-100 from the official python-pickle archives (`cifar-10-python.tar.gz`,
+`cifar-100-python.tar.gz`), read straight from the `.tar.gz` or from the extracted folder.
+
+Pickles hold `data` (N, 3072) uint8 in CHW order and `labels` (CIFAR-10) or `fine_labels` /
+`coarse_labels` (CIFAR-100). Class order is the one in `batches.meta` / `meta`, i.e. the official
+label ids. Splits: train (50,000) and test (10,000).
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import tarfile
+
+import numpy as np
+
+from mlpscale.errors import UserError
+
+LAYOUT = {
+    "cifar10": dict(folder="cifar-10-batches-py", archive="cifar-10-python.tar.gz",
+                    train=[f"data_batch_{i}" for i in range(1, 6)], test=["test_batch"], meta="batches.meta"),
+    "cifar100": dict(folder="cifar-100-python", archive="cifar-100-python.tar.gz",
+                     train=["train"], test=["test"], meta="meta"),
+}
+
+
+def _reader(src: str, layout: dict):
+    """A function name -> unpickled dict, for an archive, its folder, or the folder's parent."""
+    expected = (f"the official {layout['archive']} or its extracted {layout['folder']}/ folder "
+                f"(with {', '.join(layout['train'] + layout['test'])} and {layout['meta']})")
+    if os.path.isfile(src):
+        try:
+            tf = tarfile.open(src, "r:*")
+        except tarfile.ReadError:
+            raise UserError(f"--src {src} is not a tar archive; expected {expected}") from None
+        members = {os.path.basename(m.name): m for m in tf.getmembers() if m.isfile()}
+
+        def load(name):
+            if name not in members:
+                raise UserError(f"{src} has no member {name}; expected {expected}")
+            return _unpickle(tf.extractfile(members[name]).read(), f"{src}:{name}")
+        return load
+    folder = src
+    if not os.path.exists(os.path.join(folder, layout["meta"])):
+        if os.path.exists(os.path.join(src, layout["folder"], layout["meta"])):
+            folder = os.path.join(src, layout["folder"])
+        elif os.path.isfile(os.path.join(src, layout["archive"])):
+            return _reader(os.path.join(src, layout["archive"]), layout)
+        else:
+            raise UserError(f"--src {src} has no {layout['meta']}; expected {expected}")
+
+    def load(name):
+        p = os.path.join(folder, name)
+        if not os.path.isfile(p):
+            raise UserError(f"{p} is missing; expected {expected}")
+        with open(p, "rb") as f:
+            return _unpickle(f.read(), p)
+    return load
+
+
+def _unpickle(data: bytes, where: str) -> dict:
+    try:
+        d = pickle.loads(data, encoding="bytes")
+    except Exception as e:  # noqa: BLE001
+        raise UserError(f"{where} is not a CIFAR pickle ({type(e).__name__}); re-download the archive") from None
+    return {(k.decode() if isinstance(k, bytes) else k): v for k, v in d.items()}
+
+
+def load_cifar(args, which: str):
+    from data_prep.engine import ArrayRecords
+    from data_prep.sources import SourceData
+    from data_prep.sources._scan import require_src
+
+    layout = LAYOUT[which]
+    src = require_src(args, f"the official {layout['archive']} or its extracted {layout['folder']}/ folder")
+    load = _reader(src, layout)
+    key = "labels" if which == "cifar10" else f"{getattr(args, 'label_type', 'fine')}_labels"
+    meta = load(layout["meta"])
+    names_key = "label_names" if which == "cifar10" else f"{getattr(args, 'label_type', 'fine')}_label_names"
+    classes = [n.decode() if isinstance(n, bytes) else str(n) for n in meta[names_key]]
+    splits = {}
+    for split in ("train", "test"):
+        xs, ys = [], []
+        for name in layout[split]:
+            d = load(name)
+            x = np.asarray(d["data"], dtype=np.uint8)
+            if x.ndim != 2 or x.shape[1] != 3072:
+                raise UserError(f"{name} holds data of shape {x.shape}, not (N, 3072); re-download the archive")
+            xs.append(x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))  # CHW -> HWC
+            ys.append(np.asarray(d[key], dtype=np.int64))
+        splits[split] = ArrayRecords(np.ascontiguousarray(np.concatenate(xs)), np.concatenate(ys))
+    extra = {"label_type": getattr(args, "label_type", "fine")} if which == "cifar100" else {}
+    return SourceData(splits=splits, classes=classes, eval_split="test", extra_meta=extra)

@@ -1,0 +1,14 @@
+"""CIFAR-100 (see `cifar.py`): fine labels (100 classes) by default, coarse (20) as an option."""
+NAME = "cifar100"
+HELP = "CIFAR-100 from cifar-100-python.tar.gz or its extracted cifar-100-python/ folder"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--label-type", default="fine", choices=["fine", "coarse"],
+                        help="fine (100 classes, default) or coarse (20 superclasses)")
+
+
+def load(args):
+    from .cifar import load_cifar
+
+    return load_cifar(args, NAME)

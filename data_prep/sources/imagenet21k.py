@@ -1,0 +1,107 @@
+"""ImageNet-21k with the class filtering and validation hold-out of Ridnik et al. (2021).
+
+--src holds one entry per synset: `<wnid>.tar` (the archives of fall11_whole / winter21_whole,
+read in place by offset: 14M images are never extracted) or extracted `<wnid>/` folders.
+
+Preprocessing (Ridnik et al., "ImageNet-21K Pretraining for the Masses"):
+  1. drop classes with fewer than --min-images images (default 500);
+  2. hold out --val-per-class images of every remaining class for validation (default 50),
+     chosen by a permutation seeded with (--seed, the wnid), so each class's split does not
+     depend on which other classes exist or on sharding;
+  3. classes = the kept wnids in sorted order.
+With these defaults Ridnik et al. report, for fall11: 11,221 classes, 11,797,632 train and
+561,050 val images; for winter21: 10,450 classes, 11,060,223 train, 522,500 val.
+(Counts here are of images that decode; unreadable ones are skipped and listed in meta.json.)
+
+To make pre-training and fine-tuning (or several resolutions / machines) agree on the class list,
+pass --classes with an earlier meta_<res>.json or a text file of wnids (one per line): exactly
+those classes are converted, in that order, and the filter is not applied.
+"""
+from __future__ import annotations
+
+import json
+import os
+import zlib
+
+import numpy as np
+
+from mlpscale.errors import UserError
+
+NAME = "imagenet21k"
+HELP = "ImageNet-21k from per-synset <wnid>.tar archives (read in place) or <wnid>/ folders"
+EXPECTED = "a folder of per-synset archives <wnid>.tar (e.g. winter21_whole/) or <wnid>/ image folders"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--min-images", type=int, default=500,
+                        help="drop classes with fewer images (Ridnik et al.: 500)")
+    parser.add_argument("--val-per-class", type=int, default=50,
+                        help="images per class held out for validation (Ridnik et al.: 50)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the validation hold-out")
+    parser.add_argument("--classes", default=None,
+                        help="fix the class list: an earlier meta_<res>.json or a file of wnids")
+    parser.add_argument("--words", default=None, help="words.txt (wnid<TAB>names) for readable class names")
+
+
+def read_class_list(path: str) -> list[str]:
+    try:
+        if path.endswith(".json"):
+            with open(path) as f:
+                return list(json.load(f)["classes"])
+        with open(path) as f:
+            return [line.split()[0] for line in f if line.strip()]
+    except (OSError, KeyError, json.JSONDecodeError, IndexError) as e:
+        raise UserError(f"cannot read --classes {path} ({e}); pass a meta_<res>.json or one wnid per line") from None
+
+
+def holdout(wnid: str, n: int, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) sorted positions among a class's n sorted images; val has min(k, n) of them."""
+    rng = np.random.default_rng([seed, zlib.crc32(wnid.encode())])
+    perm = rng.permutation(n)
+    return np.sort(perm[k:]), np.sort(perm[:k])
+
+
+def load(args):
+    from data_prep.sources import SourceData
+    from data_prep.sources._scan import (RecordBuilder, add_indexed, class_entries, entry_size,
+                                         index_entries, require_src)
+    from data_prep.sources.tinyimagenet import read_words
+
+    src = require_src(args, EXPECTED)
+    if not os.path.isdir(src):
+        raise UserError(f"--src {src} is a file; expected {EXPECTED}")
+    entries = class_entries(src)
+    if not entries:
+        raise UserError(f"--src {src} has no <wnid>.tar archives or <wnid>/ folders; expected {EXPECTED}")
+    if args.classes:
+        classes = read_class_list(args.classes)
+        missing = [w for w in classes if w not in entries]
+        if missing:
+            raise UserError(f"--src {src} lacks {len(missing)} classes of --classes (e.g. {missing[0]}); "
+                            "point --src at the same ImageNet-21k release")
+        names = classes
+    else:
+        names = list(entries)
+    indexed = index_entries([entries[w] for w in names], args.workers, desc="indexing synsets")
+    sizes = {w: entry_size(ix) for w, ix in zip(names, indexed)}
+    if not args.classes:
+        classes = [w for w in names if sizes[w] >= args.min_images and sizes[w] > args.val_per_class]
+        if not classes:
+            raise UserError(f"no class in {src} has at least --min-images {args.min_images} images; "
+                            "lower --min-images for a small test tree")
+    by_name = dict(zip(names, indexed))
+    train, val = RecordBuilder(), RecordBuilder()
+    for label, w in enumerate(classes):
+        tr, va = holdout(w, sizes[w], args.val_per_class, args.seed)
+        add_indexed(train, entries[w], by_name[w], label, tr)
+        add_indexed(val, entries[w], by_name[w], label, va)
+    extra = {
+        "preprocessing": {"min_images": args.min_images, "val_per_class": args.val_per_class,
+                          "seed": args.seed, "classes_in_src": len(entries),
+                          "classes_kept": len(classes), "class_list_from": args.classes},
+    }
+    if args.words:
+        words = read_words(args.words)
+        extra["class_names"] = [words.get(w, w) for w in classes]
+    return SourceData(splits={"train": train.build(), "val": val.build()}, classes=classes,
+                      eval_split="val", extra_meta=extra)

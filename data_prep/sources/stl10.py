@@ -1,0 +1,70 @@
+"""STL-10 from the official binary files (`stl10_binary/`: train_X.bin, train_y.bin, test_X.bin,
+test_y.bin, class_names.txt), the extracted folder, its parent, or `stl10_binary.tar.gz`.
+
+`*_X.bin` holds N x 3 x 96 x 96 uint8 in column-major order (each channel stored transposed), so an
+image is `x.reshape(3, 96, 96).transpose(2, 1, 0)` (W, H swapped back) in HWC. Labels are 1..10 on
+disk and 0..9 here. The 100,000 unlabeled images are not converted. Splits: train (5,000), test (8,000).
+"""
+from __future__ import annotations
+
+import os
+import tarfile
+
+import numpy as np
+
+from mlpscale.errors import UserError
+
+NAME = "stl10"
+HELP = "STL-10 from the official binaries (stl10_binary/ with train_X.bin, train_y.bin, test_*)"
+EXPECTED = "the stl10_binary/ folder (train_X.bin, train_y.bin, test_X.bin, test_y.bin) or stl10_binary.tar.gz"
+CLASSES = ["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"]
+
+
+def add_arguments(parser) -> None:
+    pass
+
+
+def _opener(src: str):
+    if os.path.isfile(src):
+        try:
+            tf = tarfile.open(src, "r:*")
+        except tarfile.ReadError:
+            raise UserError(f"--src {src} is not a tar archive; expected {EXPECTED}") from None
+        members = {os.path.basename(m.name): m for m in tf.getmembers() if m.isfile()}
+        return lambda name: tf.extractfile(members[name]).read() if name in members else None
+    folder = src
+    if not os.path.exists(os.path.join(folder, "train_X.bin")) and os.path.isdir(os.path.join(src, "stl10_binary")):
+        folder = os.path.join(src, "stl10_binary")
+
+    def read(name):
+        p = os.path.join(folder, name)
+        if not os.path.isfile(p):
+            return None
+        with open(p, "rb") as f:
+            return f.read()
+    return read
+
+
+def load(args):
+    from data_prep.engine import ArrayRecords
+    from data_prep.sources import SourceData
+    from data_prep.sources._scan import require_src
+
+    read = _opener(require_src(args, EXPECTED))
+    splits = {}
+    for split in ("train", "test"):
+        xb, yb = read(f"{split}_X.bin"), read(f"{split}_y.bin")
+        if xb is None or yb is None:
+            raise UserError(f"--src {args.src} lacks {split}_X.bin / {split}_y.bin; expected {EXPECTED}")
+        x = np.frombuffer(xb, dtype=np.uint8)
+        y = np.frombuffer(yb, dtype=np.uint8).astype(np.int64) - 1
+        if x.size != len(y) * 3 * 96 * 96:
+            raise UserError(f"{split}_X.bin has {x.size} bytes, not {len(y)} x 3 x 96 x 96 for the "
+                            f"{len(y)} labels in {split}_y.bin; re-download stl10_binary.tar.gz")
+        if len(y) and (y.min() < 0 or y.max() > 9):
+            raise UserError(f"{split}_y.bin has labels outside 1..10; re-download stl10_binary.tar.gz")
+        imgs = x.reshape(-1, 3, 96, 96).transpose(0, 3, 2, 1)  # (N, C, W, H) column-major -> (N, H, W, C)
+        splits[split] = ArrayRecords(np.ascontiguousarray(imgs), y)
+    names = read("class_names.txt")
+    classes = names.decode().split() if names else CLASSES
+    return SourceData(splits=splits, classes=classes, eval_split="test")
