@@ -1,0 +1,198 @@
+"""Every `mlpscale-convert` source on small files in the real download formats."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import convert_fixtures as fx
+from data_prep.cli import main
+from mlpscale.errors import UserError
+
+
+def convert(*argv) -> dict:
+    main([*argv, "--quiet", "--workers", "2"])
+    args = list(argv)
+    out, name = args[args.index("--out") + 1], (args[args.index("--name") + 1] if "--name" in args else args[0])
+    res = args[args.index("--res") + 1]
+    with open(os.path.join(out, name, f"meta_{res}.json")) as f:
+        return json.load(f)
+
+
+def beton(out, name, split, res):
+    return fx.read_beton(os.path.join(out, name, f"{split}_{res}.beton"))
+
+
+def assert_common_meta(meta, counts, eval_split, num_classes):
+    assert meta["counts"] == counts
+    assert meta["eval_split"] == eval_split
+    assert meta["num_classes"] == num_classes == len(meta["classes"])
+    assert len(meta["mean"]) == len(meta["std"]) == 3
+    assert meta["tool"].startswith("mlpscale ")
+    assert meta["format"] in ("raw", "jpg")
+
+
+@pytest.mark.parametrize("archive", [True, False])
+def test_cifar10_from_archive_and_folder(tmp_path, archive):
+    src, truth = fx.make_cifar10(str(tmp_path / "dl"), archive=archive)
+    out = str(tmp_path / "out")
+    meta = convert("cifar10", "--src", src, "--res", "32", "--out", out)
+    assert_common_meta(meta, {"train": 30, "test": 6}, "test", 10)
+    assert meta["classes"][:2] == ["airplane", "automobile"]
+    for split in ("train", "test"):
+        x, y = beton(out, "cifar10", split, 32)
+        np.testing.assert_array_equal(x, truth[split][0].transpose(0, 2, 3, 1))  # exact at native res
+        np.testing.assert_array_equal(y, truth[split][1])
+    x = truth["train"][0].transpose(0, 2, 3, 1).reshape(-1, 3).astype(np.float64)
+    np.testing.assert_allclose(meta["mean"], x.mean(0), rtol=1e-9)
+    np.testing.assert_allclose(meta["std"], x.std(0), rtol=1e-9)
+
+
+def test_cifar10_upscaled_to_64(tmp_path):
+    src, truth = fx.make_cifar10(str(tmp_path / "dl"))
+    out = str(tmp_path / "out")
+    meta = convert("cifar10", "--src", src, "--res", "64", "--out", out)
+    x, _ = beton(out, "cifar10", "train", 64)
+    assert x.shape == (30, 64, 64, 3) and meta["res"] == 64
+    from data_prep.resize import square_resize
+
+    expect = square_resize(Image.fromarray(truth["train"][0][0].transpose(1, 2, 0)), 64)
+    np.testing.assert_array_equal(x[0], expect)  # antialiased resize of the original pixels
+
+
+@pytest.mark.parametrize("label_type,classes", [("fine", 100), ("coarse", 20)])
+def test_cifar100_fine_and_coarse(tmp_path, label_type, classes):
+    src, truth = fx.make_cifar100(str(tmp_path / "dl"), archive=label_type == "fine")
+    out = str(tmp_path / "out")
+    meta = convert("cifar100", "--src", src, "--res", "32", "--out", out, "--label-type", label_type)
+    assert_common_meta(meta, {"train": 12, "test": 12}, "test", classes)
+    assert meta["classes"][3] == f"{label_type}3" and meta["label_type"] == label_type
+    _, y = beton(out, "cifar100", "test", 32)
+    np.testing.assert_array_equal(y, truth["test"][1 if label_type == "fine" else 2])
+
+
+def test_stl10_column_major_and_labels(tmp_path):
+    src, truth = fx.make_stl10(str(tmp_path / "dl"))
+    out = str(tmp_path / "out")
+    meta = convert("stl10", "--src", src, "--res", "96", "--out", out)
+    assert_common_meta(meta, {"train": 6, "test": 4}, "test", 10)
+    assert meta["classes"][7] == "monkey"
+    x, y = beton(out, "stl10", "train", 96)
+    np.testing.assert_array_equal(x, truth["train"][0])
+    np.testing.assert_array_equal(y, truth["train"][1])
+    meta = convert("stl10", "--src", os.path.join(src, "stl10_binary"), "--res", "64", "--out", out)
+    x, _ = beton(out, "stl10", "test", 64)
+    expect = np.asarray(Image.fromarray(truth["test"][0][1]).resize((64, 64), Image.Resampling.BOX))
+    assert np.abs(x[1].astype(int) - expect).max() <= 2
+
+
+def test_tinyimagenet(tmp_path):
+    src = fx.make_tinyimagenet(str(tmp_path / "dl"))
+    out = str(tmp_path / "out")
+    meta = convert("tinyimagenet", "--src", str(tmp_path / "dl"), "--res", "64", "--out", out)
+    assert_common_meta(meta, {"train": 15, "val": 10}, "val", 5)
+    assert meta["classes"] == sorted(fx.WNIDS)
+    assert meta["class_names"][0] == "thing 537, other"
+    for split in ("train", "val"):
+        x, y = beton(out, "tinyimagenet", split, 64)
+        for img, label in zip(x, y):
+            colour = fx.class_colour(fx.WNIDS.index(meta["classes"][label]))
+            assert np.abs(img.reshape(-1, 3).mean(0) - colour).max() < 4
+    assert os.path.isdir(src)
+
+
+@pytest.mark.parametrize("tars,flat_val", [(True, True), (False, False)])
+def test_imagenet1k_layouts_corrupt_and_real(tmp_path, tars, flat_val):
+    src, truth, real = fx.make_imagenet1k(str(tmp_path / "dl"), tars=tars, flat_val=flat_val)
+    out = str(tmp_path / "out")
+    meta = convert("imagenet1k", "--src", src, "--res", "16", "--out", out, "--real", str(tmp_path / "dl" / "real.json"))
+    assert_common_meta(meta, {"train": 20, "val": 10}, "val", 5)
+    assert meta["classes"] == sorted(fx.WNIDS)
+    assert meta["num_skipped"]["train"] == 1 and "n01629819_4.JPEG" in meta["skipped"]["train"][0]
+    x, y = beton(out, "imagenet1k", "val", 16)
+    np.testing.assert_array_equal(y, [c for _, c in truth])  # file order, labels via the csv / folders
+    for img, label in zip(x, y):
+        assert np.abs(img.reshape(-1, 3).mean(0) - fx.class_colour(label)).max() < 4
+    assert meta["real_labels"] == "real_labels_16.json"
+    with open(os.path.join(out, "imagenet1k", meta["real_labels"])) as f:
+        assert json.load(f) == real
+    _, ytr = beton(out, "imagenet1k", "train", 16)
+    assert np.bincount(ytr).tolist() == [4] * 5
+
+
+def test_imagenet1k_flat_val_without_ground_truth_is_one_sentence(tmp_path):
+    src, _, _ = fx.make_imagenet1k(str(tmp_path / "dl"))
+    os.remove(os.path.join(src, "LOC_val_solution.csv"))
+    with pytest.raises(SystemExit) as e:
+        main(["imagenet1k", "--src", src, "--res", "16", "--out", str(tmp_path / "out"), "--quiet"])
+    assert e.value.code == 2
+
+
+def test_imagenet21k_tars_filter_holdout_and_corrupt_member(tmp_path):
+    src = fx.make_imagenet21k(str(tmp_path / "dl"), sizes=(12, 3, 9, 10))
+    out = str(tmp_path / "out")
+    meta = convert("imagenet21k", "--src", src, "--res", "16", "--out", out,
+                   "--min-images", "9", "--val-per-class", "2", "--format", "jpg")
+    # class 1 (3 images) is dropped; 12 + 9 + 10 = 31 images, 2 per class held out, 1 corrupt member
+    assert meta["classes"] == [fx.WNIDS[0], fx.WNIDS[2], fx.WNIDS[3]]
+    assert meta["preprocessing"]["classes_in_src"] == 4 and meta["preprocessing"]["classes_kept"] == 3
+    assert sum(meta["counts"].values()) == 30 and meta["counts"]["val"] + meta["num_skipped"]["val"] == 6
+    skipped = meta["skipped"]["train"] + meta["skipped"]["val"]
+    assert len(skipped) == 1 and f"{fx.WNIDS[0]}.tar:{fx.WNIDS[0]}_5.JPEG" in skipped[0]
+    for split in ("train", "val"):
+        x, y = beton(out, "imagenet21k", split, 16)
+        for img, label in zip(x, y):
+            colour = fx.class_colour(fx.WNIDS.index(meta["classes"][label]))
+            assert np.abs(img.reshape(-1, 3).mean(0) - colour).max() < 6  # jpg round trip
+    # the same class list reused (e.g. for another resolution) gives the same split
+    meta2 = convert("imagenet21k", "--src", src, "--res", "8", "--out", out,
+                    "--classes", os.path.join(out, "imagenet21k", "meta_16.json"), "--val-per-class", "2")
+    assert meta2["classes"] == meta["classes"] and meta2["counts"] == meta["counts"]
+
+
+def test_folder_source_own_dataset(tmp_path):
+    src = fx.make_folder(str(tmp_path / "dl"))
+    out = str(tmp_path / "out")
+    meta = convert("folder", "--src", src, "--name", "mydata", "--res", "8", "--out", out)
+    assert_common_meta(meta, {"train": 9, "val": 3}, "val", 3)
+    assert meta["classes"] == ["cat", "dog", "zebra"]
+    assert meta["num_skipped"] == {"train": 1, "val": 0} and "broken.png" in meta["skipped"]["train"][0]
+    x, y = beton(out, "mydata", "train", 8)
+    assert y.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    for img, label in zip(x, y):
+        np.testing.assert_array_equal(img.reshape(-1, 3), np.tile(fx.class_colour(label), (64, 1)))
+    from mlpscale.datasets import get_dataset
+
+    info = get_dataset("mydata", out, 8)
+    assert (info.num_classes, info.train_samples, info.eval_samples, info.eval_split) == (3, 9, 3, "val")
+    assert info.class_names == ("cat", "dog", "zebra")
+
+
+@pytest.mark.parametrize("source,make", [
+    ("cifar10", lambda d: os.path.join(d, "nothing-here")),
+    ("stl10", lambda d: d),
+    ("tinyimagenet", lambda d: d),
+    ("imagenet21k", lambda d: d),
+    ("folder", lambda d: d),
+])
+def test_wrong_src_layout_is_one_sentence(tmp_path, capsys, source, make):
+    d = tmp_path / "empty"
+    d.mkdir()
+    with pytest.raises(SystemExit) as e:
+        main([source, "--src", make(str(d)), "--res", "8", "--out", str(tmp_path / "out"), "--quiet"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "expected" in err and "\n" not in err and "Traceback" not in err
+
+
+def test_source_load_raises_user_error_directly(tmp_path):
+    from types import SimpleNamespace
+
+    from data_prep.sources import imagenet1k
+
+    with pytest.raises(UserError):
+        imagenet1k.load(SimpleNamespace(src=str(tmp_path), source="imagenet1k", workers=1,
+                                        val_labels=None, real=None, words=None))
