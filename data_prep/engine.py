@@ -183,8 +183,16 @@ def work(task, res: int, fmt: str, quality: int):
             if kind == "tar":
                 name = f"{name[0]}:{tar_member_name(*name)}"
             out.append(None)
-            errors.append((str(name), f"{type(e).__name__}: {e}"[:300]))
+            errors.append((str(name), _reason(e)))
     return out, errors, s, ss, npx
+
+
+def _reason(e: Exception) -> str:
+    """A short, reproducible reason (no memory addresses) for meta.json's skipped list."""
+    import re
+
+    msg = re.sub(r"<_io\.BytesIO object at 0x[0-9a-f]+>", "data", str(e))
+    return f"{type(e).__name__}: {msg}"[:300]
 
 
 # -- the parent side ------------------------------------------------------------------------------

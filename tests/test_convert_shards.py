@@ -1,0 +1,65 @@
+"""Sharded conversion + combine, and class-balanced subsets."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import convert_fixtures as fx
+from data_prep.cli import main
+from mlpscale.subsets import balanced_subset
+
+
+def _meta(out, name, res, suffix=""):
+    with open(os.path.join(out, name, f"meta_{res}{suffix}.json")) as f:
+        return json.load(f)
+
+
+def test_shards_combine_to_the_unsharded_result(tmp_path):
+    src = fx.make_imagenet21k(str(tmp_path / "dl"), sizes=(12, 11, 9, 10))
+    common = ["imagenet21k", "--src", src, "--res", "8", "--min-images", "9", "--val-per-class", "2",
+              "--quiet", "--workers", "1"]
+    whole, sharded = str(tmp_path / "whole"), str(tmp_path / "sharded")
+    main(common + ["--out", whole])
+    for i in range(3):
+        main(common + ["--out", sharded, "--shard", f"{i}/3"])
+    with pytest.raises(SystemExit):  # nothing to combine for another name
+        main(["combine", "--name", "other", "--res", "8", "--out", sharded, "--quiet"])
+    main(["combine", "--name", "imagenet21k", "--res", "8", "--out", sharded, "--quiet", "--delete-shards"])
+    a, b = _meta(whole, "imagenet21k", 8), _meta(sharded, "imagenet21k", 8)
+    assert a["classes"] == b["classes"] and a["counts"] == b["counts"]
+    np.testing.assert_allclose(a["mean"], b["mean"]) and np.testing.assert_allclose(a["std"], b["std"])
+    assert sorted(a["skipped"]["train"] + a["skipped"]["val"]) == sorted(b["skipped"]["train"] + b["skipped"]["val"])
+    assert sorted(os.listdir(os.path.join(sharded, "imagenet21k"))) == ["meta_8.json", "train_8.beton", "val_8.beton"]
+    for split in ("train", "val"):
+        xa, ya = fx.read_beton(os.path.join(whole, "imagenet21k", f"{split}_8.beton"))
+        xb, yb = fx.read_beton(os.path.join(sharded, "imagenet21k", f"{split}_8.beton"))
+        # same samples, grouped by shard instead of by class
+        key = lambda x, y: sorted(zip(y.tolist(), [i.tobytes() for i in x]))  # noqa: E731
+        assert key(xa, ya) == key(xb, yb)
+
+
+def test_combine_refuses_missing_shard(tmp_path, capsys):
+    src = fx.make_folder(str(tmp_path / "dl"))
+    out = str(tmp_path / "out")
+    main(["folder", "--src", src, "--name", "d", "--res", "8", "--out", out, "--shard", "0/2", "--quiet"])
+    with pytest.raises(SystemExit):
+        main(["combine", "--name", "d", "--res", "8", "--out", out, "--quiet"])
+    assert "shards [1] of 2 are missing" in capsys.readouterr().err
+
+
+def test_subset_index_file_and_beton(tmp_path):
+    out = str(tmp_path / "out")
+    main(["digits", "--res", "8", "--out", out, "--quiet"])
+    main(["subset", "--name", "digits", "--res", "8", "--out", out, "--n", "100", "--seed", "3", "--beton", "--quiet"])
+    idx = np.load(os.path.join(out, "digits", "train_8_n100.idx.npy"))
+    x, y = fx.read_beton(os.path.join(out, "digits", "train_8.beton"))
+    np.testing.assert_array_equal(idx, balanced_subset(y, 100, 3))
+    assert idx.dtype == np.int64 and len(idx) == 100
+    xs, ys = fx.read_beton(os.path.join(out, "digits", "train_8_n100.beton"))
+    np.testing.assert_array_equal(ys, y[idx])
+    np.testing.assert_array_equal(xs, x[idx])
+    counts = np.bincount(ys, minlength=10)
+    assert counts.max() - counts.min() <= 2  # class-balanced
