@@ -164,10 +164,7 @@ def work(task, res: int, fmt: str, quality: int):
     from .resize import square_resize
 
     kind, items = task
-    out, errors = [], []
-    s = np.zeros(3, np.int64)
-    ss = np.zeros(3, np.int64)
-    npx = 0
+    out, errors, arrays = [], [], []
     for name, thing in _source_items(kind, items):
         try:
             if kind == "array":
@@ -175,15 +172,21 @@ def work(task, res: int, fmt: str, quality: int):
             else:
                 arr = decode_image(thing if kind == "blobs" else _read(kind, thing), res)
             out.append(encode(arr, fmt, quality))
-            px = arr.reshape(-1, 3).astype(np.int64)
-            s += px.sum(0)
-            ss += (px * px).sum(0)
-            npx += len(px)
+            arrays.append(arr)
         except Exception as e:  # noqa: BLE001 - a bad file is a skip, never a crash
             if kind == "tar":
                 name = f"{name[0]}:{tar_member_name(*name)}"
             out.append(None)
             errors.append((str(name), _reason(e)))
+    s = np.zeros(3, np.int64)
+    ss = np.zeros(3, np.int64)
+    npx = 0
+    if arrays:  # exact integer statistics, vectorised over the task: (n*res*res, 3)
+        px = np.stack(arrays).reshape(-1, 3)
+        s = px.sum(0, dtype=np.int64)
+        wide = px.astype(np.uint16)
+        ss = (wide * wide).sum(0, dtype=np.int64)  # 255**2 fits uint16
+        npx = len(px)
     return out, errors, s, ss, npx
 
 
