@@ -1,0 +1,120 @@
+"""`mlpscale-bench SUITE... [--quick] [--json PATH] [--record]`: ours vs baseline, side by side.
+
+Suites: convert, loader, augment, step, e2e, eval, or `all`. Every figure is a median over
+repetitions run alternately with its baselines after warm-up, printed with its spread and the
+ratio ours/baseline. `--quick` uses CI sizes (all suites in well under 3 minutes on 2 CPU cores);
+without it the sizes are those of the recorded CPU results (benchmarks/README.md).
+
+  mlpscale-bench step --quick
+  mlpscale-bench all --quick --json /tmp/bench.json
+  mlpscale-bench e2e --record            # writes benchmarks/results/e2e_<hardware>_<date>.json
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+import traceback
+
+from ..errors import UserError, cli_entry
+from .env import environment, format_environment, hardware_slug, run_command
+from .schema import SCHEMA, validate
+from .suites import REPO, SUITES, Sizes, run_suite
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(t) for t in text.split(",") if t]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") from None
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="mlpscale-bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("suites", nargs="+", metavar="SUITE", help=f"one or more of {', '.join(SUITES)}, or all")
+    p.add_argument("--quick", action="store_true", help="CI sizes (seconds per suite)")
+    p.add_argument("--json", metavar="PATH", help="write all results to this file (rewritten after each suite)")
+    p.add_argument("--record", action="store_true",
+                   help="also write benchmarks/results/<suite>_<hardware>_<date>.json per suite")
+    g = p.add_argument_group("sizes (default: --quick's or the recorded run's)")
+    g.add_argument("--arch", help="model, paper naming (default B_6-Wi_512; quick B_2-Wi_256)")
+    g.add_argument("--res", type=int, help="image resolution (default 32)")
+    g.add_argument("--batch", type=int, help="batch size (default 512; quick 256)")
+    g.add_argument("--classes", type=int, dest="num_classes", help="number of classes (default 10)")
+    g.add_argument("--n-train", type=int, help="images in the generated training beton (default 50000)")
+    g.add_argument("--precision", choices=["auto", "bf16", "fp32"], help="ours' precision (default auto: bf16 on CUDA, fp32 on CPU)")
+    g.add_argument("--compile", choices=["auto", "on", "off"], help="ours' torch.compile (default auto: CUDA only)")
+    g.add_argument("--steps", type=int, help="optimizer steps per timed repetition")
+    g.add_argument("--batches", type=int, help="loader/augment batches per timed repetition")
+    g.add_argument("--reps", type=int, help="timed repetitions per variant")
+    g.add_argument("--warmup", type=int, help="untimed repetitions per variant first")
+    g.add_argument("--threads", type=_ints, help="FFCV thread counts for the loader suite, e.g. 1,2")
+    g.add_argument("--formats", type=lambda t: t.split(","), help="beton formats for the loader suite: raw,jpg")
+    g.add_argument("--tta-crops", type=int, help="crops per image in the eval suite")
+    g.add_argument("--device", help="auto | cpu | cuda")
+    g.add_argument("--root", help="folder for generated betons (kept, reused); default a temporary folder")
+    a = p.parse_args(argv)
+    names = SUITES if "all" in a.suites else a.suites
+    bad = [n for n in names if n not in SUITES]
+    if bad:
+        raise UserError(f"unknown suite {', '.join(bad)}: choose from {', '.join(SUITES)} or all")
+    s = Sizes.quick() if a.quick else Sizes()
+    for k in ("arch", "res", "batch", "num_classes", "n_train", "precision", "compile", "steps", "batches", "reps",
+              "warmup", "threads", "formats", "tta_crops", "device", "root"):
+        v = getattr(a, k)
+        if v is not None:
+            setattr(s, k, v)
+    return a, names, s
+
+
+def write_json(path: str, doc: dict) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(doc, f, indent=1)
+    os.replace(tmp, path)
+
+
+@cli_entry
+def main(argv=None):
+    a, names, s = parse_args(argv)
+    env = environment()
+    print(format_environment(env), flush=True)
+    doc = {"schema": SCHEMA, "command": run_command() if argv is None else "mlpscale-bench " + " ".join(argv),
+           "quick": a.quick, "sizes": {k: v for k, v in vars(s).items()}, "env": env, "results": []}
+    failed = []
+    date = datetime.date.today().isoformat()
+    for name in names:
+        print(f"== suite {name}", flush=True)
+        try:
+            entries = run_suite(name, s, a.quick, log=lambda m: print(m, flush=True))
+        except UserError:
+            raise
+        except Exception as e:  # noqa: BLE001 - record the crash, run the other suites, exit non-zero
+            traceback.print_exc()
+            entries = [{"suite": name, "error": f"{type(e).__name__}: {e}"[:2000]}]
+            failed.append(name)
+        for e in entries:
+            if "skipped" in e:
+                print(f"[{name}] skipped: {e['skipped']}", flush=True)
+        doc["results"] += entries
+        validate(doc)
+        if a.json:
+            write_json(a.json, doc)
+        if a.record:
+            rec = {**doc, "results": entries}
+            path = os.path.join(REPO, "benchmarks", "results", f"{name}_{hardware_slug(env)}_{date}.json")
+            write_json(path, rec)
+            print(f"recorded {os.path.relpath(path, REPO)}", flush=True)
+    if a.json:
+        print(f"results in {a.json}")
+    if failed:
+        print(f"error: suite(s) {', '.join(failed)} crashed (traceback above)", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
