@@ -72,13 +72,15 @@ class TrainConfig:
     batch_size: int = 1024       # global batch per optimizer step (= per-rank x ranks x accum_steps)
     accum_steps: int = 1         # gradient accumulation micro-steps per optimizer step
     precision: str = "bf16"      # bf16 (autocast) | fp32
-    compile: bool = True         # torch.compile the model (skipped on the CPU unless forced with "force")
+    compile: str = "auto"        # torch.compile the model: auto (on CUDA only) | on | off
     seed: int = 0                # seeds data order, augmentation and init
     device: str = "auto"         # auto (cuda if available) | cpu | cuda | cuda:N
     eval_every: int = 1          # evaluate every K epochs (and at the last)
     ckpt_every: int = 1          # write last.pt every K epochs (and at the last, and on SIGINT/SIGTERM)
     keep_every: int = 0          # also keep epoch_<E>.pt every K epochs (scaling study); 0 = never
     log_every: int = 50          # steps between host syncs for the progress bar and the NaN check
+    peak_tflops: float = 0.0     # device peak for MFU; 0 = datasheet value of a known GPU (hardware.py)
+    max_steps: int = 0           # stop after this many optimizer steps (smoke tests, benchmarks); 0 = all
 
 
 @dataclass

@@ -1,0 +1,71 @@
+"""Optimizers: LION (the paper's), SGD with momentum, AdamW.
+
+LION comes from `lion-pytorch` when it is installed (the field's package, the paper's update:
+decoupled decay p *= 1 - lr*wd, sign of the interpolated momentum). `ForeachLion` below is the same
+update in a handful of `torch._foreach_*` calls over all parameters at once; it is used where
+lion-pytorch is absent (the offline GPU check machine) and is tested against lion-pytorch
+step for step.
+"""
+from __future__ import annotations
+
+import torch
+
+from .errors import UserError
+
+
+class ForeachLion(torch.optim.Optimizer):
+    """LION with foreach kernels: for every parameter p with gradient g and momentum m,
+    p *= 1 - lr*wd;  p -= lr * sign(beta1*m + (1-beta1)*g);  m = beta2*m + (1-beta2)*g."""
+
+    def __init__(self, params, lr: float = 1e-4, betas=(0.9, 0.99), weight_decay: float = 0.0):
+        if lr <= 0 or not all(0.0 <= b <= 1.0 for b in betas):
+            raise ValueError(f"invalid LION settings lr={lr} betas={betas}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            for p in params:
+                if "exp_avg" not in self.state[p]:
+                    self.state[p]["exp_avg"] = torch.zeros_like(p)
+            moms = [self.state[p]["exp_avg"] for p in params]
+            lr, wd, (b1, b2) = group["lr"], group["weight_decay"], group["betas"]
+            if wd:
+                torch._foreach_mul_(params, 1.0 - lr * wd)
+            upd = torch._foreach_mul(moms, b1)
+            torch._foreach_add_(upd, grads, alpha=1.0 - b1)
+            torch._foreach_sign_(upd)
+            torch._foreach_add_(params, upd, alpha=-lr)
+            torch._foreach_mul_(moms, b2)
+            torch._foreach_add_(moms, grads, alpha=1.0 - b2)
+        return loss
+
+
+def lion_class():
+    try:
+        from lion_pytorch.foreach import Lion
+
+        return Lion
+    except ImportError:
+        return ForeachLion
+
+
+def build_optimizer(o, model: torch.nn.Module, device: torch.device) -> torch.optim.Optimizer:
+    """The optimizer named by an OptimConfig `o`."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if o.name == "lion":
+        return lion_class()(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+    if o.name == "sgd":
+        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, foreach=True)
+    if o.name == "adamw":
+        return torch.optim.AdamW(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay,
+                                 fused=device.type == "cuda")
+    raise UserError(f"unknown optimizer optim.name='{o.name}': choose lion, sgd or adamw")
