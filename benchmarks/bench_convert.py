@@ -80,6 +80,24 @@ class ReferenceDataset:
         return np.asarray(img), label
 
 
+def cpu_seconds() -> float:
+    """User+system CPU of this process and its finished (reaped) children."""
+    import multiprocessing
+    import resource
+
+    multiprocessing.active_children()  # reaps finished worker processes so they are counted
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
+def timed(fn, *a):
+    """(wall seconds, CPU seconds) of fn(*a); CPU time is robust to other load on the machine."""
+    c0 = cpu_seconds()
+    wall = fn(*a)
+    time.sleep(0.2)  # let exiting workers finish so that their CPU time is reaped
+    return wall, cpu_seconds() - c0
+
+
 def run_baseline(items, res, workers, path) -> float:
     from ffcv.fields import IntField, RGBImageField
     from ffcv.writer import DatasetWriter
@@ -151,12 +169,16 @@ def main(argv=None):
     items = make_tree(args.tmp, args.n)
     print(f"tree: {args.n} JPEGs under {args.tmp} ({time.perf_counter() - t:.1f} s to generate/reuse)")
     out = tempfile.mkdtemp(prefix="bench_out_")
-    base_t, ours_t = [], []
+    base_t, ours_t, base_c, ours_c = [], [], [], []
+    load_before = os.getloadavg()
     try:
         for r in range(args.repeats):
-            base_t.append(run_baseline(items, args.res, args.workers, os.path.join(out, "baseline.beton")))
-            ours_t.append(run_ours(items, args.res, args.workers, os.path.join(out, "ours.beton")))
-            print(f"run {r}: baseline {args.n / base_t[-1]:.0f} img/s, ours {args.n / ours_t[-1]:.0f} img/s")
+            w, c = timed(run_baseline, items, args.res, args.workers, os.path.join(out, "baseline.beton"))
+            base_t.append(w), base_c.append(c)
+            w, c = timed(run_ours, items, args.res, args.workers, os.path.join(out, "ours.beton"))
+            ours_t.append(w), ours_c.append(c)
+            print(f"run {r}: baseline {args.n / base_t[-1]:.0f} img/s ({1e3 * base_c[-1] / args.n:.2f} CPU ms/img), "
+                  f"ours {args.n / ours_t[-1]:.0f} img/s ({1e3 * ours_c[-1] / args.n:.2f} CPU ms/img)")
         jpg_t = run_ours(items, args.res, args.workers, os.path.join(out, "ours_jpg.beton"), "jpg")
         diff = pixel_difference(os.path.join(out, "ours.beton"), os.path.join(out, "baseline.beton"), args.res)
     finally:
@@ -171,6 +193,12 @@ def main(argv=None):
         "ratio": round(b / o, 2),
         "baseline_s_runs": [round(x, 3) for x in base_t], "ours_s_runs": [round(x, 3) for x in ours_t],
         "ours_jpg_format_img_s": round(args.n / jpg_t, 1),
+        "baseline_cpu_ms_per_img": round(1e3 * statistics.median(base_c) / args.n, 3),
+        "ours_cpu_ms_per_img": round(1e3 * statistics.median(ours_c) / args.n, 3),
+        "cpu_ratio": round(statistics.median(base_c) / statistics.median(ours_c), 2),
+        "load_avg_before": [round(x, 2) for x in load_before], "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+        "note": "load_avg > cores means other processes shared the CPUs: wall-clock img/s then understate both "
+                "sides; cpu_ratio (CPU seconds of all processes involved, per image) is robust to that",
         "mean_abs_pixel_diff_ours_vs_baseline": round(diff, 2),
         "timer": "wall clock of one full conversion (worker start-up, read, decode, resize, write; ours also "
                  "verify + rename); excludes tree generation and the one-time ffcv import",
@@ -179,7 +207,8 @@ def main(argv=None):
     }
     print(f"baseline (full decode + PIL bilinear Resize + FFCV smart writer): {result['baseline_img_s']} img/s")
     print(f"ours (draft decode + box resize + streaming writer):             {result['ours_img_s']} img/s")
-    print(f"ratio ours/baseline: {result['ratio']}x   (ours, --format jpg: {result['ours_jpg_format_img_s']} img/s)")
+    print(f"ratio ours/baseline: {result['ratio']}x wall, {result['cpu_ratio']}x CPU time "
+          f"(ours, --format jpg: {result['ours_jpg_format_img_s']} img/s; load avg {result['load_avg_after'][0]})")
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
