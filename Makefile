@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 
 demo: install
 	$(BIN)/mlpscale-convert digits --res 16 --out $(DATA)
-	$(BIN)/mlpscale-train --config configs/demo_digits.yaml --set data.root=$(DATA) --set run.out_dir=$(RUNS)
+	$(BIN)/mlpscale-train --config configs/demo_digits.yaml --set data.root=$(DATA) --set run.out_dir=$(RUNS) --overwrite
 	@echo "== demo done: results in $(RUNS)/demo_digits/ (summary.json, metrics.jsonl, last.pt)"
 
 test: install

@@ -59,7 +59,7 @@ class OptimConfig:
     weight_decay: float = 0.0    # decoupled: p *= 1 - lr * wd (paper scaling runs: 1e-3)
     betas: tuple[float, float] = (0.9, 0.99)  # LION / AdamW betas
     momentum: float = 0.9        # SGD momentum
-    schedule: str = "cosine"     # cosine | constant (both after linear warmup)
+    schedule: str = "constant"   # constant (the paper's) | cosine; both after the linear warmup
     warmup_epochs: float = 0.0   # linear warmup length in epochs
     min_lr: float = 0.0          # floor of the cosine schedule
     grad_clip: float = 0.0       # clip the global grad norm to this; 0 = off
@@ -68,8 +68,8 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 100            # passes over the (sub)set
-    batch_size: int = 1024       # global batch per optimizer step (= per-rank x ranks x accum_steps)
+    epochs: int = 500            # passes over the (sub)set (the paper's code default)
+    batch_size: int = 4096       # global batch per optimizer step (= per-rank x ranks x accum_steps)
     accum_steps: int = 1         # gradient accumulation micro-steps per optimizer step
     precision: str = "bf16"      # bf16 (autocast) | fp32
     compile: str = "auto"        # torch.compile the model: auto (on CUDA only) | on | off

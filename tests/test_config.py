@@ -71,3 +71,20 @@ def test_bare_name_resolves_in_configs_dir():
 def test_invalid_yaml(tmp_path):
     with pytest.raises(UserError, match="not valid YAML"):
         load_config(write(tmp_path, "optim: [unclosed\n"))
+
+
+def test_every_shipped_config_loads():
+    from mlpscale.models import parse_arch
+
+    files = sorted(CONFIG_DIR.glob("*.yaml"))
+    assert len(files) >= 21
+    for f in files:
+        c = load_config(str(f))
+        parse_arch(c.model.arch)
+        assert f.read_text().startswith("#"), f"{f.name} must say what it reproduces"
+
+
+def test_bmlp12_is_the_imagenet21k_pretraining():
+    c = load_config("bmlp12.yaml")
+    assert (c.data.dataset, c.data.res, c.model.arch, c.train.batch_size, c.train.epochs) == \
+        ("imagenet21k", 64, "B_12-Wi_1024", 16384, 800)
