@@ -94,7 +94,8 @@ class DeviceAugment:
     def __init__(self, mean, std, out_res: int, train: bool, crop: bool = True, flip: bool = True,
                  scale=(0.08, 1.0), ratio=(0.75, 4 / 3), out_dtype=torch.float32, device="cpu"):
         self.mean = torch.as_tensor(mean, dtype=torch.float32, device=device)
-        self.std = torch.as_tensor(std, dtype=torch.float32, device=device)
+        # a constant channel (std 0, e.g. a synthetic or single-colour dataset) must not divide by zero
+        self.std = torch.as_tensor(std, dtype=torch.float32, device=device).clamp_min(1.0)
         self.out_res, self.train, self.crop, self.flip = out_res, train, crop, flip
         self.scale, self.ratio, self.out_dtype = tuple(scale), tuple(ratio), out_dtype
 

@@ -58,8 +58,9 @@ BUILTIN: dict[str, DatasetInfo] = {
                     (0.2471 * 255, 0.2435 * 255, 0.2616 * 255)),
         DatasetInfo("tinyimagenet", 200, 100_000, 10_000, 64, IMAGENET_MEAN, IMAGENET_STD, "val"),
         DatasetInfo("imagenet1k", 1000, 1_281_167, 50_000, 64, IMAGENET_MEAN, IMAGENET_STD, "val"),
-        # Ridnik et al. 2021 winter-21 preprocessing, as used by the paper.
-        DatasetInfo("imagenet21k", 11_230, 11_801_680, 522_500, 64, IMAGENET_MEAN, IMAGENET_STD, "val"),
+        # The paper's ImageNet-21k (Ridnik et al. 2021 preprocessing): 11,230 classes, 11,801,680 training
+        # images; validation = 50 held-out images per class. meta_<res>.json has the converted counts.
+        DatasetInfo("imagenet21k", 11_230, 11_801_680, 11_230 * 50, 64, IMAGENET_MEAN, IMAGENET_STD, "val"),
     ]
 }
 
