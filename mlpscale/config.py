@@ -71,7 +71,7 @@ class TrainConfig:
     epochs: int = 500            # passes over the (sub)set (the paper's code default)
     batch_size: int = 4096       # global batch per optimizer step (= per-rank x ranks x accum_steps)
     accum_steps: int = 1         # gradient accumulation micro-steps per optimizer step
-    precision: str = "bf16"      # bf16 (autocast) | fp32
+    precision: str = "auto"      # auto (bf16 on CUDA, fp32 on CPUs without fast bf16) | bf16 (autocast) | fp32
     compile: str = "auto"        # torch.compile the model: auto (on CUDA only) | on | off
     seed: int = 0                # seeds data order, augmentation and init
     device: str = "auto"         # auto (cuda if available) | cpu | cuda | cuda:N

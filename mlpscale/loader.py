@@ -62,22 +62,27 @@ def check_beton(path: str, hint: str) -> None:
         raise UserError(f"missing dataset file {path}; create it with: {hint}")
 
 
-_TORCH_THREADS = torch.get_num_threads()  # before FFCV's import sets it to 1
-
-
-def _restore_torch_threads() -> None:
-    if torch.get_num_threads() != _TORCH_THREADS:
-        torch.set_num_threads(_TORCH_THREADS)
-
-
 @contextlib.contextmanager
 def keep_torch_threads():
-    """FFCV's Compiler.set_num_threads (at import, Loader creation and in its epoch thread) also
-    calls torch.set_num_threads; put torch's thread count back."""
+    """FFCV's Compiler.set_num_threads (on Loader creation and in its epoch thread) also calls
+    torch.set_num_threads; put torch's thread count back to what it was."""
+    n = torch.get_num_threads()
     try:
-        yield
+        yield n
     finally:
-        _restore_torch_threads()
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+
+
+def open_reader(path: str):
+    """FFCV's Reader for `path`, or one clear error when the file is not a readable beton."""
+    from ffcv.reader import Reader
+
+    try:
+        return Reader(path)
+    except Exception as e:  # noqa: BLE001 - FFCV raises assorted errors on damaged or foreign files
+        raise UserError(f"cannot read {path} as an FFCV beton ({type(e).__name__}: {e}); "
+                        f"re-convert it with mlpscale-convert") from None
 
 
 def _ffcv_loader(path: str, batch_size: int, workers: int, order_indices, os_cache: bool, device):
@@ -92,18 +97,17 @@ def _ffcv_loader(path: str, batch_size: int, workers: int, order_indices, os_cac
     if device.type == "cuda":
         image.append(ToDevice(device, non_blocking=True))
         label.append(ToDevice(device, non_blocking=True))
+    open_reader(path)  # a clear error for a damaged file before FFCV's own
     with keep_torch_threads():
-        try:
-            return Loader(path, batch_size=batch_size, num_workers=workers or os.cpu_count() or 1,
-                          order=OrderOption.SEQUENTIAL, indices=order_indices, os_cache=os_cache,
-                          drop_last=False, pipelines={"image": image, "label": label}, batches_ahead=3)
-        except (ValueError, OSError, AssertionError) as e:
-            raise UserError(f"cannot read {path} as an FFCV beton ({e}); re-convert it with mlpscale-convert") from None
+        return Loader(path, batch_size=batch_size, num_workers=workers or os.cpu_count() or 1,
+                      order=OrderOption.SEQUENTIAL, indices=order_indices, os_cache=os_cache,
+                      drop_last=False, pipelines={"image": image, "label": label}, batches_ahead=3)
 
 
 def iterate_ffcv(loader, poll_s: float = 5.0):
-    """Iterate one epoch of an FFCV loader without its two hazards (hang on error, leaked thread)."""
-    with keep_torch_threads():
+    """Iterate one epoch of an FFCV loader without its hazards (hang on error, leaked thread,
+    changed torch thread count)."""
+    with keep_torch_threads() as threads:
         it = iter(loader)
     try:
         while True:
@@ -119,7 +123,8 @@ def iterate_ffcv(loader, poll_s: float = 5.0):
             if item is None:
                 return
             slot, result = item
-            _restore_torch_threads()  # the epoch thread has called Compiler.set_num_threads by now
+            if torch.get_num_threads() != threads:  # the epoch thread has called Compiler.set_num_threads
+                torch.set_num_threads(threads)
             if getattr(it, "current_stream", None) is not None:  # CUDA: wait for FFCV's copy stream
                 it.current_stream.wait_stream(it.cuda_streams[slot])
             yield result
@@ -147,12 +152,7 @@ def read_split(path: str, device, workers: int = 0, batch_size: int = 4096) -> t
 
 def beton_fields(path: str) -> dict:
     """Per-sample metadata of a beton, by field name: labels and image sizes come without decoding."""
-    from ffcv.reader import Reader
-
-    try:
-        r = Reader(path)
-    except Exception as e:  # noqa: BLE001 - FFCV raises assorted errors on foreign files
-        raise UserError(f"cannot read {path} as an FFCV beton ({type(e).__name__}: {e}); re-convert it") from None
+    r = open_reader(path)
     return {name: r.metadata[f"f{i}"] for i, name in enumerate(r.field_names)}
 
 
@@ -201,12 +201,10 @@ class StreamLoader:
 
     def __init__(self, path: str, batch_size: int, seed: int, device, shard: Shard = Shard(),
                  indices: np.ndarray | None = None, train: bool = True, workers: int = 0, os_cache: bool = True):
-        from ffcv.reader import Reader
-
         self.path, self.batch_size, self.seed, self.device = path, batch_size, seed, device
         self.shard, self.train, self.workers, self.os_cache = shard, train, workers, os_cache
         self.base = None if indices is None else np.asarray(indices, dtype=np.int64)
-        self.n = int(Reader(path).num_samples) if indices is None else len(indices)
+        self.n = int(open_reader(path).num_samples) if indices is None else len(indices)
         self._loader = None
 
     def batches_per_epoch(self) -> int:
@@ -224,6 +222,6 @@ class StreamLoader:
         self._loader.indices = order
         self._loader.traversal_order.indices = order
         for x, y in iterate_ffcv(self._loader):
-            if self.device.type != "cuda":
-                x, y = x.to(self.device), y.to(self.device)
-            yield x, y.long().view(-1)
+            # FFCV hands out views of a ring of batches_ahead + 2 buffers that it refills; a copy
+            # (cheap next to a training step) lets callers hold several batches (accumulation)
+            yield x.to(self.device, copy=True), y.to(self.device, dtype=torch.int64, copy=True).view(-1)

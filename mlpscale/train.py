@@ -121,8 +121,9 @@ class Trainer:
         self.cfg, self.run_dir = cfg, run_dir
         t = cfg.train
         self.dist, self.device = init_distributed(t.device)
-        if t.precision not in ("bf16", "fp32"):
-            raise UserError(f"train.precision must be bf16 or fp32, not '{t.precision}'")
+        if t.precision not in ("auto", "bf16", "fp32"):
+            raise UserError(f"train.precision must be auto, bf16 or fp32, not '{t.precision}'")
+        self.bf16 = t.precision == "bf16" or (t.precision == "auto" and self.device.type == "cuda")
         if t.batch_size % (self.dist.world * t.accum_steps):
             raise UserError(f"train.batch_size={t.batch_size} must be divisible by ranks x accum_steps "
                             f"= {self.dist.world} x {t.accum_steps}")
@@ -137,7 +138,7 @@ class Trainer:
         self.forward = self._wrap(self.model)
         self.opt = build_optimizer(cfg.optim, self.model, self.device)
 
-        out_dtype = torch.bfloat16 if t.precision == "bf16" and self.device.type == "cuda" else torch.float32
+        out_dtype = torch.bfloat16 if self.bf16 and self.device.type == "cuda" else torch.float32
         a = cfg.aug
         self.train_aug = DeviceAugment(info.mean, info.std, self.data.crop_res, train=True, crop=a.enabled,
                                        flip=a.enabled and a.flip, scale=a.crop_scale, ratio=a.crop_ratio,
@@ -180,7 +181,7 @@ class Trainer:
         return torch.compile(wrapped) if use_compile else wrapped
 
     def _autocast(self):
-        if self.cfg.train.precision == "bf16":
+        if self.bf16:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
