@@ -12,10 +12,12 @@ without it the sizes are those of the recorded CPU results (benchmarks/README.md
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
 import sys
+import tempfile
 import traceback
 
 from ..errors import UserError, cli_entry
@@ -84,9 +86,22 @@ def main(argv=None):
     env = environment()
     print(format_environment(env), flush=True)
     doc = {"schema": SCHEMA, "command": run_command() if argv is None else "mlpscale-bench " + " ".join(argv),
-           "quick": a.quick, "sizes": {k: v for k, v in vars(s).items()}, "env": env, "results": []}
+           "quick": a.quick, "sizes": dict(vars(s)), "env": env, "results": []}
     failed = []
     date = datetime.date.today().isoformat()
+    with contextlib.ExitStack() as stack:
+        if not s.root:  # one folder for the whole run: suites share generated betons (and FFCV's compiled loaders)
+            s.root = stack.enter_context(tempfile.TemporaryDirectory(prefix="mlpscale-bench-"))
+        failed = _run_all(a, names, s, env, doc, date)
+    if a.json:
+        print(f"results in {a.json}")
+    if failed:
+        print(f"error: suite(s) {', '.join(failed)} crashed (traceback above)", file=sys.stderr)
+        sys.exit(1)
+
+
+def _run_all(a, names, s, env, doc, date) -> list[str]:
+    failed = []
     for name in names:
         print(f"== suite {name}", flush=True)
         try:
@@ -109,11 +124,7 @@ def main(argv=None):
             path = os.path.join(REPO, "benchmarks", "results", f"{name}_{hardware_slug(env)}_{date}.json")
             write_json(path, rec)
             print(f"recorded {os.path.relpath(path, REPO)}", flush=True)
-    if a.json:
-        print(f"results in {a.json}")
-    if failed:
-        print(f"error: suite(s) {', '.join(failed)} crashed (traceback above)", file=sys.stderr)
-        sys.exit(1)
+    return failed
 
 
 if __name__ == "__main__":

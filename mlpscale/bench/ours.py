@@ -29,11 +29,12 @@ def ensure_lion() -> str:
     (same update) so the trainer runs where lion-pytorch is absent (the GPU machine), and says so."""
     try:
         import lion_pytorch.foreach  # noqa: F401
-        import lion_pytorch
-
-        return f"lion_pytorch {getattr(lion_pytorch, '__version__', '?')}"
     except ImportError:
         pass
+    else:
+        from .env import _version
+
+        return f"lion_pytorch {_version('lion_pytorch', 'lion-pytorch')}"
     pkg = types.ModuleType("lion_pytorch")
     mod = types.ModuleType("lion_pytorch.foreach")
     mod.Lion = ForeachLion

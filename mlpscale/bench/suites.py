@@ -52,13 +52,14 @@ class Sizes:
     threads: list[int] = field(default_factory=lambda: sorted({1, max(1, len(os.sched_getaffinity(0)))}))
     tta_crops: int = 10
     formats: list[str] = field(default_factory=lambda: ["raw", "jpg"])
+    e2e_stream: bool = True         # e2e: also time the Trainer streaming from the beton (data.resident=off)
     device: str = "auto"
     root: str = ""                  # where generated betons go; "" = a temporary folder
 
     @classmethod
     def quick(cls) -> "Sizes":
         return cls(arch="B_2-Wi_256", batch=256, n_train=4_096, n_test=512, steps=3, batches=8, reps=3, warmup=1,
-                   tta_crops=4, threads=[max(1, len(os.sched_getaffinity(0)))])
+                   tta_crops=4, threads=[max(1, len(os.sched_getaffinity(0)))], e2e_stream=False)
 
     def prec(self) -> str:
         if self.precision == "auto":
@@ -94,11 +95,29 @@ def _ffcv_missing(suite: str) -> dict | None:
 
 
 _KEEP = []  # FFCV loaders stay alive until exit: freeing them makes numba's finalizer print spurious KeyErrors
+_LOADERS = {}  # one FFCV loader per configuration per process: each new one costs a numba compile (5-25 s)
 
 
 def _keep(loader):
     _KEEP.append(loader)
     return loader
+
+
+def _ref_loader(path, batch, res, dev, workers=0, mixup_alpha=0.8, drop_last=True, order_random=None):
+    key = ("ref", path, batch, res, str(dev), workers, mixup_alpha, drop_last, order_random)
+    if key not in _LOADERS:
+        _LOADERS[key] = _keep(ref.reference_loader(path, batch, res, dev, workers=workers, mixup_alpha=mixup_alpha,
+                                                   drop_last=drop_last, order_random=order_random))
+    return _LOADERS[key]
+
+
+def _stream_loader(path, batch, dev, workers):
+    from ..loader import StreamLoader
+
+    key = ("stream", path, batch, str(dev), workers)
+    if key not in _LOADERS:
+        _LOADERS[key] = _keep(StreamLoader(path, batch, 0, dev, workers=workers))
+    return _LOADERS[key]
 
 
 def _fresh(make_iter, n: int) -> int:
@@ -181,10 +200,11 @@ def suite_step(s: Sizes, log=print) -> list[dict]:
 
 # --- e2e ------------------------------------------------------------------------------------
 
-def e2e_comparison(s: Sizes, root: str, run_dir: str, log=print, stream: bool = True) -> dict:
+def e2e_comparison(s: Sizes, root: str, run_dir: str, log=print) -> dict:
     """beton -> trained steps: ours (Trainer on the beton, resident; also streaming) vs the paper's recipe
     (FFCV loader with CPU crop/flip/MixUp -> fp32 eager step with Python LION)."""
     dev = s.dev()
+    root = os.path.join(root, "raw")
     name = bdata.make_dataset(root, s.n_train, s.n_test, s.res, s.num_classes, "raw")
     variants, setup = [], {}
     t0 = time.perf_counter()
@@ -196,7 +216,7 @@ def e2e_comparison(s: Sizes, root: str, run_dir: str, log=print, stream: bool = 
     variants.append(Variant("mlpscale", lambda: drv(s.steps), "ours",
                             "Trainer on the beton, read once into device memory (resident), device aug, "
                             f"{s.prec()}, compile={s.compile}, foreach LION"))
-    if stream:
+    if s.e2e_stream:
         cfg2 = bours.make_config(s.arch, s.res, s.batch, name, root, s.prec(), s.compile, str(dev), "off",
                                  run_dir=run_dir)
         t0 = time.perf_counter()
@@ -208,7 +228,7 @@ def e2e_comparison(s: Sizes, root: str, run_dir: str, log=print, stream: bool = 
                                 "same Trainer, FFCV streaming uint8 batches (data.resident=off)"))
     t0 = time.perf_counter()
     rstep = ref.ReferenceStep(s.arch, s.res, s.num_classes, CIFAR_MEAN, CIFAR_STD, dev)
-    rl = _keep(ref.reference_loader(beton_path(root, name, "train", s.res), s.batch, s.res, dev))
+    rl = _ref_loader(beton_path(root, name, "train", s.res), s.batch, s.res, dev)
     setup["reference"] = time.perf_counter() - t0
     if s.steps > len(rl):
         raise UserError(f"--steps {s.steps} is more than one epoch ({len(rl)} batches); raise --n-train")
@@ -251,7 +271,7 @@ def suite_e2e(s: Sizes, log=print) -> list[dict]:
 def loader_comparisons(s: Sizes, root: str, fmt: str, log=print) -> list[dict]:
     """uint8 batches from a beton: ours (StreamLoader; ResidentLoader) vs the paper's FFCV loader with
     CPU crop/flip/MixUp and a plain torch DataLoader over the decoded arrays, per FFCV thread count."""
-    from ..loader import ResidentLoader, StreamLoader, read_split
+    from ..loader import ResidentLoader, read_split
 
     dev = s.dev()
     sub = os.path.join(root, fmt)
@@ -263,7 +283,7 @@ def loader_comparisons(s: Sizes, root: str, fmt: str, log=print) -> list[dict]:
     out = []
     x_all = y_all = None
     for threads in s.threads:
-        sl = _keep(StreamLoader(path, s.batch, 0, dev, workers=threads))
+        sl = _stream_loader(path, s.batch, dev, threads)
         variants = [Variant("mlpscale_stream", lambda c=_Counter(sl): _fresh(c, s.batches), "ours",
                             "StreamLoader: FFCV SimpleRGBImageDecoder -> uint8 NHWC on the device")]
         setup = {}
@@ -274,7 +294,7 @@ def loader_comparisons(s: Sizes, root: str, fmt: str, log=print) -> list[dict]:
             rsl = ResidentLoader(x_all, y_all, s.batch, 0)
             variants.append(Variant("mlpscale_resident", lambda c=_Counter(rsl): _fresh(c, s.batches), "info",
                                     "ResidentLoader: split read once into device memory, randperm + gather"))
-        rl = _keep(ref.reference_loader(path, s.batch, s.res, dev, workers=threads))
+        rl = _ref_loader(path, s.batch, s.res, dev, workers=threads)
         variants.append(Variant("reference_ffcv", lambda rl=rl: _fresh(lambda: ref.iterate(rl), s.batches),
                                 "baseline", "the paper's FFCV loader: RandomResizedCrop decode + flip + MixUp on "
                                             "the CPU, float32 NCHW on the device"))
@@ -358,7 +378,7 @@ def augment_comparison(s: Sizes, root: str | None, log=print) -> dict:
     if root is not None and bdata.ffcv_status() is None:
         sub = os.path.join(root, "raw")
         name = bdata.make_dataset(sub, s.n_train, s.n_test, s.res, s.num_classes, "raw")
-        rl = _keep(ref.reference_loader(beton_path(sub, name, "train", s.res), s.batch, s.res, dev))
+        rl = _ref_loader(beton_path(sub, name, "train", s.res), s.batch, s.res, dev)
         n = min(s.batches, len(rl))
         variants.append(Variant("reference_ffcv_cpu", lambda: _fresh(lambda: ref.iterate(rl), n), "baseline",
                                 f"the paper's FFCV pipeline (crop/flip/MixUp per image on {os.cpu_count()} CPU "
@@ -420,8 +440,8 @@ def eval_comparison(s: Sizes, root: str | None, log=print) -> dict:
     if root is not None and bdata.ffcv_status() is None:
         sub = os.path.join(root, "raw")
         name = bdata.make_dataset(sub, s.n_train, s.n_test, s.res, s.num_classes, "raw")
-        rl = _keep(ref.reference_loader(beton_path(sub, name, "test", s.res), s.batch, s.res, dev,
-                                        mixup_alpha=0.0, drop_last=False, order_random=False))
+        rl = _ref_loader(beton_path(sub, name, "test", s.res), s.batch, s.res, dev, mixup_alpha=0.0,
+                         drop_last=False, order_random=False)
         rmodel = ref.ReferenceStep(s.arch, s.res, s.num_classes, CIFAR_MEAN, CIFAR_STD, dev)
         rmodel.model.eval()
         probs = torch.zeros(s.n_test, s.num_classes, device=dev)

@@ -8,7 +8,8 @@ call, closed by `sync()` (CUDA: torch.cuda.synchronize), and nothing else.
 
 Throughput per repetition = items / seconds; a variant is summarised by the median over
 repetitions with its min, max and inter-quartile range; ratios are ours' median over each
-baseline's median (so > 1 means ours is faster).
+baseline's median (so > 1 means ours is faster); the same-round ratios (ours over the baseline
+timed right next to it) are kept too, since they cancel drift that the medians only dampen.
 """
 from __future__ import annotations
 
@@ -81,10 +82,15 @@ class Comparison:
             else:
                 entry.update(self.results[v.name])
             out["variants"][v.name] = entry
+        out["paired_ratios"] = {}
         if ours is not None and ours in self.results:
+            mine = self.results[ours]["values"]
             for v in self.variants:
                 if v.role == "baseline" and v.name in self.results:
                     out["ratios"][v.name] = self.results[ours]["median"] / self.results[v.name]["median"]
+                    # same-round ratios: robust to slow drift of a shared machine
+                    pr = [a / b for a, b in zip(mine, self.results[v.name]["values"])]
+                    out["paired_ratios"][v.name] = {"median": statistics.median(pr), "min": min(pr), "max": max(pr)}
         return out
 
 
@@ -127,5 +133,7 @@ def format_comparison(d: dict) -> str:
             lines.append(f"  {tag} {name:<24} {_fmt(v['median']):>12}  [min {_fmt(v['min'])}, max {_fmt(v['max'])}, "
                          f"iqr {_fmt(v['iqr'])}]")
     for name, r in d["ratios"].items():
-        lines.append(f"  ratio {d['ours']} / {name} = {r:.2f}x")
+        p = d.get("paired_ratios", {}).get(name)
+        extra = f"  (same-round ratios: median {p['median']:.2f}x, range {p['min']:.2f}-{p['max']:.2f}x)" if p else ""
+        lines.append(f"  ratio {d['ours']} / {name} = {r:.2f}x{extra}")
     return "\n".join(lines)

@@ -1,0 +1,322 @@
+"""One-command GPU check (`make gpu-check`): every speed figure of mlpscale on one accelerator, in one JSON.
+
+Runs on the H200 target (no network, no registry, Python 3.12, its own torch, no FFCV, no
+lion-pytorch) with `PYTHONPATH=.` and the files carried in `wheels/` (`make gpu-wheel`), and on
+the CPU at toy sizes (`--toy`, CI) so it never rots. Figures, in order of importance, each printed
+and appended to the JSON as soon as it is measured (a run cut short still reports what it had):
+
+  env       GPU, torch, CUDA, Python, FFCV and LION status (and where they came from)
+  peak      measured bf16 matmul TFLOP/s (8192^3; the MFU denominator)
+  step      train-step img/s + MFU, ours (Trainer._train_step: device aug, bf16, compile, foreach LION)
+            vs the reference step (fp32 eager, CHW flatten, Python LION), Table 5 models at 64px,
+            batch 16384, 11,230 classes; B_12-Wi_1024 first (the paper: 26k img/s on one RTX A5000)
+  e2e       beton -> trained steps, B_12-Wi_1024: ours resident and streaming vs the paper's FFCV
+            CPU-augmenting loader + reference step; without FFCV: ours from device-resident arrays
+  loader    uint8 img/s from a generated raw beton: StreamLoader / ResidentLoader vs the paper's loader
+            and a torch DataLoader (needs FFCV)
+  eval      TTA (100 crops per image) img/s, ours vs the reference
+  step      the remaining Table 5 models
+
+  PYTHONPATH=. python3 benchmarks/gpu_check.py --out-dir benchmarks/results      # on the GPU
+  .venv/bin/python benchmarks/gpu_check.py --toy --out /tmp/gpu_check_toy.json   # CPU, CI
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import glob
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+import zipfile
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+TABLE5 = ["B_12-Wi_1024", "B_6-Wi_1024", "B_12-Wi_512", "B_6-Wi_512", "B_12-Wi_256", "B_6-Wi_256"]
+TOY_MODELS = ["B_2-Wi_64", "B_1-Wi_32"]
+PAPER = {"name": "paper: B-12/Wi-1024, 64px, one RTX A5000 (Bachmann et al. 2023)", "img_per_s": 26_000,
+         "note": "the paper's throughput; its loader (FFCV CPU augmentation) was the limit"}
+
+
+# --- bringing in what the machine lacks ------------------------------------------------------
+
+def bootstrap(wheels: str, site: str, force_no_ffcv: bool) -> dict:
+    """Make FFCV and lion-pytorch importable from carried wheels if they are not installed.
+
+    Wheels are unpacked into `site` and put first on sys.path (no pip, nothing installed into the
+    system Python). Returns what happened, for the env report."""
+    import torch
+
+    threads = torch.get_num_threads()  # importing ffcv sets torch's thread count to 1; put it back below
+    status = {}
+    py = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    for mod, pattern in (("ffcv", f"ffcv-*-{py}-*.whl"), ("lion_pytorch", "lion_pytorch-*.whl")):
+        if mod == "ffcv" and force_no_ffcv:
+            sys.modules["ffcv"] = None  # any `import ffcv` now raises ImportError: exercises the fallback
+            status[mod] = "disabled by --no-ffcv"
+            continue
+        try:
+            __import__(mod)
+            status[mod] = "installed"
+            continue
+        except Exception as e:  # noqa: BLE001
+            first = f"{type(e).__name__}: {e}"
+        found = sorted(glob.glob(os.path.join(wheels, pattern)))
+        if not found:
+            status[mod] = f"unavailable ({first}; no {pattern} in {wheels}/)"
+            continue
+        target = os.path.join(site, os.path.basename(found[-1])[:-4])
+        if not os.path.isdir(target):
+            with zipfile.ZipFile(found[-1]) as z:
+                z.extractall(target + ".tmp")
+            os.replace(target + ".tmp", target)
+        sys.path.insert(0, target)
+        try:
+            __import__(mod)
+            if mod == "ffcv":
+                import ffcv.fields.rgb_image  # noqa: F401 - loads the compiled extension and its bundled libs
+                import ffcv.loader  # noqa: F401
+            status[mod] = f"from {os.path.relpath(found[-1], REPO)}"
+        except Exception as e:  # noqa: BLE001
+            sys.path.remove(target)
+            for name in [m for m in sys.modules if m == mod or m.startswith(mod + ".")]:
+                del sys.modules[name]
+            if mod == "ffcv":
+                sys.modules["ffcv"] = None
+            status[mod] = f"unavailable (wheel {os.path.basename(found[-1])} did not load: {type(e).__name__}: {e})"
+    torch.set_num_threads(threads)
+    return status
+
+
+# --- the JSON, rewritten after every figure ---------------------------------------------------
+
+class Report:
+    def __init__(self, path: str, doc: dict):
+        self.path, self.doc = path, doc
+        self.save()
+
+    def add(self, entry: dict) -> None:
+        self.doc["results"].append(entry)
+        self.save()
+
+    def save(self) -> None:
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        tmp = f"{self.path}.tmp-{os.getpid()}"
+        with open(tmp, "w") as f:
+            json.dump(self.doc, f, indent=1)
+        os.replace(tmp, self.path)
+
+
+def measure_matmul_peak(n: int, device, iters: int = 20) -> float:
+    """Achieved bf16 (CPU toy: fp32) TFLOP/s of an n x n x n matmul."""
+    import torch
+
+    from mlpscale.bench.timing import sync
+
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        a @ b
+    sync(device)
+    return 2 * n**3 * iters / (time.perf_counter() - t0) / 1e12
+
+
+# --- main -------------------------------------------------------------------------------------
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", help="JSON path (default: OUT_DIR/gpu_check_<hardware>_<date>.json)")
+    p.add_argument("--out-dir", default=os.path.join(REPO, "benchmarks", "results"))
+    p.add_argument("--toy", action="store_true", help="tiny sizes (CPU, CI); implied when no CUDA device is visible")
+    p.add_argument("--budget-s", type=float, default=420.0,
+                   help="start no new figure after this many seconds (the whole check must end within 8 min)")
+    p.add_argument("--wheels", default=os.path.join(REPO, "wheels"), help="folder with carried wheels")
+    p.add_argument("--site", default=os.path.join(tempfile.gettempdir(), "mlpscale-gpu-site"),
+                   help="where carried wheels are unpacked")
+    p.add_argument("--no-ffcv", action="store_true", help="act as if FFCV were missing (tests the fallback)")
+    p.add_argument("--models", help="comma-separated architectures for the step figures (default: Table 5)")
+    p.add_argument("--root", help="folder for the generated beton (default: a temporary folder)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    t_start = time.perf_counter()
+    boot = bootstrap(a.wheels, a.site, a.no_ffcv)
+
+    import torch
+
+    from mlpscale.bench import data as bdata
+    from mlpscale.bench import ours as bours
+    from mlpscale.bench import suites
+    from mlpscale.bench.env import environment, format_environment, hardware_slug
+    from mlpscale.bench.schema import SCHEMA
+
+    cuda = torch.cuda.is_available()
+    toy = a.toy or not cuda
+    lion = bours.ensure_lion()
+    env = environment()
+    env.update({"ffcv_status": boot.get("ffcv"), "lion_status": boot.get("lion_pytorch"), "lion_used": lion,
+                "toy": toy})
+    date = datetime.date.today().isoformat()
+    out = a.out or os.path.join(a.out_dir, f"gpu_check_{hardware_slug(env)}{'_toy' if toy else ''}_{date}.json")
+    cmd = "python3 benchmarks/gpu_check.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    report = Report(out, {"schema": SCHEMA, "command": cmd.strip(), "quick": toy, "env": env, "results": [],
+                          "paper": PAPER})
+    print(format_environment(env), flush=True)
+    print(f"ffcv: {boot.get('ffcv')}; lion: {lion}; writing {out}", flush=True)
+    dev = torch.device("cuda" if cuda else "cpu")
+    ffcv_ok = bdata.ffcv_status() is None
+
+    # sizes: the real check, or toy sizes that exercise every code path on the CPU in seconds
+    if toy:
+        models = a.models.split(",") if a.models else TOY_MODELS
+        step = dict(res=8, batch=64, num_classes=10, steps=2, reps=2, warmup=1)
+        e2e = dict(arch=models[0], res=8, batch=64, num_classes=10, n_train=512, n_test=128, steps=2, reps=2,
+                   warmup=1, e2e_stream=False)
+        loader = dict(res=8, batch=64, n_train=512, n_test=128, batches=4, reps=2, warmup=1,
+                      threads=[max(1, len(os.sched_getaffinity(0)))], formats=["raw"])
+        tta = dict(arch=models[0], res=8, batch=64, num_classes=10, n_train=512, n_test=128, tta_crops=4, reps=2,
+                   warmup=1)
+        matmul_n = 256
+    else:
+        models = a.models.split(",") if a.models else TABLE5
+        step = dict(res=64, batch=16384, num_classes=11230, steps=5, reps=3, warmup=1)
+        e2e = dict(arch="B_12-Wi_1024", res=64, batch=16384, num_classes=11230, n_train=65536, n_test=4096,
+                   steps=3, reps=3, warmup=1, e2e_stream=True)
+        loader = dict(res=64, batch=16384, num_classes=11230, n_train=65536, n_test=4096, batches=4, reps=3, warmup=1,
+                      threads=sorted({4, len(os.sched_getaffinity(0))}), formats=["raw"])
+        tta = dict(arch="B_12-Wi_1024", res=64, batch=4096, num_classes=11230, n_train=65536, n_test=4096,
+                   tta_crops=100, reps=3, warmup=1)
+        matmul_n = 8192
+
+    failures = []
+
+    def figure(label: str, fn):
+        """Run one figure unless the time budget is spent; record a crash and go on."""
+        elapsed = time.perf_counter() - t_start
+        if elapsed > a.budget_s:
+            report.add({"suite": label.split()[0], "skipped": f"time budget of {a.budget_s:.0f} s spent "
+                                                              f"before '{label}' ({elapsed:.0f} s elapsed)"})
+            print(f"== {label}: skipped (time budget)", flush=True)
+            return
+        print(f"== {label} (t={elapsed:.0f} s)", flush=True)
+        try:
+            for entry in fn():
+                entry["elapsed_s"] = round(time.perf_counter() - t_start, 1)
+                report.add(entry)
+        except Exception as e:  # noqa: BLE001 - keep going: the other figures still count
+            traceback.print_exc()
+            failures.append(label)
+            report.add({"suite": label.split()[0], "error": f"{label}: {type(e).__name__}: {e}"[:2000]})
+        finally:
+            gc.collect()
+            if cuda:
+                torch.cuda.empty_cache()
+
+    peak = {}
+
+    def do_peak():
+        tf = measure_matmul_peak(matmul_n, dev)
+        peak["flops"] = tf * 1e12
+        print(f"  {'bf16' if cuda else 'fp32'} matmul {matmul_n}^3: {tf:.1f} TFLOP/s", flush=True)
+        return [{"suite": "peak", "name": f"{'bf16' if cuda else 'fp32'} matmul {matmul_n}^3", "value": tf,
+                 "unit": "TFLOP/s", "timer": "20 matmuls after 3 warm-up, closed by a device sync"}]
+
+    def do_step(arch):
+        def run():
+            s = suites.Sizes(arch=arch, **step)
+            with tempfile.TemporaryDirectory(prefix="mlpscale-gpu-run-") as run_dir:
+                return [suites.step_comparison(s, run_dir, peak_flops=peak.get("flops"))]
+        return run
+
+    root_ctx = tempfile.TemporaryDirectory(prefix="mlpscale-gpu-data-") if not a.root else None
+    root = a.root or root_ctx.name
+
+    def do_e2e():
+        s = suites.Sizes(**e2e)
+        with tempfile.TemporaryDirectory(prefix="mlpscale-gpu-run-") as run_dir:
+            if ffcv_ok:
+                return [suites.e2e_comparison(s, root, run_dir)]
+            return [resident_e2e_fallback(s, run_dir)]
+
+    def do_loader():
+        if not ffcv_ok:
+            return [{"suite": "loader", "skipped": f"FFCV cannot load here ({boot.get('ffcv')}); "
+                                                   f"the e2e figure used device-resident arrays instead"}]
+        return suites.loader_comparisons(suites.Sizes(**loader), root, "raw")
+
+    def do_tta():
+        s = suites.Sizes(**tta)
+        return [suites.eval_comparison(s, root if ffcv_ok else None)]
+
+    try:
+        figure("peak", do_peak)
+        figure(f"step {models[0]}", do_step(models[0]))
+        figure("e2e", do_e2e)
+        figure("loader", do_loader)
+        figure("eval TTA", do_tta)
+        for arch in models[1:]:
+            figure(f"step {arch}", do_step(arch))
+    finally:
+        if root_ctx is not None:
+            root_ctx.cleanup()
+    total = time.perf_counter() - t_start
+    report.doc["total_s"] = round(total, 1)
+    report.save()
+    print(f"done in {total:.0f} s; results in {out}" + (f"; failed: {', '.join(failures)}" if failures else ""))
+    return 1 if failures else 0
+
+
+def resident_e2e_fallback(s, run_dir: str) -> dict:
+    """Without FFCV: ours from generated arrays resident on the device (the same Trainer, ResidentLoader and
+    step); the reference loader needs FFCV, so the reference is its step on a ready batch, said so."""
+    import torch
+
+    from mlpscale.bench import data as bdata
+    from mlpscale.bench import ours as bours
+    from mlpscale.bench import reference as ref
+    from mlpscale.bench.timing import Comparison, Variant, compare
+    from mlpscale.datasets import CIFAR_MEAN, CIFAR_STD
+
+    dev = s.dev()
+    x = torch.from_numpy(bdata.make_images(s.n_train, s.res, smooth=False))
+    y = torch.from_numpy(bdata.make_labels(s.n_train, s.num_classes))
+    cfg = bours.make_config(s.arch, s.res, s.batch, precision=s.prec(), compile=s.compile, device=str(dev),
+                            run_dir=run_dir)
+    drv = bours.StepDriver(bours.trainer_on_arrays(cfg, run_dir, x, y, s.num_classes))
+    rstep = ref.ReferenceStep(s.arch, s.res, s.num_classes, CIFAR_MEAN, CIFAR_STD, dev)
+    rx, rl = ref.fake_mixed_batch(s.batch, s.res, s.num_classes, dev)
+
+    def reference():
+        for _ in range(s.steps):
+            rstep(rx, rl)
+        return s.steps * s.batch
+
+    cmp = Comparison("e2e", f"FALLBACK (FFCV unavailable): {s.arch} {s.res}px batch {s.batch} device-resident "
+                            f"arrays on {dev.type}", "img/s",
+                     f"{s.steps} optimizer steps from a fresh epoch of the resident loader, closed by a device sync",
+                     {"arch": s.arch, "res": s.res, "batch": s.batch, "num_classes": s.num_classes,
+                      "n_train": s.n_train, "precision": s.prec(), "compile": s.compile, "device": str(dev),
+                      "steps": s.steps, "fallback": "FFCV unavailable: no beton; data generated on the device"},
+                     [Variant("mlpscale", lambda: drv(s.steps), "ours",
+                              "Trainer + ResidentLoader over generated arrays (what a resident run does after "
+                              "reading its beton)"),
+                      Variant("reference", reference, "baseline",
+                              "reference step only (its FFCV loader cannot run here): an upper bound for the recipe")],
+                     s.reps, s.warmup)
+    return compare(cmp, dev).to_json()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""benchmarks/gpu_check.py at toy sizes on the CPU, so the H200 script never rots."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mlpscale.bench.schema import validate
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(tmp_path, *extra):
+    out = tmp_path / "gpu_check.json"
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "gpu_check.py"), "--toy", "--out",
+                           str(out), "--site", str(tmp_path / "site"), *extra],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": REPO})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    validate(doc)
+    return doc, proc.stdout
+
+
+def test_gpu_check_toy_without_ffcv_falls_back_to_resident(tmp_path):
+    doc, text = _run(tmp_path, "--no-ffcv")
+    by_suite = {}
+    for e in doc["results"]:
+        by_suite.setdefault(e["suite"], []).append(e)
+    assert by_suite["peak"][0]["value"] > 0
+    assert len(by_suite["step"]) == 2 and all(e["ratios"]["reference"] > 0 for e in by_suite["step"])
+    assert by_suite["e2e"][0]["name"].startswith("FALLBACK")
+    assert "FFCV cannot load" in by_suite["loader"][0]["skipped"]
+    assert by_suite["eval"][0]["variants"]["reference"]["skipped"]
+    assert doc["env"]["ffcv_status"] == "disabled by --no-ffcv"
+    assert "done in" in text
+
+
+@pytest.mark.slow
+def test_gpu_check_toy_with_ffcv(tmp_path):
+    pytest.importorskip("ffcv")
+    doc, _ = _run(tmp_path)
+    suites = [e["suite"] for e in doc["results"]]
+    assert suites == ["peak", "step", "e2e", "loader", "eval", "step"]
+    assert all("error" not in e and "skipped" not in e for e in doc["results"])
