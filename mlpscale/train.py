@@ -331,9 +331,12 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                 if self.step % t.log_every == 0:
-                    self._check_finite(bad_step)
+                    self._check_finite(bad_step)  # the one host sync of a log interval
                     if bar is not None:
-                        bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}")
+                        secs = time.perf_counter() - t_epoch
+                        bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}",
+                                        img_s=f"{(bar.n - bar.initial) * t.batch_size / max(secs, 1e-9):.0f}",
+                                        pflops=f"{self.macs * 3 * self.step * t.batch_size / 1e15:.3g}")
                 if self.stop_signal is not None or (t.max_steps and self.step >= t.max_steps):
                     status = "interrupted" if self.stop_signal is not None else "max_steps"
                     break

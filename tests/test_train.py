@@ -191,3 +191,22 @@ def test_ddp_two_processes_on_cpu(digits_root, tmp_path):
     diff = {k: (wa[k] - wb[k]).abs().max().item() for k in wa}
     assert max(diff.values()) < 1e-5, diff
 
+
+
+def test_kept_checkpoints_and_grad_clip(digits_root, tmp_path):
+    s = run(cfg_for(digits_root, tmp_path, "keep", "train.epochs=4", "train.keep_every=2", "optim.grad_clip=0.5"))
+    assert s["status"] == "finished"
+    d = tmp_path / "keep"
+    assert (d / "epoch_2.pt").exists() and (d / "epoch_4.pt").exists() and not (d / "epoch_1.pt").exists()
+    assert torch.load(d / "epoch_2.pt", weights_only=False)["epoch"] == 2
+
+
+def test_optional_loggers_say_how_to_install(digits_root, tmp_path):
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        with pytest.raises(UserError, match="pip install tensorboard"):
+            run(cfg_for(digits_root, tmp_path, "tb", "train.epochs=1", "run.tensorboard=true"))
+    else:
+        run(cfg_for(digits_root, tmp_path, "tb", "train.epochs=1", "run.tensorboard=true"))
+        assert any((tmp_path / "tb" / "tb").iterdir())
