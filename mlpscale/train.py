@@ -18,6 +18,7 @@ import math
 import os
 import signal
 import statistics
+import sys
 import time
 from dataclasses import dataclass
 
@@ -311,6 +312,7 @@ class Trainer:
         bad_step = torch.tensor(-1, device=self.device)
         bar = self._bar()
         t_epoch = time.perf_counter()
+        first_step = self.step
         wait = 0.0
         status = "epoch_done"
         with contextlib.closing(batches):
@@ -333,9 +335,8 @@ class Trainer:
                 if self.step % t.log_every == 0:
                     self._check_finite(bad_step)  # the one host sync of a log interval
                     if bar is not None:
-                        secs = time.perf_counter() - t_epoch
-                        bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}",
-                                        img_s=f"{(bar.n - bar.initial) * t.batch_size / max(secs, 1e-9):.0f}",
+                        rate = (self.step - first_step) * t.batch_size / max(time.perf_counter() - t_epoch, 1e-9)
+                        bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.0f}",
                                         pflops=f"{self.macs * 3 * self.step * t.batch_size / 1e15:.3g}")
                 if self.stop_signal is not None or (t.max_steps and self.step >= t.max_steps):
                     status = "interrupted" if self.stop_signal is not None else "max_steps"
@@ -378,6 +379,10 @@ class Trainer:
             self.best_top1 = max(self.best_top1, self.last_eval["test_top1"])
             row.update(self.last_eval)
         self.log.log(row)
+        if self.dist.main and self.cfg.run.progress and not sys.stdout.isatty():  # one line per epoch in logs
+            evals = f" test_top1 {row['test_top1']:.2f}%" if "test_top1" in row else ""
+            print(f"epoch {row['epoch']}/{t.epochs} loss {row['train_loss']:.4f}{evals} "
+                  f"{row['img_per_s']:.0f} img/s {row['compute_pflops']:.4g} PFLOPs", flush=True)
         self.epoch += 1
         self.micro_in_epoch = 0
         self.sums = {"loss": 0.0, "count": 0, "wait_s": 0.0, "time_s": 0.0}
@@ -391,9 +396,10 @@ class Trainer:
             return None
         from tqdm import tqdm
 
+        if not sys.stdout.isatty():  # no bar in logs and CI; metrics.jsonl has the numbers
+            return None
         return tqdm(total=self.steps_per_epoch, initial=self.micro_in_epoch // self.cfg.train.accum_steps,
-                    desc=f"epoch {self.epoch + 1}/{self.cfg.train.epochs}", leave=False, dynamic_ncols=True,
-                    disable=None)  # None: no bar when stdout is not a terminal (CI logs)
+                    desc=f"epoch {self.epoch + 1}/{self.cfg.train.epochs}", leave=False, dynamic_ncols=True)
 
     def _finish(self, status: str) -> dict:
         t = self.cfg.train

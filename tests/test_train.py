@@ -210,3 +210,15 @@ def test_optional_loggers_say_how_to_install(digits_root, tmp_path):
     else:
         run(cfg_for(digits_root, tmp_path, "tb", "train.epochs=1", "run.tensorboard=true"))
         assert any((tmp_path / "tb" / "tb").iterdir())
+
+
+def test_progress_bar_on_a_terminal(digits_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    s = run(cfg_for(digits_root, tmp_path, "bar", "train.epochs=1", "run.progress=true", "train.log_every=2"))
+    assert s["status"] == "finished"
+
+
+def test_epoch_lines_in_logs(digits_root, tmp_path, capsys):
+    run(cfg_for(digits_root, tmp_path, "lines", "train.epochs=2", "run.progress=true"))
+    out = capsys.readouterr().out
+    assert "epoch 1/2 loss" in out and "epoch 2/2 loss" in out and "test_top1" in out
