@@ -41,5 +41,5 @@ def test_gpu_check_toy_with_ffcv(tmp_path):
     pytest.importorskip("ffcv")
     doc, _ = _run(tmp_path)
     suites = [e["suite"] for e in doc["results"]]
-    assert suites == ["peak", "step", "e2e", "loader", "eval", "step"]
+    assert suites == ["peak", "step", "e2e", "step", "eval", "loader"]
     assert all("error" not in e and "skipped" not in e for e in doc["results"])

@@ -98,4 +98,7 @@ def format_environment(env: dict) -> str:
 
 
 def run_command() -> str:
-    return " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:])
+    prog = os.path.basename(sys.argv[0])
+    if prog in ("__main__.py", "cli.py"):  # python -m mlpscale.bench
+        prog = "mlpscale-bench"
+    return " ".join([prog] + sys.argv[1:])
