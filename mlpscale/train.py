@@ -115,10 +115,30 @@ def build_data(cfg: Config, device: torch.device, dist: DistInfo, micro_batch: i
     return Data(info, res, d.crop_res or res, train, evl, n_train, resident)
 
 
+def arrays_data(images: torch.Tensor, labels: torch.Tensor, info: DatasetInfo,
+                eval_images: torch.Tensor | None = None, eval_labels: torch.Tensor | None = None):
+    """A `data_fn` for Trainer serving uint8 (N, H, W, 3) images and (N,) labels from device memory
+    (benchmarks, the GPU check without FFCV, or a researcher's own arrays)."""
+
+    def data_fn(cfg: Config, device: torch.device, dist: DistInfo, micro_batch: int) -> Data:
+        shard, seed, res = Shard(dist.rank, dist.world), cfg.train.seed, images.shape[1]
+        ex = images if eval_images is None else eval_images
+        ey = labels if eval_labels is None else eval_labels
+        return Data(info, res, cfg.data.crop_res or res,
+                    ResidentLoader(images.to(device), labels.to(device), micro_batch, seed, shard, train=True),
+                    ResidentLoader(ex.to(device), ey.to(device), max(micro_batch, 256), seed, shard, train=False),
+                    len(images), True)
+
+    return data_fn
+
+
 # --- the trainer ----------------------------------------------------------------------------
 
 class Trainer:
-    def __init__(self, cfg: Config, run_dir: str, resume: bool = False):
+    """One training run. `data_fn(cfg, device, dist, micro_batch) -> Data` supplies the data; the
+    default opens the betons named by cfg.data (`build_data`); `arrays_data(...)` serves tensors."""
+
+    def __init__(self, cfg: Config, run_dir: str, resume: bool = False, data_fn=None):
         self.cfg, self.run_dir = cfg, run_dir
         t = cfg.train
         self.dist, self.device = init_distributed(t.device)
@@ -131,7 +151,7 @@ class Trainer:
         self.micro_batch = t.batch_size // (self.dist.world * t.accum_steps)
         parse_arch(cfg.model.arch)  # fail on a bad name before reading any data
         torch.manual_seed(t.seed)
-        self.data = build_data(cfg, self.device, self.dist, self.micro_batch)
+        self.data = (data_fn or build_data)(cfg, self.device, self.dist, self.micro_batch)
         info = self.data.info
 
         self.model = MLP(cfg.model.arch, self.data.crop_res, info.num_classes, act=cfg.model.act,

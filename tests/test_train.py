@@ -222,3 +222,18 @@ def test_epoch_lines_in_logs(digits_root, tmp_path, capsys):
     run(cfg_for(digits_root, tmp_path, "lines", "train.epochs=2", "run.progress=true"))
     out = capsys.readouterr().out
     assert "epoch 1/2 loss" in out and "epoch 2/2 loss" in out and "test_top1" in out
+
+
+def test_trainer_on_arrays(tmp_path):
+    from mlpscale.datasets import DatasetInfo
+    from mlpscale.train import Trainer, arrays_data
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(256) % 2
+    x = (y.view(-1, 1, 1, 1) * 200 + torch.randint(0, 40, (256, 4, 4, 3), generator=g)).to(torch.uint8)
+    info = DatasetInfo("toy", 2, 256, 256, 4, (100.0,) * 3, (80.0,) * 3)
+    cfg = load_config(None, ["model.arch=B_1-Wi_16", "train.batch_size=32", "train.epochs=2", "aug.enabled=false",
+                             "optim.lr=1e-3", "run.progress=false"])
+    os.makedirs(tmp_path / "toy")
+    s = Trainer(cfg, str(tmp_path / "toy"), data_fn=arrays_data(x, y, info)).fit()
+    assert s["test_top1"] == 100.0 and s["n_train"] == 256
