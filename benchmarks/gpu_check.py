@@ -47,7 +47,12 @@ PAPER = {"name": "paper: B-12/Wi-1024, 64px, one RTX A5000 (Bachmann et al. 2023
 
 # --- bringing in what the machine lacks ------------------------------------------------------
 
-def bootstrap(wheels: str, site: str, force_no_ffcv: bool) -> dict:
+def wanted_wheels() -> list[tuple[str, str]]:
+    py = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    return [("ffcv", f"ffcv-*-{py}-*.whl"), ("lion_pytorch", "lion_pytorch-*.whl")]
+
+
+def bootstrap(wheels: str, site: str, force_no_ffcv: bool, wanted=None) -> dict:
     """Make FFCV and lion-pytorch importable from carried wheels if they are not installed.
 
     Wheels are unpacked into `site` and put first on sys.path (no pip, nothing installed into the
@@ -56,8 +61,7 @@ def bootstrap(wheels: str, site: str, force_no_ffcv: bool) -> dict:
 
     threads = torch.get_num_threads()  # importing ffcv sets torch's thread count to 1; put it back below
     status = {}
-    py = f"cp{sys.version_info.major}{sys.version_info.minor}"
-    for mod, pattern in (("ffcv", f"ffcv-*-{py}-*.whl"), ("lion_pytorch", "lion_pytorch-*.whl")):
+    for mod, pattern in wanted or wanted_wheels():
         if mod == "ffcv" and force_no_ffcv:
             sys.modules["ffcv"] = None  # any `import ffcv` now raises ImportError: exercises the fallback
             status[mod] = "disabled by --no-ffcv"
@@ -74,16 +78,21 @@ def bootstrap(wheels: str, site: str, force_no_ffcv: bool) -> dict:
             continue
         target = os.path.join(site, os.path.basename(found[-1])[:-4])
         if not os.path.isdir(target):
+            tmp = f"{target}.tmp-{os.getpid()}"
             with zipfile.ZipFile(found[-1]) as z:
-                z.extractall(target + ".tmp")
-            os.replace(target + ".tmp", target)
+                z.extractall(tmp)
+            for root_, _, files in os.walk(tmp):  # zip keeps no exec bits; shared libraries want them
+                for f in files:
+                    if ".so" in f:
+                        os.chmod(os.path.join(root_, f), 0o755)
+            os.replace(tmp, target)
         sys.path.insert(0, target)
         try:
             __import__(mod)
             if mod == "ffcv":
                 import ffcv.fields.rgb_image  # noqa: F401 - loads the compiled extension and its bundled libs
                 import ffcv.loader  # noqa: F401
-            status[mod] = f"from {os.path.relpath(found[-1], REPO)}"
+            status[mod] = f"from {os.path.relpath(found[-1], REPO)} (unpacked to {target})"
         except Exception as e:  # noqa: BLE001
             sys.path.remove(target)
             for name in [m for m in sys.modules if m == mod or m.startswith(mod + ".")]:
@@ -332,4 +341,9 @@ def resident_e2e_fallback(s, run_dir: str) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter teardown: with FFCV/numba threads and DataLoader workers alive it intermittently
+    # aborts ("terminate called without an active exception", SIGABRT) after all results are written.
+    os._exit(code)

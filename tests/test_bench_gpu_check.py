@@ -43,3 +43,27 @@ def test_gpu_check_toy_with_ffcv(tmp_path):
     suites = [e["suite"] for e in doc["results"]]
     assert suites == ["peak", "step", "e2e", "step", "eval", "loader"]
     assert all("error" not in e and "skipped" not in e for e in doc["results"])
+
+
+def test_bootstrap_imports_a_carried_wheel_without_pip(tmp_path):
+    import importlib.util
+    import zipfile
+
+    spec = importlib.util.spec_from_file_location("gpu_check", os.path.join(REPO, "benchmarks", "gpu_check.py"))
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    with zipfile.ZipFile(wheels / "mlpscale_fake_carried-1.0-py3-none-any.whl", "w") as z:
+        z.writestr("mlpscale_fake_carried/__init__.py", "MARK = 42\n")
+    wanted = [("mlpscale_fake_carried", "mlpscale_fake_carried-*.whl"), ("mlpscale_fake_absent", "absent-*.whl")]
+    try:
+        status = gpu_check.bootstrap(str(wheels), str(tmp_path / "site"), False, wanted)
+        import mlpscale_fake_carried
+
+        assert mlpscale_fake_carried.MARK == 42
+        assert status["mlpscale_fake_carried"].startswith("from ")
+        assert status["mlpscale_fake_absent"].startswith("unavailable")
+    finally:
+        sys.modules.pop("mlpscale_fake_carried", None)
+        sys.path[:] = [p for p in sys.path if "mlpscale_fake_carried" not in p]

@@ -97,6 +97,11 @@ def main(argv=None):
         print(f"results in {a.json}")
     if failed:
         print(f"error: suite(s) {', '.join(failed)} crashed (traceback above)", file=sys.stderr)
+    if argv is None:  # run as a program (not from tests): skip interpreter teardown, which with FFCV/numba
+        sys.stdout.flush()  # threads and DataLoader workers alive can intermittently abort after all is written
+        sys.stderr.flush()
+        os._exit(1 if failed else 0)
+    if failed:
         sys.exit(1)
 
 
