@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DATA ?= data
 RUNS ?= runs
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast bench gpu-wheel gpu-check clean
 
 install: $(STAMP)
 
@@ -36,6 +36,19 @@ test: install
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: install
+	$(BIN)/mlpscale-bench all --quick
+
+# FFCV + lion-pytorch wheels for the offline Python 3.12 GPU machine, into the ignored wheels/ (~10 MB)
+gpu-wheel:
+	bash benchmarks/gpu_wheels.sh wheels
+
+# On a single-GPU machine (no install, no network): one JSON, figure by figure, under 8 minutes
+GPU_PY ?= python3
+GPU_OUT ?= benchmarks/results
+gpu-check:
+	PYTHONPATH=. $(GPU_PY) benchmarks/gpu_check.py --wheels wheels --out-dir $(GPU_OUT)
 
 clean:
 	rm -rf $(RUNS) $(DATA) .pytest_cache build *.egg-info

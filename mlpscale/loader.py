@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,7 +130,21 @@ def iterate_ffcv(loader, poll_s: float = 5.0):
                 it.current_stream.wait_stream(it.cuda_streams[slot])
             yield result
     finally:
-        it.close()
+        _stop(it)
+
+
+def _stop(it, timeout_s: float = 60.0) -> None:
+    """Stop FFCV's epoch thread and wait for it: it only notices the stop request while blocked on
+    a full queue, so drain the queue until it exits. A thread left running inside numba's parallel
+    code when Python exits aborts the process ("terminate called without an active exception")."""
+    it.close()
+    deadline = time.monotonic() + timeout_s
+    while it.is_alive() and time.monotonic() < deadline:
+        try:
+            it.output_queue.get(timeout=0.1)
+        except queue.Empty:
+            pass
+    it.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def read_split(path: str, device, workers: int = 0, batch_size: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:

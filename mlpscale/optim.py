@@ -49,6 +49,17 @@ class ForeachLion(torch.optim.Optimizer):
         return loss
 
 
+def lion_source() -> str:
+    """Which LION implementation `build_optimizer` uses here, for reports."""
+    try:
+        import lion_pytorch.foreach  # noqa: F401
+    except ImportError:
+        return "mlpscale.optim.ForeachLion (lion-pytorch not installed)"
+    from importlib.metadata import version
+
+    return f"lion-pytorch {version('lion-pytorch')} (foreach)"
+
+
 def lion_class():
     try:
         from lion_pytorch.foreach import Lion

@@ -56,7 +56,7 @@ def test_python_lion_matches_foreach_lion(other):
     if other == "lion_pytorch":
         Lion = pytest.importorskip("lion_pytorch.foreach").Lion
     else:
-        Lion = bours.ForeachLion
+        from mlpscale.optim import ForeachLion as Lion
     a, b = _params(0), _params(0)
     oa = ref.PythonLion(a, lr=0.01, betas=(0.9, 0.99), weight_decay=0.1)
     ob = Lion(b, lr=0.01, betas=(0.9, 0.99), weight_decay=0.1)

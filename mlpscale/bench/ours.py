@@ -5,64 +5,22 @@ bf16 autocast, label-smoothed CE, backward, foreach LION) - fed by the trainer's
 Two ways to get a Trainer:
   * `trainer_on_betons`: the full path, `Trainer(cfg, run_dir)` on generated betons (reads them
     with FFCV, resident or streaming exactly as a user's run would);
-  * `trainer_on_arrays`: the same Trainer, but with its data built from in-memory arrays on the
+  * `trainer_on_arrays`: the same Trainer, with `data_fn=arrays_data(...)`: in-memory arrays on the
     device (no FFCV needed) - used by the step suite and by the GPU check when FFCV cannot load.
-    This swaps `mlpscale.train.build_data` for the duration of the constructor only (the smallest
-    adapter; a `Trainer(..., data=...)` argument would replace it).
 """
 from __future__ import annotations
-
-import contextlib
-import sys
-import types
 
 import torch
 
 from .. import train as train_mod
 from ..config import Config
 from ..datasets import CIFAR_MEAN, CIFAR_STD, DatasetInfo
-from ..loader import ResidentLoader
+from ..optim import lion_source
 
 
 def ensure_lion() -> str:
-    """'lion_pytorch X' when installed; otherwise registers a foreach LION under that module name
-    (same update) so the trainer runs where lion-pytorch is absent (the GPU machine), and says so."""
-    try:
-        import lion_pytorch.foreach  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        from .env import _version
-
-        return f"lion_pytorch {_version('lion_pytorch', 'lion-pytorch')}"
-    pkg = types.ModuleType("lion_pytorch")
-    mod = types.ModuleType("lion_pytorch.foreach")
-    mod.Lion = ForeachLion
-    pkg.foreach = mod
-    sys.modules["lion_pytorch"], sys.modules["lion_pytorch.foreach"] = pkg, mod
-    return "shim: mlpscale.bench.ours.ForeachLion (lion_pytorch not installed)"
-
-
-class ForeachLion(torch.optim.Optimizer):
-    """LION with torch._foreach kernels: p *= 1-lr*wd; p -= lr*sign(lerp(m, g, 1-b1)); m = lerp(m, g, 1-b2)."""
-
-    def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0):
-        super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay))
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            ps = [p for p in group["params"] if p.grad is not None]
-            if not ps:
-                continue
-            gs = [p.grad for p in ps]
-            ms = [self.state[p].setdefault("exp_avg", torch.zeros_like(p)) for p in ps]
-            lr, wd, (b1, b2) = group["lr"], group["weight_decay"], group["betas"]
-            torch._foreach_mul_(ps, 1 - lr * wd)
-            upd = torch._foreach_lerp(ms, gs, 1 - b1)
-            torch._foreach_sign_(upd)
-            torch._foreach_add_(ps, upd, alpha=-lr)
-            torch._foreach_lerp_(ms, gs, 1 - b2)
+    """Which LION the trainer will use (lion-pytorch, or mlpscale's ForeachLion where it is absent)."""
+    return lion_source()
 
 
 def make_config(arch: str, res: int, batch: int, dataset: str = "benchsynth", root: str = "data",
@@ -87,28 +45,8 @@ def trainer_on_betons(cfg: Config, run_dir: str):
 def trainer_on_arrays(cfg: Config, run_dir: str, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
                       mean=CIFAR_MEAN, std=CIFAR_STD):
     """A Trainer whose data is `images` (N, H, W, 3) uint8 / `labels` (N,), resident on its device."""
-    ensure_lion()
-    res = images.shape[1]
-    info = DatasetInfo("arrays", num_classes, len(images), len(images), res, tuple(mean), tuple(std))
-
-    def build_data(cfg_, device, dist, micro_batch):
-        x, y = images.to(device), labels.to(device)
-        seed = cfg_.train.seed
-        return train_mod.Data(info, res, cfg_.data.crop_res or res, ResidentLoader(x, y, micro_batch, seed),
-                              ResidentLoader(x, y, max(micro_batch, 256), seed, train=False), len(x), True)
-
-    with _swapped(train_mod, "build_data", build_data):
-        return train_mod.Trainer(cfg, run_dir)
-
-
-@contextlib.contextmanager
-def _swapped(module, name, value):
-    old = getattr(module, name)
-    setattr(module, name, value)
-    try:
-        yield
-    finally:
-        setattr(module, name, old)
+    info = DatasetInfo("arrays", num_classes, len(images), len(images), images.shape[1], tuple(mean), tuple(std))
+    return train_mod.Trainer(cfg, run_dir, data_fn=train_mod.arrays_data(images, labels, info))
 
 
 class StepDriver:
