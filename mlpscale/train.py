@@ -302,14 +302,8 @@ class Trainer:
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         status = "finished"
         try:
-            while self.epoch < t.epochs:
-                status = self._run_epoch()
-                if status != "epoch_done":
-                    break
-            else:
-                status = "finished"
-            if status == "epoch_done":
-                status = "finished"
+            while self.epoch < t.epochs and status == "finished":
+                status = self._run_epoch()  # "finished" (the epoch), "interrupted" or "max_steps"
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
@@ -334,7 +328,7 @@ class Trainer:
         t_epoch = time.perf_counter()
         first_step = self.step
         wait = 0.0
-        status = "epoch_done"
+        status = "finished"
         with contextlib.closing(batches):
             while self.micro_in_epoch // accum < self.steps_per_epoch:
                 t0 = time.perf_counter()
@@ -371,7 +365,7 @@ class Trainer:
         self.sums["time_s"] += dt
         if bar is not None:
             bar.close()
-        if status != "epoch_done":
+        if status != "finished":
             self.save()  # mid-epoch: resume continues at micro_in_epoch
             return status
         self._end_epoch()
