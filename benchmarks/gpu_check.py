@@ -307,9 +307,8 @@ def resident_e2e_fallback(s, run_dir: str) -> dict:
 
     from mlpscale.bench import data as bdata
     from mlpscale.bench import ours as bours
-    from mlpscale.bench import reference as ref
+    from mlpscale.bench import suites
     from mlpscale.bench.timing import Comparison, Variant, compare
-    from mlpscale.datasets import CIFAR_MEAN, CIFAR_STD
 
     dev = s.dev()
     x = torch.from_numpy(bdata.make_images(s.n_train, s.res, smooth=False))
@@ -317,14 +316,7 @@ def resident_e2e_fallback(s, run_dir: str) -> dict:
     cfg = bours.make_config(s.arch, s.res, s.batch, precision=s.prec(), compile=s.compile, device=str(dev),
                             run_dir=run_dir)
     drv = bours.StepDriver(bours.trainer_on_arrays(cfg, run_dir, x, y, s.num_classes))
-    rstep = ref.ReferenceStep(s.arch, s.res, s.num_classes, CIFAR_MEAN, CIFAR_STD, dev)
-    rx, rl = ref.fake_mixed_batch(s.batch, s.res, s.num_classes, dev)
-
-    def reference():
-        for _ in range(s.steps):
-            rstep(rx, rl)
-        return s.steps * s.batch
-
+    reference = suites.reference_steps(s, dev)
     cmp = Comparison("e2e", f"FALLBACK (FFCV unavailable): {s.arch} {s.res}px batch {s.batch} device-resident "
                             f"arrays on {dev.type}", "img/s",
                      f"{s.steps} optimizer steps from a fresh epoch of the resident loader, closed by a device sync",

@@ -2,13 +2,10 @@
 import copy
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from mlpscale.bench import ours as bours
 from mlpscale.bench import reference as ref
 from mlpscale.bench.cli import main
 from mlpscale.bench.schema import SchemaError, validate

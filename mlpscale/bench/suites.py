@@ -150,6 +150,19 @@ class _Counter:
 
 # --- step -----------------------------------------------------------------------------------
 
+def reference_steps(s: Sizes, dev):
+    """A callable running s.steps reference optimizer steps on one float batch; returns images."""
+    rstep = ref.ReferenceStep(s.arch, s.res, s.num_classes, CIFAR_MEAN, CIFAR_STD, dev)
+    rx, rl = ref.fake_mixed_batch(s.batch, s.res, s.num_classes, dev)
+
+    def run() -> int:
+        for _ in range(s.steps):
+            rstep(rx, rl)
+        return s.steps * s.batch
+
+    return run
+
+
 def step_comparison(s: Sizes, run_dir: str, peak_flops: float | None = None, suite: str = "step",
                     with_reference: bool = True, log=print) -> dict:
     """One optimizer step, data already on the device: ours (Trainer._train_step on uint8 NHWC, device
@@ -166,15 +179,7 @@ def step_comparison(s: Sizes, run_dir: str, peak_flops: float | None = None, sui
                         f"Trainer._train_step: device crop/flip/MixUp, {s.prec()} autocast, "
                         f"compile={s.compile}, foreach LION")]
     if with_reference:
-        rstep = ref.ReferenceStep(s.arch, s.res, s.num_classes, CIFAR_MEAN, CIFAR_STD, dev)
-        rx, rl = ref.fake_mixed_batch(s.batch, s.res, s.num_classes, dev)
-
-        def reference():
-            for _ in range(s.steps):
-                rstep(rx, rl)
-            return s.steps * s.batch
-
-        variants.append(Variant("reference", reference, "baseline",
+        variants.append(Variant("reference", reference_steps(s, dev), "baseline",
                                 "normalise + fp32 eager MLP on CHW flatten + mixed CE + per-parameter Python LION"))
     model = trainer.model
     cmp = Comparison(suite, f"{s.arch} {s.res}px batch {s.batch} {s.prec()} compile={s.compile} on {dev.type}",
