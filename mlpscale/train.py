@@ -350,7 +350,8 @@ class Trainer:
                     if bar is not None:
                         rate = (self.step - first_step) * t.batch_size / max(time.perf_counter() - t_epoch, 1e-9)
                         bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.0f}",
-                                        pflops=f"{self.macs * 3 * self.step * t.batch_size / 1e15:.3g}")
+                                        pflops=f"{self.macs * 3 * self.step * t.batch_size / 1e15:.3g}",
+                                        **({"mfu": f"{rate * 6 * self.macs / self.peak:.1%}"} if self.peak else {}))
                 if self.stop_signal is not None or (t.max_steps and self.step >= t.max_steps):
                     status = "interrupted" if self.stop_signal is not None else "max_steps"
                     break

@@ -238,3 +238,15 @@ def test_trainer_on_arrays(tmp_path):
     os.makedirs(tmp_path / "toy")
     s = Trainer(cfg, str(tmp_path / "toy"), data_fn=arrays_data(x, y, info)).fit()
     assert s["test_top1"] == 100.0 and s["n_train"] == 256
+
+
+@pytest.mark.slow
+def test_demo_reaches_95_percent(tmp_path):
+    """What `make demo` runs: digits at 16px, configs/demo_digits.yaml; the README promises >= 95%."""
+    r = run_cli("mlpscale-convert", "digits", "--res", "16", "--out", str(tmp_path / "data"), "--quiet")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("mlpscale-train", "--config", "demo_digits.yaml", "--set", f"data.root={tmp_path / 'data'}",
+                "--set", f"run.out_dir={tmp_path / 'runs'}")
+    assert r.returncode == 0, r.stderr
+    s = json.load(open(tmp_path / "runs" / "demo_digits" / "summary.json"))
+    assert s["test_top1"] >= 95.0 and s["status"] == "finished"
