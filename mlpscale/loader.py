@@ -231,9 +231,12 @@ class StreamLoader:
         return order if self.base is None else self.base[order]
 
     def epoch(self, epoch: int, start_batch: int = 0):
-        order = self._order(epoch)[start_batch * self.batch_size:]
-        if self._loader is None:  # compile FFCV's pipeline once; only the index order changes
-            self._loader = _ffcv_loader(self.path, self.batch_size, self.workers, order, self.os_cache, self.device)
+        full = self._order(epoch)
+        if self._loader is None:
+            # compile FFCV's pipeline once; later epochs only swap the index order. Created with a
+            # whole epoch's order: FFCV fixes its __len__ (which truncates every later order) then.
+            self._loader = _ffcv_loader(self.path, self.batch_size, self.workers, full, self.os_cache, self.device)
+        order = full[start_batch * self.batch_size:]  # a resumed run starts mid-epoch
         self._loader.indices = order
         self._loader.traversal_order.indices = order
         for x, y in iterate_ffcv(self._loader):

@@ -57,11 +57,13 @@ def test_streaming_equals_resident(digits_root, tmp_path):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)  # same batches, same augmentation, same weights
 
 
-def test_resume_mid_epoch_is_exact(digits_root, tmp_path):
-    run(cfg_for(digits_root, tmp_path, "full", "train.epochs=3"))
-    part = run(cfg_for(digits_root, tmp_path, "part", "train.epochs=3", "train.max_steps=30"))
+@pytest.mark.parametrize("resident", ["on", "off"])
+def test_resume_mid_epoch_is_exact(digits_root, tmp_path, resident):
+    mode = [f"data.resident={resident}", "data.workers=1"]
+    run(cfg_for(digits_root, tmp_path, "full", "train.epochs=3", *mode))
+    part = run(cfg_for(digits_root, tmp_path, "part", "train.epochs=3", "train.max_steps=30", *mode))
     assert part["status"] == "max_steps" and part["steps"] == 30  # 22 steps/epoch: stopped inside epoch 2
-    run(cfg_for(digits_root, tmp_path, "part", "train.epochs=3"), resume_dir=str(tmp_path / "part"))
+    run(cfg_for(digits_root, tmp_path, "part", "train.epochs=3", *mode), resume_dir=str(tmp_path / "part"))
     wa, wb = weights(tmp_path / "full"), weights(tmp_path / "part")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     rows = [json.loads(ln) for ln in open(tmp_path / "part" / "metrics.jsonl")]
