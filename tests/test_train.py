@@ -123,8 +123,10 @@ def test_subset_is_balanced_and_deterministic():
         balanced_subset(labels, 500)
 
 
-def test_trainer_uses_subset(digits_root, tmp_path):
-    s = run(cfg_for(digits_root, tmp_path, "sub", "train.epochs=1", "data.n_train=640"))
+@pytest.mark.parametrize("resident", ["on", "off"])
+def test_trainer_uses_subset(digits_root, tmp_path, resident):
+    s = run(cfg_for(digits_root, tmp_path, "sub", "train.epochs=1", "data.n_train=640",
+                    f"data.resident={resident}", "data.workers=1"))
     assert s["n_train"] == 640 and s["steps"] == 10
 
 
