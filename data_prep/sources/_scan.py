@@ -161,3 +161,30 @@ def add_indexed(builder: RecordBuilder, entry: str, indexed: tuple, label: int, 
 
 def entry_size(indexed: tuple) -> int:
     return len(indexed[1])
+
+
+def file_reader(src: str, expected: str, folder: str, marker: str, archive: str | None = None):
+    """`read(name) -> bytes | None` over a dataset shipped as a few named files: `src` is the tar
+    archive itself, the extracted `folder/` (recognised by holding `marker`), its parent, or a
+    parent holding `archive`. Members are matched by base name."""
+    if os.path.isfile(src):
+        try:
+            tf = tarfile.open(src, "r:*")
+        except tarfile.ReadError:
+            raise UserError(f"--src {src} is not a tar archive; expected {expected}") from None
+        members = {os.path.basename(m.name): m for m in tf.getmembers() if m.isfile()}
+        return lambda name: tf.extractfile(members[name]).read() if name in members else None
+    root = src
+    if not os.path.exists(os.path.join(src, marker)):
+        if os.path.exists(os.path.join(src, folder, marker)):
+            root = os.path.join(src, folder)
+        elif archive and os.path.isfile(os.path.join(src, archive)):
+            return file_reader(os.path.join(src, archive), expected, folder, marker)
+
+    def read(name: str) -> bytes | None:
+        path = os.path.join(root, name)
+        if not os.path.isfile(path):
+            return None
+        with open(path, "rb") as f:
+            return f.read()
+    return read

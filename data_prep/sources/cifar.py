@@ -7,9 +7,7 @@ label ids. Splits: train (50,000) and test (10,000).
 """
 from __future__ import annotations
 
-import os
 import pickle
-import tarfile
 
 import numpy as np
 
@@ -25,35 +23,17 @@ LAYOUT = {
 
 def _reader(src: str, layout: dict):
     """A function name -> unpickled dict, for an archive, its folder, or the folder's parent."""
+    from data_prep.sources._scan import file_reader
+
     expected = (f"the official {layout['archive']} or its extracted {layout['folder']}/ folder "
                 f"(with {', '.join(layout['train'] + layout['test'])} and {layout['meta']})")
-    if os.path.isfile(src):
-        try:
-            tf = tarfile.open(src, "r:*")
-        except tarfile.ReadError:
-            raise UserError(f"--src {src} is not a tar archive; expected {expected}") from None
-        members = {os.path.basename(m.name): m for m in tf.getmembers() if m.isfile()}
-
-        def load(name):
-            if name not in members:
-                raise UserError(f"{src} has no member {name}; expected {expected}")
-            return _unpickle(tf.extractfile(members[name]).read(), f"{src}:{name}")
-        return load
-    folder = src
-    if not os.path.exists(os.path.join(folder, layout["meta"])):
-        if os.path.exists(os.path.join(src, layout["folder"], layout["meta"])):
-            folder = os.path.join(src, layout["folder"])
-        elif os.path.isfile(os.path.join(src, layout["archive"])):
-            return _reader(os.path.join(src, layout["archive"]), layout)
-        else:
-            raise UserError(f"--src {src} has no {layout['meta']}; expected {expected}")
+    read = file_reader(src, expected, layout["folder"], layout["meta"], layout["archive"])
 
     def load(name):
-        p = os.path.join(folder, name)
-        if not os.path.isfile(p):
-            raise UserError(f"{p} is missing; expected {expected}")
-        with open(p, "rb") as f:
-            return _unpickle(f.read(), p)
+        data = read(name)
+        if data is None:
+            raise UserError(f"--src {src} has no {name}; expected {expected}")
+        return _unpickle(data, f"{src}:{name}")
     return load
 
 

@@ -7,9 +7,6 @@ disk and 0..9 here. The 100,000 unlabeled images are not converted. Splits: trai
 """
 from __future__ import annotations
 
-import os
-import tarfile
-
 import numpy as np
 
 from mlpscale.errors import UserError
@@ -24,33 +21,13 @@ def add_arguments(parser) -> None:
     pass
 
 
-def _opener(src: str):
-    if os.path.isfile(src):
-        try:
-            tf = tarfile.open(src, "r:*")
-        except tarfile.ReadError:
-            raise UserError(f"--src {src} is not a tar archive; expected {EXPECTED}") from None
-        members = {os.path.basename(m.name): m for m in tf.getmembers() if m.isfile()}
-        return lambda name: tf.extractfile(members[name]).read() if name in members else None
-    folder = src
-    if not os.path.exists(os.path.join(folder, "train_X.bin")) and os.path.isdir(os.path.join(src, "stl10_binary")):
-        folder = os.path.join(src, "stl10_binary")
-
-    def read(name):
-        p = os.path.join(folder, name)
-        if not os.path.isfile(p):
-            return None
-        with open(p, "rb") as f:
-            return f.read()
-    return read
-
-
 def load(args):
     from data_prep.engine import ArrayRecords
     from data_prep.sources import SourceData
-    from data_prep.sources._scan import require_src
+    from data_prep.sources._scan import file_reader, require_src
 
-    read = _opener(require_src(args, EXPECTED))
+    read = file_reader(require_src(args, EXPECTED), EXPECTED, "stl10_binary", "train_X.bin",
+                       "stl10_binary.tar.gz")
     splits = {}
     for split in ("train", "test"):
         xb, yb = read(f"{split}_X.bin"), read(f"{split}_y.bin")
