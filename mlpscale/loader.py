@@ -116,7 +116,7 @@ def iterate_ffcv(loader, poll_s: float = 5.0):
                 item = it.output_queue.get(timeout=poll_s)
             except queue.Empty:
                 if not it.is_alive():
-                    raise RuntimeError(
+                    raise UserError(
                         f"FFCV's loader thread for {loader.fname} stopped with an error (printed above); "
                         f"the file may be damaged: re-convert it with mlpscale-convert"
                     ) from None
