@@ -76,6 +76,8 @@ def normalize_flatten(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) ->
     permute, the normalisation and the flatten cost a single read and write of the batch.
     """
     b, c, h, w = x.shape
+    if torch.compiler.is_compiling():  # inductor fuses this itself (and mishandles out= strides)
+        return torch.addcmul(-mean / std, x.permute(0, 2, 3, 1), 1.0 / std).reshape(b, -1)
     out = torch.empty((b, h, w, c), dtype=x.dtype, device=x.device)
     torch.addcmul(-mean / std, x.permute(0, 2, 3, 1), 1.0 / std, out=out)
     return out.view(b, -1)

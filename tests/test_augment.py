@@ -102,3 +102,11 @@ def test_train_output_shape_dtype():
     aug = DeviceAugment((0, 0, 0), (1, 1, 1), 6, train=True, out_dtype=torch.bfloat16)
     out = aug(torch.randint(0, 256, (5, 8, 8, 3), dtype=torch.uint8), gen())
     assert out.shape == (5, 6 * 6 * 3) and out.dtype == torch.bfloat16 and math.isfinite(out.float().sum().item())
+
+
+def test_normalize_flatten_compiles():
+    """torch.compile (the GPU path may compile the input pipeline) gives the same values."""
+    x = torch.rand(4, 3, 5, 6) * 255
+    mean, std = torch.tensor([10.0, 20.0, 30.0]), torch.tensor([2.0, 4.0, 8.0])
+    compiled = torch.compile(normalize_flatten)(x, mean, std)
+    assert torch.allclose(compiled, normalize_flatten(x, mean, std), atol=1e-5)
