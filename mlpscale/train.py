@@ -294,7 +294,9 @@ class Trainer:
 
     # --- the loop ---------------------------------------------------------------------------
     def _on_signal(self, signum, frame):
+        """First SIGINT/SIGTERM: finish the step, save last.pt, stop. A second one stops at once."""
         self.stop_signal = signum
+        signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
 
     def fit(self) -> dict:
         t = self.cfg.train
