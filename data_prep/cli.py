@@ -1,7 +1,11 @@
-"""`mlpscale-convert SOURCE --src PATH --res R --out ROOT [--format raw|jpg] [--workers N] [--shard I/K]`.
+"""`mlpscale-convert SOURCE --src PATH --res R --out ROOT [--format raw|jpg] [--layout square|paper]
+[--workers N] [--shard I/K]`.
 
 Writes ROOT/<name>/<split>_<res>.beton for every split of the source and ROOT/<name>/meta_<res>.json
-(classes, counts, resolution, format, normalisation statistics, skipped files, source, version).
+(classes, counts, resolution, layout, format, normalisation statistics, skipped files, source,
+version, the conversion id stamped into every beton, the command that wrote them). The folder is
+consistent or refused: the betons are written to temp files first and all made visible together
+at the end (data_prep/output.py), so an interrupted conversion leaves the previous dataset as it was.
 Two more commands work on converted data:
 
   mlpscale-convert combine --name N --res R --out ROOT      merge --shard outputs into one dataset
@@ -13,14 +17,25 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import sys
 import time
 
+import numpy as np
+
 from mlpscale import __version__
-from mlpscale.datasets import beton_path, meta_path
 from mlpscale.errors import UserError, cli_entry
 
+from . import combine
+from .engine import FORMATS, Encoding, SplitResult, stats_from_sums, write_split
+from .output import OutputFolder, shard_suffix
+from .resize import LAYOUTS
 from .sources import SOURCES
+from .workers import Workers
+
+# An image must fit one FFCV page (we use pages of up to 4 MiB): 1024 x 1024 x 3 bytes = 3 MiB raw.
+# The paper trains at 64px; 1024 leaves room for any low-resolution study.
+MAX_RES = 1024
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,19 +46,24 @@ def build_parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=mod.HELP, description=mod.__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
         sp.add_argument("--src", default=None, help="downloaded files (folder or archive)")
-        sp.add_argument("--res", type=int, default=None, help="square output resolution (default: the dataset's)")
+        sp.add_argument("--res", type=int, default=None,
+                        help=f"output resolution in pixels, 1..{MAX_RES} (default: the dataset's)")
         sp.add_argument("--out", required=True, help="output ROOT; files go to ROOT/<name>/")
         sp.add_argument("--name", default=name, help="dataset name on disk (default: the source name)")
-        sp.add_argument("--format", default="raw", choices=["raw", "jpg"], help="raw (fastest reads) or jpg (smaller)")
-        sp.add_argument("--jpeg-quality", type=int, default=90)
+        sp.add_argument("--format", default="raw", choices=FORMATS, help="raw (fastest reads) or jpg (smaller)")
+        sp.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality 1..100 for --format jpg")
+        sp.add_argument("--layout", default="square", choices=LAYOUTS,
+                        help="square: res x res, shorter side to res + centre crop (default); paper: as the "
+                             "paper's authors stored it (aspect kept, longer side shrunk to res when larger)")
         sp.add_argument("--workers", type=int, default=0, help="parallel decode workers (default: all cores)")
         sp.add_argument("--shard", default=None, metavar="I/K",
                         help="convert only classes with label %% K == I (0-based), for K machines; "
                              "then `mlpscale-convert combine`")
+        sp.add_argument("--allow-empty-classes", action="store_true",
+                        help="convert even when a class has no training images (it stays in the class "
+                             "list, so label ids keep their meaning); without it that is an error")
         sp.add_argument("--quiet", action="store_true", help="no progress bars")
         mod.add_arguments(sp)
-    from . import combine
-
     combine.add_parsers(sub)
     return p
 
@@ -60,64 +80,96 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return i, k
 
 
-def shard_suffix(shard: tuple[int, int] | None) -> str:
-    return "" if shard is None else f".shard-{shard[0]}-of-{shard[1]}"
+def check_options(args) -> None:
+    """One sentence for an option out of range, before anything starts."""
+    if not 1 <= args.res <= MAX_RES:
+        raise UserError(f"--res must be between 1 and {MAX_RES} pixels (one image must fit an FFCV page), "
+                        f"got {args.res}")
+    if not 1 <= args.jpeg_quality <= 100:
+        raise UserError(f"--jpeg-quality must be between 1 and 100, got {args.jpeg_quality}")
 
 
-def with_suffix(path: str, suffix: str) -> str:
-    base, ext = os.path.splitext(path)
-    return base + suffix + ext
+def require_classes(labels: np.ndarray, classes: list, wanted: np.ndarray, problem: str, allow: bool) -> None:
+    """UserError naming the first class of `wanted` (bool per class) that has no label in `labels`."""
+    have = np.bincount(labels, minlength=len(classes))[:len(classes)] > 0
+    empty = np.flatnonzero(wanted & ~have)
+    if len(empty) and not allow:
+        more = f" (and {len(empty) - 1} more classes)" if len(empty) > 1 else ""
+        raise UserError(f"class '{classes[empty[0]]}'{more} {problem}; add images, or pass "
+                        "--allow-empty-classes to keep empty classes in the class list")
+
+
+def command_line(args) -> str:
+    """The command that (re)writes this dataset, for meta.json and the trainer's error messages."""
+    argv = getattr(args, "argv", None)
+    if argv:
+        return "mlpscale-convert " + shlex.join(argv)
+    src = f" --src {shlex.quote(os.path.abspath(args.src))}" if args.src else ""
+    return (f"mlpscale-convert {args.source}{src} --name {shlex.quote(args.name)} --res {args.res} "
+            f"--out {shlex.quote(os.path.abspath(args.out))}")
 
 
 def convert(args) -> dict:
+    """Convert one source (see the module docstring); returns the meta that was written."""
     from mlpscale.datasets import BUILTIN
 
-    from .engine import write_split
-    from .writer import write_json_atomic
-
-    mod = SOURCES[args.source]
+    t_start = getattr(args, "t_start", None) or time.time()
     if args.res is None:
         args.res = BUILTIN[args.name].default_res if args.name in BUILTIN else 64
-    if args.res < 1:
-        raise UserError(f"--res must be a positive number of pixels, got {args.res}")
-    shard = parse_shard(getattr(args, "shard", None))
-    suffix = shard_suffix(shard)
-    t0 = time.time()
-    data = mod.load(args)
-    counts, skipped, sums, sidecar_files = {}, {}, {}, {}
-    total = 0
-    for split, records in data.splits.items():
-        if shard is not None:
-            import numpy as np
+    check_options(args)
+    shard = parse_shard(args.shard)
+    # workers first (listing and reading the source can take minutes), and before the lock, so
+    # that they do not inherit its file descriptor
+    with Workers(args.workers) as pool, OutputFolder(args.out, args.name, args.res, shard_suffix(shard)) as out:
+        data = SOURCES[args.source].load(args, pool)
+        require_classes(data.splits["train"].labels, data.classes, np.ones(len(data.classes), bool),
+                        f"has no training images in --src {args.src}", args.allow_empty_classes)
+        results = {split: stage_split(args, data, split, shard, pool, out) for split in data.splits}
+        meta = out.publish(build_meta(args, data, results, out, t_start))
+    for split, r in results.items():
+        print(f"wrote {out.beton_path(split)} ({r.count} images, {r.count / max(r.seconds, 1e-9):.0f} img/s)")
+    print(f"wrote {out.meta_path()}")
+    return meta
 
-            records = records.subset(np.flatnonzero(records.labels % shard[1] == shard[0]))
-        if len(records) == 0:
-            raise UserError(f"the {split} split of {args.source} is empty" +
-                            (f" in shard {args.shard}" if shard else "") + f"; check --src {args.src}")
-        path = with_suffix(beton_path(args.out, args.name, split, args.res), suffix)
-        r = write_split(path, records, args.res, args.format, args.jpeg_quality, args.workers,
-                        desc=f"{args.name}/{split}", progress=not getattr(args, "quiet", False))
-        counts[split], skipped[split] = r.count, r.skipped
-        sums[split] = {"pixel_sum": r.pixel_sum.tolist(), "pixel_sqsum": r.pixel_sqsum.tolist(),
-                       "pixels": r.pixels}
-        total += r.count
-        for key, (sc_split, values) in data.sidecars.items():
-            if sc_split == split:
-                kept = [v for v, k in zip(values, r.kept) if k]
-                sc_path = with_suffix(os.path.join(args.out, args.name, f"{key}_{args.res}.json"), suffix)
-                write_json_atomic(sc_path, kept)
-                sidecar_files[key] = os.path.basename(sc_path)
-        if r.skipped:
-            print(f"skipped {len(r.skipped)} unreadable {split} images (listed in meta)", file=sys.stderr)
-        print(f"wrote {path} ({r.count} images, {r.count / max(r.seconds, 1e-9):.0f} img/s)")
 
-    mean, std = stats_from_sums(sums["train"])
-    seconds = time.time() - t0
-    meta = {
+def stage_split(args, data, split: str, shard, pool, out: OutputFolder) -> SplitResult:
+    """Encode one split (this shard's classes of it) into a verified temp beton staged in `out`,
+    with its side files."""
+    records = data.splits[split]
+    if shard is not None:
+        records = records.subset(np.flatnonzero(records.labels % shard[1] == shard[0]))
+    if len(records) == 0:
+        raise UserError(f"the {split} split of {args.source} is empty" +
+                        (f" in shard {args.shard}" if shard else "") + f"; check --src {args.src}")
+    enc = Encoding(args.res, args.format, args.jpeg_quality, args.layout)
+    r = write_split(out.beton_path(split), records, enc, pool, conversion_id=out.conversion_id, rename=False,
+                    desc=f"{args.name}/{split}", progress=not getattr(args, "quiet", False))
+    out.stage_beton(split, r.tmp)
+    if split == "train":  # every image of a class unreadable: as bad as no images
+        require_classes(records.labels[r.kept], data.classes,
+                        np.bincount(records.labels, minlength=len(data.classes)) > 0,
+                        "has no readable training image (all were skipped)", args.allow_empty_classes)
+    for key, (sc_split, values) in data.sidecars.items():
+        if sc_split == split:  # side data of skipped images dropped: index i is sample i
+            out.stage_json(out.sidecar_path(key), [v for v, k in zip(values, r.kept) if k])
+    if r.skipped:
+        print(f"skipped {len(r.skipped)} unreadable {split} images (listed in meta)", file=sys.stderr)
+    return r
+
+
+def build_meta(args, data, results: dict[str, SplitResult], out: OutputFolder, t_start: float) -> dict:
+    """meta_<res>.json (mlpscale.format.META_KEYS and more); `out.publish` adds the conversion id
+    and the file names."""
+    mean, std = stats_from_sums(results["train"].sums())
+    counts = {s: r.count for s, r in results.items()}
+    seconds = time.time() - t_start
+    first = min(r.first_image_at for r in results.values())
+    return {
         "name": args.name,
         "source": args.source,
         "src": os.path.abspath(args.src) if args.src else None,
         "res": args.res,
+        "layout": args.layout,
         "format": args.format,
         **({"jpeg_quality": args.jpeg_quality} if args.format == "jpg" else {}),
         "num_classes": len(data.classes),
@@ -127,43 +179,53 @@ def convert(args) -> dict:
         "mean": mean,
         "std": std,
         "stats": "per-channel mean/std on the 0..255 scale over every pixel of the written train split",
-        "num_skipped": {s: len(v) for s, v in skipped.items()},
-        "skipped": {s: data.skipped + v if s == "train" else v for s, v in skipped.items()},
-        **sidecar_files,
-        "pixel_sums": sums,
+        "num_skipped": {s: len(r.skipped) for s, r in results.items()},
+        "skipped": {s: (data.skipped if s == "train" else []) + r.skipped for s, r in results.items()},
+        **{key: os.path.basename(out.sidecar_path(key)) for key in data.sidecars},
+        "pixel_sums": {s: r.sums() for s, r in results.items()},
         "shard": args.shard,
         "tool": f"mlpscale {__version__}",
-        "command": "mlpscale-convert " + " ".join(shlex.quote(a) for a in getattr(args, "argv", []) or []),
+        "command": command_line(args),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "seconds": round(seconds, 2),
-        "images_per_s": round(total / max(seconds, 1e-9), 1),
+        "startup_s": round(first - t_start, 3),  # command start -> first converted image
+        "images_per_s": round(sum(counts.values()) / max(seconds, 1e-9), 1),
         **data.extra_meta,
     }
-    mpath = with_suffix(meta_path(args.out, args.name, args.res), suffix)
-    write_json_atomic(mpath, meta)
-    print(f"wrote {mpath}")
-    return meta
 
 
-def stats_from_sums(s: dict) -> tuple[list[float], list[float]]:
-    import numpy as np
+def _process_start() -> float | None:
+    """Wall-clock time at which this process started (Linux), so that start-up is measured whole."""
+    try:
+        with open("/proc/self/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22: starttime since boot
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return time.time() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
 
-    n = max(1, int(s["pixels"]))
-    mean = np.asarray(s["pixel_sum"], dtype=np.float64) / n
-    var = np.maximum(np.asarray(s["pixel_sqsum"], dtype=np.float64) / n - mean ** 2, 0.0)
-    return mean.tolist(), np.sqrt(var).tolist()
+
+def _terminate(signum, frame):
+    # SIGTERM (a scheduler's preemption, `kill`): unwind like Ctrl-C, so temp files and workers go
+    sys.exit(128 + signum)
 
 
 @cli_entry
 def main(argv=None):
+    # as a command, start-up counts from the process's start (imports included)
+    t_start = (_process_start() if argv is None else None) or time.time()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    args.argv = argv
-    if args.source in ("combine", "subset"):
-        args.func(args)
-    else:
-        convert(args)
-
+    args.argv, args.t_start = argv, t_start
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        if args.source in ("combine", "subset"):
+            args.func(args)
+        else:
+            convert(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 if __name__ == "__main__":
     main()

@@ -3,29 +3,34 @@
 Sharding ImageNet-21k over K machines: every machine runs the same command with `--shard I/K`
 (I = 0..K-1). All shards index the whole source, so they agree on the class list; shard I converts
 the classes whose label % K == I and writes `<split>_<res>.shard-I-of-K.beton` plus
-`meta_<res>.shard-I-of-K.json`. Copy the shard files into one ROOT/<name>/ and run
-`mlpscale-convert combine --name imagenet21k --res 64 --out ROOT`: it checks that all K shards are
-there and agree, then streams their samples (already encoded, no re-decoding) into
-`<split>_<res>.beton` and writes `meta_<res>.json` with exact pooled statistics.
+`meta_<res>.shard-I-of-K.json`, each shard stamped with its own conversion id. Copy the shard
+files into one ROOT/<name>/ and run `mlpscale-convert combine --name imagenet21k --res 64 --out
+ROOT`: it checks that all K shards are there, complete and agree, then streams their samples
+(already encoded, no re-decoding) into `<split>_<res>.beton` and writes `meta_<res>.json` with exact
+pooled statistics. The combined dataset is a new conversion (fresh id) and is published like any
+other (data_prep/output.py): the previous dataset stays until the combined one is complete.
 
 Subsets: `mlpscale-convert subset --name N --res R --out ROOT --n K [--seed S]` writes
 `train_<res>_n<K>.idx.npy`, the sorted int64 indices into `train_<res>.beton` of a class-balanced
 subset (`mlpscale.subsets.balanced_subset`: every class keeps a share proportional to its size);
-with `--beton` it also writes `train_<res>_n<K>.beton` holding exactly those samples.
+with `--beton` it also writes `train_<res>_n<K>.beton` holding exactly those samples, stamped with
+the dataset's conversion id (it belongs to that conversion).
 """
 from __future__ import annotations
 
-import glob
 import json
 import os
-import re
 import time
 
 import numpy as np
 
 from mlpscale import __version__
-from mlpscale.datasets import beton_path, meta_path
 from mlpscale.errors import UserError
+from mlpscale.format import (BetonWriter, FolderLock, atomic_file, beton_path, check_dataset, dataset_dir,
+                             disk_error, iter_payloads, open_beton, read_meta, remove_temps)
+
+from .engine import stats_from_sums
+from .output import SHARD_RE, OutputFolder, shard_suffix
 
 
 def add_parsers(sub) -> None:
@@ -48,135 +53,156 @@ def add_parsers(sub) -> None:
     s.set_defaults(func=subset)
 
 
-def copy_samples(dst: str, sources: list[tuple[str, object]], res: int, fmt: str, quiet: bool) -> int:
-    """Stream encoded samples from (beton, indices or None) pairs into a new beton at `dst`."""
+def copy_samples(dst: str, sources: list[tuple[str, object]], conversion_id: str | None, min_payload: int = 0,
+                 rename: bool = True, quiet: bool = True) -> tuple[int, str | None]:
+    """Stream encoded samples from (beton, indices or None) pairs into a new beton at `dst`.
+
+    Returns (samples written, the verified temp file when `rename` is False, else None).
+    """
     from tqdm import tqdm
 
-    from .beton import BetonWriter, beton_info, iter_samples
-
-    total = sum(beton_info(p)[0] if idx is None else len(idx) for p, idx in sources)
-    w = BetonWriter(dst, res, fmt, capacity=total)
+    bets = [(open_beton(p), idx) for p, idx in sources]
+    total = sum(b.num_samples if idx is None else len(idx) for b, idx in bets)
+    biggest = max([min_payload] + [int(b.sizes().max()) for b, _ in bets if b.num_samples])
+    try:
+        w = BetonWriter(dst, capacity=total, max_payload=biggest, conversion_id=conversion_id)
+    except OSError as e:
+        raise disk_error(e, dst) from None
     try:
         with tqdm(total=total, desc=os.path.basename(dst), unit="img", unit_scale=True,
                   disable=quiet, mininterval=1.0) as bar:
-            for path, idx in sources:
-                for payload, mode, h, wd, label in iter_samples(path, idx):
-                    w.add(payload, mode, h, wd, label)
+            for b, idx in bets:
+                for payload, mode, h, wd, label in iter_payloads(b, idx):
+                    try:
+                        w.add(payload, mode, h, wd, label)
+                    except OSError as e:
+                        raise disk_error(e, dst) from None
                     bar.update(1)
-        return w.commit()
-    finally:
+        n = w.commit(rename=rename)
+    except BaseException:
         w.abort()
+        raise
+    return n, None if rename else w.tmp
 
 
-def combine(args) -> dict:
-    from .cli import stats_from_sums, with_suffix
-    from .writer import write_json_atomic
-
-    base = meta_path(args.out, args.name, args.res)
-    pattern = re.compile(re.escape(os.path.basename(base)[:-5]) + r"\.shard-(\d+)-of-(\d+)\.json$")
+def find_shards(folder: str, res: int) -> tuple[int, list[str]]:
+    """(K, shard meta paths in order 0..K-1) of the complete set of shards in `folder`."""
+    base = f"meta_{res}"
     found = {}
-    for p in glob.glob(os.path.join(os.path.dirname(base), "*.shard-*-of-*.json")):
-        m = pattern.search(os.path.basename(p))
+    for f in os.listdir(folder) if os.path.isdir(folder) else []:
+        m = SHARD_RE.fullmatch(f[len(base):-5]) if f.startswith(base) and f.endswith(".json") else None
         if m:
-            found[(int(m.group(1)), int(m.group(2)))] = p
+            found[(int(m.group(1)), int(m.group(2)))] = os.path.join(folder, f)
     if not found:
-        raise UserError(f"no shard metadata {os.path.basename(base)[:-5]}.shard-I-of-K.json in "
-                        f"{os.path.dirname(base)}; run the conversion with --shard I/K first")
+        raise UserError(f"no shard metadata {base}.shard-I-of-K.json in {folder}; "
+                        "run the conversion with --shard I/K first")
     ks = {k for _, k in found}
     if len(ks) != 1:
-        raise UserError(f"{os.path.dirname(base)} mixes shards of different K ({sorted(ks)}); keep one set")
+        raise UserError(f"{folder} mixes shards of different K ({sorted(ks)}); keep one set")
     k = ks.pop()
     missing = [i for i in range(k) if (i, k) not in found]
     if missing:
-        raise UserError(f"shards {missing} of {k} are missing in {os.path.dirname(base)}; "
+        raise UserError(f"shards {missing} of {k} are missing in {folder}; "
                         f"run --shard {missing[0]}/{k} (or copy its files here) and combine again")
-    metas = []
-    for i in range(k):
-        with open(found[(i, k)]) as f:
-            metas.append(json.load(f))
-    first = metas[0]
-    for key in ("classes", "res", "format", "eval_split"):
-        bad = [i for i, m in enumerate(metas) if m.get(key) != first.get(key)]
-        if bad:
-            raise UserError(f"shard {bad[0]} of {k} differs from shard 0 in '{key}'; convert all shards "
-                            "with the same command (same --src, --res, --format, --classes)")
-    splits = list(first["counts"])
-    counts, skipped, sums = {}, {}, {}
-    t0 = time.time()
-    for split in splits:
-        suffixes = [f".shard-{i}-of-{k}" for i in range(k)]
-        parts = [with_suffix(beton_path(args.out, args.name, split, args.res), s) for s in suffixes]
-        absent = [p for p in parts if not os.path.exists(p)]
-        if absent:
-            raise UserError(f"{absent[0]} is missing; copy every shard's betons next to its meta file")
-        dst = beton_path(args.out, args.name, split, args.res)
-        counts[split] = copy_samples(dst, [(p, None) for p in parts], args.res, first["format"], args.quiet)
-        skipped[split] = [x for m in metas for x in m["skipped"].get(split, [])]
-        sums[split] = {key: np.sum([m["pixel_sums"][split][key] for m in metas], axis=0).tolist()
-                       for key in ("pixel_sum", "pixel_sqsum", "pixels")}
-        print(f"wrote {dst} ({counts[split]} images from {k} shards)")
-    sidecars = {}
-    for key, fname in first.items():
-        if key.endswith("_labels") and isinstance(fname, str) and fname.endswith(".json"):
-            merged = []
-            for m in metas:
-                with open(os.path.join(os.path.dirname(base), m[key])) as f:
-                    merged += json.load(f)
-            out = re.sub(r"\.shard-\d+-of-\d+", "", fname)
-            write_json_atomic(os.path.join(os.path.dirname(base), out), merged)
-            sidecars[key] = out
-    mean, std = stats_from_sums(sums["train"])
-    meta = {**first, **sidecars, "counts": counts, "mean": mean, "std": std,
+    return k, [found[(i, k)] for i in range(k)]
+
+
+def _check_shard(args, i: int, k: int, meta: dict, first: dict) -> list[str]:
+    """The shard's beton paths, after checking they are complete and belong to its meta."""
+    for key in ("classes", "res", "format", "layout", "eval_split"):
+        if meta.get(key) != first.get(key):
+            raise UserError(f"shard {i} of {k} differs from shard 0 in '{key}'; convert all shards "
+                            "with the same command (same --src, --res, --format, --layout, --classes)")
+    redo = meta.get("command") or f"mlpscale-convert ... --shard {i}/{k}"
+    paths = []
+    for split, want in meta["counts"].items():
+        p = beton_path(args.out, args.name, split, args.res, shard_suffix((i, k)))
+        if not os.path.exists(p):
+            raise UserError(f"{p} is missing; copy every shard's betons next to its meta file")
+        b = open_beton(p, redo)
+        if b.conversion_id != meta.get("conversion_id") or b.num_samples != want:
+            raise UserError(f"{p} does not belong to its meta file (another or an interrupted conversion); "
+                            f"re-run: {redo}")
+        paths.append(p)
+    return paths
+
+
+def combine(args) -> dict:
+    folder = dataset_dir(args.out, args.name)
+    find_shards(folder, args.res)  # nothing to combine: say so before creating anything
+    with OutputFolder(args.out, args.name, args.res, what="mlpscale-convert combine") as out:
+        k, meta_files = find_shards(folder, args.res)
+        metas = []
+        for p in meta_files:
+            with open(p) as f:
+                metas.append(json.load(f))
+        first = metas[0]
+        shard_files = [_check_shard(args, i, k, m, first) + [meta_files[i]] for i, m in enumerate(metas)]
+        splits = list(first["counts"])
+        counts, skipped, sums = {}, {}, {}
+        t0 = time.time()
+        for split in splits:
+            parts = [beton_path(args.out, args.name, split, args.res, shard_suffix((i, k))) for i in range(k)]
+            counts[split], tmp = copy_samples(out.beton_path(split), [(p, None) for p in parts],
+                                              out.conversion_id, args.res * args.res * 3, rename=False,
+                                              quiet=args.quiet)
+            out.stage_beton(split, tmp)
+            skipped[split] = [x for m in metas for x in m["skipped"].get(split, [])]
+            sums[split] = {key: np.sum([m["pixel_sums"][split][key] for m in metas], axis=0).tolist()
+                           for key in ("pixel_sum", "pixel_sqsum", "pixels")}
+        sidecars = {}
+        for key, fname in first.items():
+            if key.endswith("_labels") and isinstance(fname, str) and fname.endswith(".json"):
+                merged = []
+                for i, m in enumerate(metas):
+                    with open(os.path.join(folder, m[key])) as f:
+                        merged += json.load(f)
+                    shard_files[i].append(os.path.join(folder, m[key]))
+                sidecars[key] = SHARD_RE.sub("", fname)
+                out.stage_json(os.path.join(folder, sidecars[key]), merged)
+        mean, std = stats_from_sums(sums["train"])
+        meta = out.publish({
+            **{key: v for key, v in first.items() if key != "startup_s"}, **sidecars, "counts": counts, "mean": mean, "std": std,
             "num_skipped": {s: len(v) for s, v in skipped.items()}, "skipped": skipped, "pixel_sums": sums,
-            "shard": None, "combined_from": [os.path.basename(found[(i, k)]) for i in range(k)],
+            "shard": None, "combined_from": [os.path.basename(p) for p in meta_files],
+            "command": f"mlpscale-convert combine --name {args.name} --res {args.res} --out {args.out}",
             "seconds": round(sum(m["seconds"] for m in metas) + time.time() - t0, 2),
-            "tool": f"mlpscale {__version__}"}
-    write_json_atomic(base, meta)
-    print(f"wrote {base}")
-    if args.delete_shards:
-        for i in range(k):
-            for split in splits:
-                os.remove(with_suffix(beton_path(args.out, args.name, split, args.res), f".shard-{i}-of-{k}"))
-            for key in sidecars:
-                os.remove(os.path.join(os.path.dirname(base), metas[i][key]))
-            os.remove(found[(i, k)])
+            "tool": f"mlpscale {__version__}"})
+        for split in splits:
+            print(f"wrote {out.beton_path(split)} ({counts[split]} images from {k} shards)")
+        print(f"wrote {out.meta_path()}")
+        if args.delete_shards:
+            for p in (p for files in shard_files for p in files):
+                os.remove(p)
     return meta
 
 
 def subset_paths(root: str, name: str, res: int, n: int) -> tuple[str, str]:
     """(index file, beton) of the n-image subset of `name`'s train split."""
-    d = os.path.join(root, name)
-    return os.path.join(d, f"train_{res}_n{n}.idx.npy"), os.path.join(d, f"train_{res}_n{n}.beton")
+    return (os.path.join(dataset_dir(root, name), f"train_{res}_n{n}.idx.npy"),
+            beton_path(root, name, "train", res, f"_n{n}"))
 
 
 def subset(args) -> np.ndarray:
     from mlpscale.subsets import balanced_subset
 
-    from .beton import read_labels
-
-    src = beton_path(args.out, args.name, "train", args.res)
-    if not os.path.exists(src):
-        raise UserError(f"{src} does not exist; convert the dataset first (mlpscale-convert {args.name} "
-                        f"--res {args.res} --out {args.out} --src ...)")
-    labels = read_labels(src)
-    idx = balanced_subset(labels, args.n, args.seed).astype(np.int64)
-    idx_path, beton = subset_paths(args.out, args.name, args.res, args.n)
-    tmp = idx_path + f".tmp-{os.getpid()}.npy"
-    np.save(tmp, idx)
-    os.replace(tmp, idx_path)
-    print(f"wrote {idx_path} ({len(idx)} of {len(labels)} indices, seed {args.seed})")
-    if args.beton:
-        from .beton import BetonWriter  # noqa: F401 (format check happens in copy_samples)
-
-        fmt = _format_of(args.out, args.name, args.res)
-        copy_samples(beton, [(src, idx)], args.res, fmt, args.quiet)
-        print(f"wrote {beton}")
+    meta = read_meta(args.out, args.name, args.res) or {}
+    hint = meta.get("command") or (f"mlpscale-convert {args.name} --res {args.res} --out {args.out} "
+                                   "--src PATH_TO_DOWNLOADED_FILES")
+    open_beton(beton_path(args.out, args.name, "train", args.res), hint)  # missing: say so before locking
+    folder = dataset_dir(args.out, args.name)
+    with FolderLock(folder, "mlpscale-convert subset"):
+        try:
+            train = check_dataset(args.out, args.name, args.res, ["train"], hint)["train"]
+            labels = train.labels
+            idx = balanced_subset(labels, args.n, args.seed).astype(np.int64)
+            idx_path, beton = subset_paths(args.out, args.name, args.res, args.n)
+            with atomic_file(idx_path) as f:
+                np.save(f, idx)
+            print(f"wrote {idx_path} ({len(idx)} of {len(labels)} indices, seed {args.seed})")
+            if args.beton:
+                copy_samples(beton, [(train.path, idx)], train.conversion_id, quiet=args.quiet)
+                print(f"wrote {beton}")
+        finally:
+            remove_temps(folder)  # we hold the lock: any temp file is ours or a dead writer's
     return idx
-
-
-def _format_of(root: str, name: str, res: int) -> str:
-    try:
-        with open(meta_path(root, name, res)) as f:
-            return json.load(f).get("format", "raw")
-    except OSError:
-        return "raw"

@@ -1,18 +1,19 @@
-"""Parallel decode -> resize -> encode, streamed into a `BetonWriter`.
+"""Parallel decode -> resize -> encode of one split, streamed into a `.beton`.
 
-A split is a sequence of records: decoded arrays (`ArrayRecords`: CIFAR, STL-10) or references to
-encoded files (`FileRecords`: loose files, members of uncompressed `.tar` archives read in place by
-offset, or in-memory bytes). It is cut into tasks of `batch` consecutive records; a pool of worker
-processes turns each task into encoded payloads (raw pixels or JPEG bytes), catching every
-per-image error (corrupt, truncated, not an image, decompression bomb) as a skip with its reason.
-The parent takes results back in task order (so the output order is deterministic: the record
-order minus skipped records), with at most `4 x workers` tasks in flight, and appends them to the
-beton. Peak RAM is therefore a few hundred images, whatever the dataset size. A worker that dies
-(e.g. killed for memory) raises `BrokenProcessPool` instead of hanging.
+A split's records (`data_prep.records`) are cut into tasks of `batch` consecutive records; the
+worker processes (`data_prep.workers`) turn each task into encoded payloads (raw pixels or JPEG
+bytes), catching every per-image error (corrupt, truncated, not an image, decompression bomb) as
+a skip with its reason. The parent takes results back in task order (so the output order is
+deterministic: the record order minus skipped records), with at most `4 x workers` tasks in
+flight, and appends them to a `mlpscale.format.BetonWriter`. Peak RAM is therefore a few hundred
+images, whatever the dataset size.
 
 JPEG decoding uses Pillow's `draft()`: libjpeg's DCT-domain scaling decodes at 1/2, 1/4 or 1/8 size
-directly, as long as the result still covers `res` on the shorter side; then an antialiased
-box-filter resize and centre crop (`data_prep.resize.square_resize`).
+directly, as long as the result still covers what the layout keeps (`data_prep.resize`); then an
+antialiased box-filter resize (and, for the square layout, a centre crop).
+
+The pixel statistics of meta.json (mean/std) are exact integer sums over every written pixel,
+from per-channel histograms computed in the workers.
 """
 from __future__ import annotations
 
@@ -20,72 +21,27 @@ import io
 import os
 import sys
 import time
-from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .beton import MODE_JPG, MODE_RAW, BetonWriter
+from mlpscale.errors import UserError
+from mlpscale.format import MODE_JPG, MODE_RAW, BetonWriter, disk_error
+
+FORMATS = ("raw", "jpg")
 
 
-class ArrayRecords:
-    """Decoded images (N, H, W, 3) uint8 (any H, W; resized to `res` on writing) and labels (N,)."""
+@dataclass(frozen=True)
+class Encoding:
+    """How every image of a conversion is stored (sent to the workers with each task)."""
+    res: int
+    fmt: str = "raw"          # raw (fastest reads) | jpg (smaller)
+    quality: int = 90         # JPEG quality for fmt "jpg"
+    layout: str = "square"    # square | paper (data_prep.resize)
 
-    def __init__(self, images: np.ndarray, labels):
-        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"images must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
-        if len(images) != len(labels):
-            raise ValueError("images and labels differ in length")
-        self.images, self.labels = images, np.asarray(labels, dtype=np.int64)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
-        return self.images[i], int(self.labels[i])
-
-    def task(self, a: int, b: int):
-        return ("array", self.images[a:b])
-
-
-class FileRecords:
-    """Encoded images by reference, with labels (N,).
-
-    Either `paths` (one file per record), or tar members: `tars` (archive paths) and per record
-    `tar_index`, `offsets` (start of the member's data) and `sizes` -- numpy arrays, so 14M
-    ImageNet-21k records take ~0.3 GB instead of several GB of Python tuples -- or `blobs`
-    (in-memory encoded bytes, with `names`).
-    """
-
-    def __init__(self, labels, paths=None, tars=None, tar_index=None, offsets=None, sizes=None,
-                 blobs=None, names=None):
-        self.labels = np.asarray(labels, dtype=np.int64)
-        self.paths, self.tars, self.blobs, self.names = paths, tars, blobs, names
-        self.tar_index = None if tar_index is None else np.asarray(tar_index, dtype=np.int32)
-        self.offsets = None if offsets is None else np.asarray(offsets, dtype=np.int64)
-        self.sizes = None if sizes is None else np.asarray(sizes, dtype=np.int64)
-        n = len(paths if paths is not None else blobs if blobs is not None else self.offsets)
-        if n != len(self.labels):
-            raise ValueError(f"{n} records but {len(self.labels)} labels")
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def subset(self, keep: np.ndarray) -> "FileRecords":
-        """Records at the (sorted) indices `keep`."""
-        keep = np.asarray(keep, dtype=np.int64)
-        pick = (lambda xs: None if xs is None else [xs[i] for i in keep])
-        arr = (lambda xs: None if xs is None else xs[keep])
-        return FileRecords(self.labels[keep], pick(self.paths), self.tars, arr(self.tar_index),
-                           arr(self.offsets), arr(self.sizes), pick(self.blobs), pick(self.names))
-
-    def task(self, a: int, b: int):
-        if self.paths is not None:
-            return ("files", self.paths[a:b])
-        if self.blobs is not None:
-            return ("blobs", list(zip(self.blobs[a:b], self.names[a:b])))
-        return ("tar", [(self.tars[t], int(o), int(s)) for t, o, s in
-                        zip(self.tar_index[a:b], self.offsets[a:b], self.sizes[a:b])])
+    @property
+    def max_payload(self) -> int:
+        return self.res * self.res * 3
 
 
 # -- the worker side ------------------------------------------------------------------------------
@@ -101,20 +57,20 @@ def tar_member_name(tar_path: str, offset: int) -> str:
         return f"@{offset}"
 
 
-def decode_image(data: bytes, res: int) -> np.ndarray:
-    """Encoded image bytes -> (res, res, 3) uint8; raises on anything that is not a valid image."""
+def decode_image(data: bytes, res: int, layout: str = "square") -> np.ndarray:
+    """Encoded image bytes -> stored (h, w, 3) uint8; raises on anything that is not a valid image."""
     from PIL import Image
 
-    from .resize import square_resize
+    from .resize import draft_size, fit
 
     with Image.open(io.BytesIO(data)) as img:
+        full = img.size
         if img.format == "JPEG":
-            # size request: keep both sides >= res so the shorter side still covers `res`
-            img.draft("RGB", (res, res))
+            img.draft("RGB", draft_size(*full, res, layout))
         img.load()
         if img.width < 1 or img.height < 1:
             raise ValueError("empty image")
-        return square_resize(img, res)
+        return fit(img, res, layout, full)
 
 
 def encode(arr: np.ndarray, fmt: str, quality: int) -> tuple[bytes, int]:
@@ -128,7 +84,7 @@ def encode(arr: np.ndarray, fmt: str, quality: int) -> tuple[bytes, int]:
 
 
 def _source_items(kind, items):
-    """Yield (name, loader) pairs; loader() returns a decoded-later thing (bytes or an array)."""
+    """Yield (name, thing) pairs; thing is an array, a path, bytes, or a tar member reference."""
     if kind == "array":
         for i, a in enumerate(items):
             yield f"#{i}", a
@@ -156,23 +112,32 @@ def _read(kind, thing) -> bytes:
     return data
 
 
-def work(task, res: int, fmt: str, quality: int):
-    """One task -> (payloads: list of (bytes, mode) or None, errors: list of (name, reason),
-    pixel sums (3,), squared sums (3,), pixel count). Never raises for a bad image."""
+def _array_image(arr: np.ndarray, enc: Encoding) -> np.ndarray:
     from PIL import Image
 
-    from .resize import square_resize
+    from .resize import fit
 
+    if enc.layout == "square" and arr.shape[:2] == (enc.res, enc.res):
+        return arr
+    if enc.layout == "paper" and max(arr.shape[:2]) <= enc.res:
+        return arr
+    return fit(Image.fromarray(arr), enc.res, enc.layout)
+
+
+def work(task, enc: Encoding):
+    """One task -> (payloads: list of (bytes, mode, height, width) or None, errors: list of
+    (name, reason), pixel sums (3,), squared sums (3,), pixel count). Never raises for a bad image."""
     kind, items = task
     out, errors, arrays = [], [], []
     for name, thing in _source_items(kind, items):
         try:
             if kind == "array":
-                arr = thing if thing.shape[:2] == (res, res) else square_resize(Image.fromarray(thing), res)
+                arr = _array_image(thing, enc)
             else:
-                arr = decode_image(thing if kind == "blobs" else _read(kind, thing), res)
-            out.append(encode(arr, fmt, quality))
-            arrays.append(arr)
+                arr = decode_image(thing if kind == "blobs" else _read(kind, thing), enc.res, enc.layout)
+            payload, mode = encode(arr, enc.fmt, enc.quality)
+            out.append((payload, mode, arr.shape[0], arr.shape[1]))
+            arrays.append(arr.reshape(-1, 3))
         except Exception as e:  # noqa: BLE001 - a bad file is a skip, never a crash
             if kind == "tar":
                 name = f"{name[0]}:{tar_member_name(*name)}"
@@ -182,7 +147,7 @@ def work(task, res: int, fmt: str, quality: int):
     ss = np.zeros(3, np.int64)
     npx = 0
     if arrays:  # exact integer statistics from per-channel histograms of the task's pixels
-        px = np.stack(arrays).reshape(-1, 3)
+        px = np.concatenate(arrays)  # (pixels, 3); images may differ in size (paper layout)
         counts = np.stack([np.bincount(px[:, c], minlength=256) for c in range(3)])  # (3, 256)
         values = np.arange(256, dtype=np.int64)
         s, ss = counts @ values, counts @ (values * values)  # 4x faster than summing squares
@@ -209,76 +174,57 @@ class SplitResult:
     pixels: int = 0
     seconds: float = 0.0
     payload_bytes: int = 0
+    tmp: str | None = None            # the verified file still to be renamed (rename=False)
+    first_image_at: float | None = None   # time.time() when the first image reached the writer
 
-    def mean_std(self) -> tuple[list[float], list[float]]:
-        n = max(1, self.pixels)
-        mean = self.pixel_sum / n
-        var = np.maximum(self.pixel_sqsum / n - mean ** 2, 0)
-        return mean.tolist(), np.sqrt(var).tolist()
-
-
-def default_workers(workers: int) -> int:
-    if workers and workers > 0:
-        return workers
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+    def sums(self) -> dict:
+        """The pixel sums as meta.json stores them (`stats_from_sums` turns them into mean/std)."""
+        return {"pixel_sum": self.pixel_sum.tolist(), "pixel_sqsum": self.pixel_sqsum.tolist(),
+                "pixels": self.pixels}
 
 
-def run_tasks(records, res: int, fmt: str, quality: int, workers: int, batch: int):
-    """Yield `work()` results for consecutive `batch`-sized tasks, in order."""
+def stats_from_sums(s: dict) -> tuple[list[float], list[float]]:
+    """Per-channel (mean, std) on the 0..255 scale from `SplitResult.sums()` (or their sum over shards)."""
+    n = max(1, int(s["pixels"]))
+    mean = np.asarray(s["pixel_sum"], dtype=np.float64) / n
+    var = np.maximum(np.asarray(s["pixel_sqsum"], dtype=np.float64) / n - mean ** 2, 0.0)
+    return mean.tolist(), np.sqrt(var).tolist()
+
+
+def write_split(path: str, records, enc: Encoding, pool=None, batch: int = 64, conversion_id: str | None = None,
+                rename: bool = True, desc: str | None = None, progress: bool = True) -> SplitResult:
+    """Decode `records` on `pool` (a `data_prep.workers.Workers`; None: in this process) and write
+    them to `path` through a verified temp file (see the module docstring).
+
+    With `rename=False` the verified file stays at `result.tmp` for the caller to rename together
+    with the other files of its conversion (`data_prep.output`); the caller then owns it.
+    """
+    if enc.fmt not in FORMATS:
+        raise UserError(f"unknown --format '{enc.fmt}': use raw (fastest to read) or jpg (smaller)")
     n = len(records)
-    bounds = [(a, min(n, a + batch)) for a in range(0, n, batch)]
-    if workers <= 1 or len(bounds) <= 1:
-        for a, b in bounds:
-            yield work(records.task(a, b), res, fmt, quality)
-        return
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        pending = deque()
-        it = iter(bounds)
-        try:
-            for a, b in it:
-                pending.append(pool.submit(work, records.task(a, b), res, fmt, quality))
-                if len(pending) >= 4 * workers:
-                    break
-            while pending:
-                result = pending.popleft().result()
-                nxt = next(it, None)
-                if nxt is not None:
-                    pending.append(pool.submit(work, records.task(*nxt), res, fmt, quality))
-                yield result
-        finally:
-            for fut in pending:
-                fut.cancel()
-
-
-def write_split(path: str, records, res: int, fmt: str = "raw", quality: int = 90, workers: int = 0,
-                batch: int = 64, desc: str | None = None, progress: bool = True) -> SplitResult:
-    """Decode `records` in parallel and write them to `path` atomically (see module docstring)."""
-    if fmt not in ("raw", "jpg"):
-        from mlpscale.errors import UserError
-
-        raise UserError(f"unknown --format '{fmt}': use raw (fastest to read) or jpg (smaller)")
-    n = len(records)
-    nw = default_workers(workers)
     kept = np.zeros(n, dtype=bool)
     res_ = SplitResult(0, kept, [], np.zeros(3, np.int64), np.zeros(3, np.int64), 0)
     t0 = time.perf_counter()
+    try:
+        writer = BetonWriter(path, capacity=n, max_payload=enc.max_payload, conversion_id=conversion_id)
+    except OSError as e:
+        raise disk_error(e, path) from None
     bar = _progress(n, desc or os.path.basename(path), progress)
-    writer = BetonWriter(path, res, fmt, capacity=n)
+    tasks = ((records.task(a, min(n, a + batch)), enc) for a in range(0, n, batch))
+    results = (pool.map_ordered(work, tasks) if pool is not None else (work(*t) for t in tasks))
     try:
         i = 0
-        for out, errors, s, ss, npx in run_tasks(records, res, fmt, quality, nw, batch):
+        for out, errors, s, ss, npx in results:
             for item in out:
                 if item is not None:
-                    payload, mode = item
-                    writer.add(payload, mode, res, res, int(records.labels[i]))
+                    payload, mode, h, w = item
+                    try:
+                        writer.add(payload, mode, h, w, int(records.labels[i]))
+                    except OSError as e:  # full disk, read-only folder: one sentence
+                        raise disk_error(e, path) from None
                     kept[i] = True
+                    if res_.first_image_at is None:
+                        res_.first_image_at = time.time()
                 i += 1
             res_.skipped += [f"{name}: {reason}" for name, reason in errors]
             res_.pixel_sum += s
@@ -289,15 +235,17 @@ def write_split(path: str, records, res: int, fmt: str = "raw", quality: int = 9
                 if res_.skipped:
                     bar.set_postfix(skipped=len(res_.skipped), refresh=False)
         if writer.n == 0:
-            from mlpscale.errors import UserError
-
             first = f" (first: {res_.skipped[0]})" if res_.skipped else ""
             raise UserError(f"no readable image for {path}: all {n} records were skipped{first}; "
                             "check that --src points at the downloaded images")
         res_.payload_bytes = writer.total_payload
-        res_.count = writer.commit()
+        res_.count = writer.commit(rename=rename)  # closes the writer, also when it fails
+        res_.tmp = None if rename else writer.tmp
+    except BaseException:
+        writer.abort()  # removes the temp files (harmless after a failed commit)
+        raise
     finally:
-        writer.abort()
+        results.close()  # cancels the tasks still in flight when something went wrong
         if bar is not None:
             bar.close()
     res_.seconds = time.perf_counter() - t0

@@ -41,33 +41,42 @@ def add_member(tf: tarfile.TarFile, name: str, data: bytes) -> None:
     tf.addfile(info, io.BytesIO(data))
 
 
-def read_beton(path: str):
-    """(images (N, H, W, 3) uint8, labels (N,)) decoded from a beton's payloads (raw or JPEG)."""
-    from data_prep.beton import MODE_RAW, iter_samples
+def read_images(path: str):
+    """([images (H, W, 3) uint8, sizes may differ], labels (N,)) decoded from a beton (raw or JPEG)."""
+    from mlpscale.format import MODE_RAW, iter_payloads, open_beton
 
     xs, ys = [], []
-    for payload, mode, h, w, label in iter_samples(path):
+    for payload, mode, h, w, label in iter_payloads(open_beton(path)):
         if mode == MODE_RAW:
             xs.append(np.frombuffer(payload, np.uint8).reshape(h, w, 3))
         else:
             xs.append(np.asarray(Image.open(io.BytesIO(payload)).convert("RGB")))
         ys.append(label)
-    return np.stack(xs), np.asarray(ys)
+    return xs, np.asarray(ys)
+
+
+def read_beton(path: str):
+    """(images (N, H, W, 3) uint8, labels (N,)) of a fixed-size beton."""
+    xs, ys = read_images(path)
+    return np.stack(xs), ys
 
 
 # -- CIFAR -----------------------------------------------------------------------------------------
 def cifar_arrays(n: int, num_classes: int, seed: int):
+    """n random CHW images; labels cycle through the classes (every class has an image when
+    n >= num_classes), shuffled."""
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)  # CHW, as the pickles store it
-    y = rng.integers(0, num_classes, n)
+    y = rng.permutation(np.arange(n) % num_classes)
     return x, y
 
 
 def make_cifar10(root: str, per_batch: int = 6, archive: bool = True) -> tuple[str, dict]:
     """cifar-10-python.tar.gz (or the extracted folder); returns (src, {split: (x CHW, y)})."""
     truth, members = {"train": ([], []), "test": ([], [])}, {}
+    xs, ys = cifar_arrays(5 * per_batch, 10, 1)
     for i in range(1, 6):
-        x, y = cifar_arrays(per_batch, 10, i)
+        x, y = xs[(i - 1) * per_batch:i * per_batch], ys[(i - 1) * per_batch:i * per_batch]
         members[f"data_batch_{i}"] = {b"data": x.reshape(per_batch, -1), b"labels": y.tolist(),
                                       b"batch_label": b"training batch"}
         truth["train"][0].append(x), truth["train"][1].append(y)
@@ -107,14 +116,14 @@ def _pack(root, folder, archive_name, members, archive):
 
 
 # -- STL-10 ----------------------------------------------------------------------------------------
-def make_stl10(root: str, n_train: int = 6, n_test: int = 4):
+def make_stl10(root: str, n_train: int = 10, n_test: int = 4):
     """stl10_binary/ with column-major 96x96 images; returns (src, {split: (HWC images, 0-based y)})."""
     d = os.path.join(root, "stl10_binary")
     truth = {}
     for split, n, seed in (("train", n_train, 0), ("test", n_test, 1)):
         rng = np.random.default_rng(seed)
         hwc = rng.integers(0, 256, (n, 96, 96, 3), dtype=np.uint8)
-        y = rng.integers(0, 10, n)
+        y = rng.permutation(np.arange(n) % 10)  # every class present in train
         colmajor = hwc.transpose(0, 3, 2, 1)  # (N, C, W, H): how the official files store pixels
         write(os.path.join(d, f"{split}_X.bin"), np.ascontiguousarray(colmajor).tobytes())
         write(os.path.join(d, f"{split}_y.bin"), (y + 1).astype(np.uint8).tobytes())

@@ -9,8 +9,10 @@ import pytest
 from PIL import Image
 
 import convert_fixtures as fx
-from data_prep.beton import BetonWriter
-from data_prep.engine import ArrayRecords, FileRecords, decode_image, write_split
+from data_prep.engine import Encoding, decode_image, write_split
+from data_prep.records import ArrayRecords, FileRecords
+from data_prep.workers import Workers
+from mlpscale.format import BetonWriter
 
 
 def test_ffcv_loader_reads_our_betons_in_all_memory_modes(tmp_path):
@@ -21,7 +23,8 @@ def test_ffcv_loader_reads_our_betons_in_all_memory_modes(tmp_path):
     imgs = rng.integers(0, 256, (700, 8, 8, 3), dtype=np.uint8)
     labels = np.arange(700) % 7
     path = str(tmp_path / "t.beton")
-    r = write_split(path, ArrayRecords(imgs, labels), 8, "raw", workers=2, batch=50, progress=False)
+    with Workers(2) as pool:
+        r = write_split(path, ArrayRecords(imgs, labels), Encoding(8), pool, batch=50, progress=False)
     assert r.count == 700 and r.kept.all()
     for os_cache, order in ((True, OrderOption.SEQUENTIAL), (False, OrderOption.SEQUENTIAL),
                             (False, OrderOption.QUASI_RANDOM)):
@@ -40,7 +43,7 @@ def test_samples_never_straddle_pages(tmp_path):
     from ffcv.reader import Reader
 
     page = 1 << 21
-    w = BetonWriter(str(tmp_path / "p.beton"), 200, "raw", capacity=200, page_size=page)
+    w = BetonWriter(str(tmp_path / "p.beton"), capacity=200, max_payload=200 * 200 * 3, page_size=page)
     payload = bytes(200 * 200 * 3)  # 120 kB: 17 per 2 MiB page, with a remainder
     for i in range(200):
         w.add(payload, 1, 200, 200, i)
@@ -54,7 +57,8 @@ def test_corrupt_files_are_skipped_and_listed(tmp_path):
     good = fx.image_bytes((10, 200, 30), (40, 30))
     blobs = [good, good[:60], b"not an image", fx.image_bytes((10, 200, 30), fmt="PNG"), b""]
     rec = FileRecords(np.arange(5), blobs=blobs, names=[f"f{i}" for i in range(5)])
-    r = write_split(str(tmp_path / "c.beton"), rec, 8, workers=2, batch=2, progress=False)
+    with Workers(2) as pool:
+        r = write_split(str(tmp_path / "c.beton"), rec, Encoding(8), pool, batch=2, progress=False)
     assert r.count == 2 and r.kept.tolist() == [True, False, False, True, False]
     assert [s.split(":")[0] for s in r.skipped] == ["f1", "f2", "f4"]
     x, y = fx.read_beton(str(tmp_path / "c.beton"))
@@ -66,7 +70,7 @@ def test_all_corrupt_is_a_user_error_and_leaves_no_file(tmp_path):
 
     rec = FileRecords([0, 1], blobs=[b"x", b"y"], names=["a", "b"])
     with pytest.raises(UserError, match="no readable image"):
-        write_split(str(tmp_path / "bad.beton"), rec, 8, workers=1, progress=False)
+        write_split(str(tmp_path / "bad.beton"), rec, Encoding(8), progress=False)
     assert os.listdir(tmp_path) == []
 
 
@@ -81,10 +85,10 @@ def test_interrupted_write_leaves_no_complete_looking_file(tmp_path):
 
     imgs = np.zeros((200, 8, 8, 3), np.uint8)
     path = str(tmp_path / "train_8.beton")
-    write_split(path, ArrayRecords(imgs, np.zeros(200)), 8, workers=1, progress=False)
+    write_split(path, ArrayRecords(imgs, np.zeros(200)), Encoding(8), progress=False)
     before = open(path, "rb").read()
     with pytest.raises(KeyboardInterrupt):
-        write_split(path, Exploding(imgs + 1, np.ones(200)), 8, workers=1, batch=32, progress=False)
+        write_split(path, Exploding(imgs + 1, np.ones(200)), Encoding(8), batch=32, progress=False)
     assert os.listdir(tmp_path) == ["train_8.beton"]
     assert open(path, "rb").read() == before
 

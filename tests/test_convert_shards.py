@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
 
 import convert_fixtures as fx
 from data_prep.cli import main
+from mlpscale.format import check_dataset, open_beton
 from mlpscale.subsets import balanced_subset
 
 
@@ -30,9 +32,14 @@ def test_shards_combine_to_the_unsharded_result(tmp_path):
     main(["combine", "--name", "imagenet21k", "--res", "8", "--out", sharded, "--quiet", "--delete-shards"])
     a, b = _meta(whole, "imagenet21k", 8), _meta(sharded, "imagenet21k", 8)
     assert a["classes"] == b["classes"] and a["counts"] == b["counts"]
-    np.testing.assert_allclose(a["mean"], b["mean"]) and np.testing.assert_allclose(a["std"], b["std"])
+    np.testing.assert_allclose(a["mean"], b["mean"])
+    np.testing.assert_allclose(a["std"], b["std"])
     assert sorted(a["skipped"]["train"] + a["skipped"]["val"]) == sorted(b["skipped"]["train"] + b["skipped"]["val"])
-    assert sorted(os.listdir(os.path.join(sharded, "imagenet21k"))) == ["meta_8.json", "train_8.beton", "val_8.beton"]
+    assert sorted(os.listdir(os.path.join(sharded, "imagenet21k"))) == [".lock", "meta_8.json", "train_8.beton",
+                                                                        "val_8.beton"]
+    assert b["conversion_id"] not in (a["conversion_id"], None) and b["files"] == {"train": "train_8.beton",
+                                                                                   "val": "val_8.beton"}
+    check_dataset(sharded, "imagenet21k", 8, ["train", "val"], "hint")  # stamped with the combined id
     for split in ("train", "val"):
         xa, ya = fx.read_beton(os.path.join(whole, "imagenet21k", f"{split}_8.beton"))
         xb, yb = fx.read_beton(os.path.join(sharded, "imagenet21k", f"{split}_8.beton"))
@@ -63,3 +70,34 @@ def test_subset_index_file_and_beton(tmp_path):
     np.testing.assert_array_equal(xs, x[idx])
     counts = np.bincount(ys, minlength=10)
     assert counts.max() - counts.min() <= 2  # class-balanced
+    # the subset belongs to its dataset's conversion
+    train = check_dataset(out, "digits", 8, ["train"], "hint")["train"]
+    assert open_beton(os.path.join(out, "digits", "train_8_n100.beton")).conversion_id == train.conversion_id
+
+
+def test_combine_refuses_a_shard_beton_of_another_conversion(tmp_path, capsys):
+    """A shard re-converted half-way (its beton from one run, its meta from another) is not merged."""
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    for i in range(2):
+        main(["digits", "--res", "8", "--out", a, "--shard", f"{i}/2", "--quiet"])
+    main(["digits", "--res", "8", "--out", b, "--shard", "0/2", "--quiet"])
+    name = "train_8.shard-0-of-2.beton"
+    shutil.copy(os.path.join(b, "digits", name), os.path.join(a, "digits", name))
+    with pytest.raises(SystemExit) as e:
+        main(["combine", "--name", "digits", "--res", "8", "--out", a, "--quiet"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "does not belong to its meta file" in err and "--shard 0/2" in err
+    assert not os.path.exists(os.path.join(a, "digits", "meta_8.json"))
+
+
+def test_subset_refuses_an_inconsistent_dataset(tmp_path, capsys):
+    out = str(tmp_path / "out")
+    main(["digits", "--res", "8", "--out", out, "--quiet"])
+    meta_file = os.path.join(out, "digits", "meta_8.json")
+    meta = _meta(out, "digits", 8)
+    with open(meta_file, "w") as f:  # as if the betons came from an interrupted re-conversion
+        json.dump({**meta, "conversion_id": "00000000-0000-0000-0000-000000000000"}, f)
+    with pytest.raises(SystemExit) as e:
+        main(["subset", "--name", "digits", "--res", "8", "--out", out, "--n", "100", "--quiet"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "different conversions" in err and meta["command"] in err

@@ -1,4 +1,4 @@
-"""Finding images on disk: class folders, per-class `.tar` archives, and clear layout errors."""
+"""Finding images on disk: class folders, per-class `.tar` archives, class names, and clear layout errors."""
 from __future__ import annotations
 
 import os
@@ -8,7 +8,7 @@ import numpy as np
 
 from mlpscale.errors import UserError
 
-from ..engine import FileRecords
+from ..records import FileRecords
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
 
@@ -129,21 +129,15 @@ def _index_one(entry: str):
     return ("tar", offs, sizes)
 
 
-def index_entries(entries: list[str], workers: int = 0, desc: str = "indexing") -> list[tuple]:
-    """Index many class folders / tars in parallel: per entry ("files", paths) or ("tar", offs, sizes)."""
-    from ..engine import default_workers
-
-    nw = min(default_workers(workers), max(1, len(entries) // 4))
-    if nw <= 1:
-        return [_index_one(e) for e in entries]
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
+def index_entries(entries: list[str], pool=None, desc: str = "indexing") -> list[tuple]:
+    """Index class folders / tars (in parallel on `pool`, a `data_prep.workers.Workers`):
+    per entry ("files", paths) or ("tar", offs, sizes)."""
     from tqdm import tqdm
 
-    with ProcessPoolExecutor(nw, mp_context=mp.get_context("fork")) as pool:
-        return list(tqdm(pool.map(_index_one, entries, chunksize=8), total=len(entries), desc=desc,
-                         unit="class", mininterval=1.0, disable=len(entries) < 200))
+    if pool is None or len(entries) < 8:  # a few folders: not worth a round trip to the workers
+        return [_index_one(e) for e in entries]
+    return list(tqdm(pool.map_ordered(_index_one, ((e,) for e in entries)), total=len(entries), desc=desc,
+                     unit="class", mininterval=1.0, disable=len(entries) < 200))
 
 
 def add_indexed(builder: RecordBuilder, entry: str, indexed: tuple, label: int, keep=None) -> int:
@@ -188,3 +182,15 @@ def file_reader(src: str, expected: str, folder: str, marker: str, archive: str 
         with open(path, "rb") as f:
             return f.read()
     return read
+
+
+def read_words(path: str) -> dict[str, str]:
+    """wnid -> first lemma, from an ImageNet-style words.txt ("n01443537<TAB>goldfish, Carassius auratus")."""
+    out = {}
+    if os.path.isfile(path):
+        with open(path) as f:
+            for line in f:
+                parts = line.rstrip("\n").split("\t")
+                if len(parts) >= 2:
+                    out[parts[0]] = parts[1]
+    return out

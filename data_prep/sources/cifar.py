@@ -46,8 +46,7 @@ def _unpickle(data: bytes, where: str) -> dict:
 
 
 def load_cifar(args, which: str):
-    from data_prep.engine import ArrayRecords
-    from data_prep.sources import SourceData
+    from data_prep.records import ArrayRecords, SourceData
     from data_prep.sources._scan import require_src
 
     layout = LAYOUT[which]

@@ -7,7 +7,7 @@ def add_arguments(parser) -> None:
     pass
 
 
-def load(args):
+def load(args, pool=None):
     from .cifar import load_cifar
 
     return load_cifar(args, NAME)

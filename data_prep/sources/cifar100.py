@@ -8,7 +8,7 @@ def add_arguments(parser) -> None:
                         help="fine (100 classes, default) or coarse (20 superclasses)")
 
 
-def load(args):
+def load(args, pool=None):
     from .cifar import load_cifar
 
     return load_cifar(args, NAME)

@@ -19,8 +19,8 @@ def add_arguments(parser) -> None:
     pass
 
 
-def load(args):
-    from data_prep.sources import SourceData
+def load(args, pool=None):
+    from data_prep.records import SourceData
     from data_prep.sources._scan import RecordBuilder, add_indexed, class_entries, index_entries, require_src
 
     src = require_src(args, EXPECTED)
@@ -41,7 +41,7 @@ def load(args):
                             "every evaluation class needs training images")
         names = list(entries)
         b = RecordBuilder()
-        for name, idx in zip(names, index_entries([entries[n] for n in names], args.workers)):
+        for name, idx in zip(names, index_entries([entries[n] for n in names], pool)):
             add_indexed(b, entries[name], idx, index[name])
         splits[split] = b.build()
         if len(splits[split]) == 0:

@@ -61,11 +61,10 @@ def val_number(path: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def load(args):
-    from data_prep.sources import SourceData
+def load(args, pool=None):
+    from data_prep.records import SourceData
     from data_prep.sources._scan import (RecordBuilder, add_indexed, class_entries, index_entries,
-                                         list_images, require_src)
-    from data_prep.sources.tinyimagenet import read_words
+                                         list_images, read_words, require_src)
 
     src = require_src(args, EXPECTED)
     train_dir, val_dir = os.path.join(src, "train"), os.path.join(src, "val")
@@ -77,7 +76,7 @@ def load(args):
         raise UserError(f"{train_dir} has no <wnid>/ folders or <wnid>.tar files; expected {EXPECTED}")
     index = {w: i for i, w in enumerate(classes)}
     train = RecordBuilder()
-    for w, idx in zip(classes, index_entries([entries[w] for w in classes], args.workers)):
+    for w, idx in zip(classes, index_entries([entries[w] for w in classes], pool)):
         add_indexed(train, entries[w], idx, index[w])
 
     # validation: (path, wnid) pairs, ordered by file name

@@ -61,11 +61,10 @@ def holdout(wnid: str, n: int, k: int, seed: int) -> tuple[np.ndarray, np.ndarra
     return np.sort(perm[k:]), np.sort(perm[:k])
 
 
-def load(args):
-    from data_prep.sources import SourceData
+def load(args, pool=None):
+    from data_prep.records import SourceData
     from data_prep.sources._scan import (RecordBuilder, add_indexed, class_entries, entry_size,
-                                         index_entries, require_src)
-    from data_prep.sources.tinyimagenet import read_words
+                                         index_entries, read_words, require_src)
 
     src = require_src(args, EXPECTED)
     if not os.path.isdir(src):
@@ -82,7 +81,7 @@ def load(args):
         names = classes
     else:
         names = list(entries)
-    indexed = index_entries([entries[w] for w in names], args.workers, desc="indexing synsets")
+    indexed = index_entries([entries[w] for w in names], pool, desc="indexing synsets")
     sizes = {w: entry_size(ix) for w, ix in zip(names, indexed)}
     if not args.classes:
         classes = [w for w in names if sizes[w] >= args.min_images and sizes[w] > args.val_per_class]

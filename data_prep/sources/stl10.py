@@ -21,9 +21,8 @@ def add_arguments(parser) -> None:
     pass
 
 
-def load(args):
-    from data_prep.engine import ArrayRecords
-    from data_prep.sources import SourceData
+def load(args, pool=None):
+    from data_prep.records import ArrayRecords, SourceData
     from data_prep.sources._scan import file_reader, require_src
 
     read = file_reader(require_src(args, EXPECTED), EXPECTED, "stl10_binary", "train_X.bin",

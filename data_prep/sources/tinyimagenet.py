@@ -18,21 +18,9 @@ def add_arguments(parser) -> None:
     pass
 
 
-def read_words(path: str) -> dict[str, str]:
-    """wnid -> first lemma, from an ImageNet-style words.txt ("n01443537<TAB>goldfish, Carassius auratus")."""
-    out = {}
-    if os.path.isfile(path):
-        with open(path) as f:
-            for line in f:
-                parts = line.rstrip("\n").split("\t")
-                if len(parts) >= 2:
-                    out[parts[0]] = parts[1]
-    return out
-
-
-def load(args):
-    from data_prep.sources import SourceData
-    from data_prep.sources._scan import RecordBuilder, list_images, require_src
+def load(args, pool=None):
+    from data_prep.records import SourceData
+    from data_prep.sources._scan import RecordBuilder, list_images, read_words, require_src
 
     src = require_src(args, EXPECTED)
     if not os.path.isdir(os.path.join(src, "train")) and os.path.isdir(os.path.join(src, "tiny-imagenet-200")):

@@ -1,0 +1,78 @@
+"""The converter's shape: no import cycles inside data_prep, no FFCV on its path, one format owner."""
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PKG = os.path.join(ROOT, "data_prep")
+
+
+def _modules() -> dict[str, str]:
+    """{dotted name: file} of every module of data_prep (packages under their own name)."""
+    out = {}
+    for dirpath, _, files in os.walk(PKG):
+        for f in files:
+            if f.endswith(".py"):
+                rel = os.path.relpath(os.path.join(dirpath, f), ROOT)[:-3].replace(os.sep, ".")
+                out[rel[:-len(".__init__")] if rel.endswith(".__init__") else rel] = os.path.join(dirpath, f)
+    return out
+
+
+def _imports(name: str, path: str, modules: dict) -> set[str]:
+    """data_prep modules that `name` imports anywhere in its file (also inside functions)."""
+    package = name if path.endswith("__init__.py") else name.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(ast.parse(open(path).read())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[:len(parts) - node.level + 1] + ([base] if base else []))
+            for a in node.names:
+                # `from pkg import sub` is an import of the submodule, `from pkg import name` of pkg
+                found.add(f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base)
+    return {m for m in found if m in modules and m != name}
+
+
+def test_data_prep_has_no_import_cycles():
+    modules = _modules()
+    graph = {m: _imports(m, p, modules) for m, p in modules.items()}
+    state = {}
+
+    def visit(m, stack):
+        state[m] = "open"
+        for n in sorted(graph[m]):
+            if state.get(n) == "open":
+                cycle = stack[stack.index(n):] + [n]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if n not in state:
+                visit(n, stack + [n])
+        state[m] = "done"
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    assert "data_prep.beton" not in modules and "data_prep.writer" not in modules  # mlpscale.format owns it
+
+
+@pytest.mark.slow
+def test_a_conversion_never_imports_ffcv(tmp_path):
+    """`import ffcv` costs ~4 s and compiles numba code: the converter reads and writes betons itself."""
+    code = ("import sys; from data_prep.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nfinally:\n"
+            "    print('FFCV' if any(m == 'ffcv' or m.startswith('ffcv.') for m in sys.modules) else 'NO FFCV')\n")
+    out = str(tmp_path / "out")
+    for argv in (["digits", "--res", "8", "--out", out, "--quiet", "--shard", "0/2"],
+                 ["digits", "--res", "8", "--out", out, "--quiet", "--shard", "1/2"],
+                 ["combine", "--name", "digits", "--res", "8", "--out", out, "--quiet"],
+                 ["subset", "--name", "digits", "--res", "8", "--out", out, "--n", "50", "--beton", "--quiet"]):
+        r = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip().endswith("NO FFCV"), (argv, r.stdout)
