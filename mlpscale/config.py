@@ -4,19 +4,25 @@ Every hyper-parameter has one home here, with its default and a one-line meaning
 sets any subset of fields; an unknown key is an error that names the file, the key and the valid
 keys. Any field can be overridden from the command line with `--set section.field=value`
 (the value is parsed as YAML: `--set optim.lr=1e-4 --set aug.crop_scale=[0.35,1]`).
+Everything is checked when the file is read, before any data is touched: types, choices
+(`Literal` fields list their valid values), ranges (`RULES`) and the architecture name.
 The fully resolved config is saved as `config.yaml` in the run directory.
 """
 from __future__ import annotations
 
 import dataclasses
-import os
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
 from .errors import UserError
+from .format import write_text_atomic
+
+OnOff = Literal["auto", "on", "off"]
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -29,17 +35,20 @@ class DataConfig:
     crop_res: int = 0            # resolution the model sees; 0 = res
     n_train: int = 0             # train on a class-balanced subset of this many images; 0 = all
     subset_seed: int = 0         # seed of the subset choice (fixed across runs of one study)
-    resident: str = "auto"       # keep the whole dataset on the device: auto (if it fits) | on | off
-    resident_max_gb: float = 0.0  # auto mode's limit; 0 = half of the device's free memory
-    workers: int = 0             # FFCV decode threads when streaming; 0 = all cores
+    stats: Literal["auto", "paper", "measured"] = "auto"  # normalisation: the authors' constants (paper) or the
+                                 # converter's (measured); auto = paper where the authors define them
+    resident: OnOff = "auto"     # read the split once into memory tiers: auto (if it fits) | on | off (stream)
+    resident_max_gb: float = 0.0  # device tier size; 0 = free device memory minus the measured training need
+    host_max_gb: float = 0.0     # pinned host tier size; 0 = most of the free RAM on GPUs, none on CPUs
+    workers: int = 0             # threads for FFCV streaming and the one-time JPEG decode; 0 = all cores
     os_cache: bool = True        # FFCV: memory-map the beton (fast when it fits in RAM)
 
 
 @dataclass
 class ModelConfig:
     arch: str = "B_6-Wi_1024"    # paper naming: B_<blocks>-Wi_<width>[-E_<expansion>] or S_<depth>-Wi_<width>
-    act: str = "gelu"            # gelu | relu
-    norm: str = "layer"          # layer | batch | none
+    act: Literal["gelu", "relu"] = "gelu"
+    norm: Literal["layer", "batch", "none"] = "layer"
     dropout: float = 0.0         # dropout inside each block
 
 
@@ -54,12 +63,12 @@ class AugConfig:
 
 @dataclass
 class OptimConfig:
-    name: str = "lion"           # lion | sgd | adamw
+    name: Literal["lion", "sgd", "adamw"] = "lion"
     lr: float = 5e-5             # peak learning rate (paper: LION 5e-5 from scratch, 1e-5 scaling runs)
     weight_decay: float = 0.0    # decoupled: p *= 1 - lr * wd (paper scaling runs: 1e-3)
     betas: tuple[float, float] = (0.9, 0.99)  # LION / AdamW betas
     momentum: float = 0.9        # SGD momentum
-    schedule: str = "constant"   # constant (the paper's) | cosine; both after the linear warmup
+    schedule: Literal["constant", "cosine"] = "constant"  # the paper's is constant; both after the warmup
     warmup_epochs: float = 0.0   # linear warmup length in epochs
     min_lr: float = 0.0          # floor of the cosine schedule
     grad_clip: float = 0.0       # clip the global grad norm to this; 0 = off
@@ -71,8 +80,8 @@ class TrainConfig:
     epochs: int = 500            # passes over the (sub)set (the paper's code default)
     batch_size: int = 4096       # global batch per optimizer step (= per-rank x ranks x accum_steps)
     accum_steps: int = 1         # gradient accumulation micro-steps per optimizer step
-    precision: str = "auto"      # auto (bf16 on CUDA, fp32 on CPUs without fast bf16) | bf16 (autocast) | fp32
-    compile: str = "auto"        # torch.compile the model: auto (on CUDA only) | on | off
+    precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPUs
+    compile: OnOff = "auto"      # torch.compile the model: auto (on CUDA only) | on | off
     seed: int = 0                # seeds data order, augmentation and init
     device: str = "auto"         # auto (cuda if available) | cpu | cuda | cuda:N
     eval_every: int = 1          # evaluate every K epochs (and at the last)
@@ -81,6 +90,28 @@ class TrainConfig:
     log_every: int = 50          # steps between host syncs for the progress bar and the NaN check
     peak_tflops: float = 0.0     # device peak for MFU; 0 = datasheet value of a known GPU (hardware.py)
     max_steps: int = 0           # stop after this many optimizer steps (smoke tests, benchmarks); 0 = all
+    prefetch: OnOff = "auto"     # augment the next micro-batches on a worker thread while the step runs;
+                                 # auto = on CPU devices (GPU kernels are asynchronous already)
+
+
+@dataclass
+class EvalConfig:
+    """Extra scores of a run's final evaluation (written to summary.json and eval.json)."""
+    tta: int = 0                 # also score N random crops + flips per test image (the paper: 100); 0 = off
+    tta_average: Literal["logits", "probs"] = "logits"  # the paper averages logits, the authors' code probabilities
+    real: bool = False           # also score the ImageNet ReaL labels (mlpscale-convert imagenet1k --real)
+
+
+@dataclass
+class FinetuneConfig:
+    """Used by mlpscale-finetune (defaults: the authors' fine-tuning recipe, PAPER.md)."""
+    from_: str = field(default="", metadata={"key": "from"})  # a run folder, one of our checkpoints, or a
+                                 # paper checkpoint file (its arch is model.arch)
+    mode: Literal["full", "linear"] = "full"  # full: all weights; linear: head only, body frozen (a probe)
+    body_lr_mult: float = 0.1    # full mode: body lr = optim.lr x this (the authors' 0.1); the head gets optim.lr
+    cache_features: OnOff = "auto"  # linear mode: compute body features once (auto: when aug is off; exact)
+    source_classes: int = 11230  # paper checkpoints: classes of their head (ImageNet-21k)
+    source_res: int = 64         # paper checkpoints: their input resolution
 
 
 @dataclass
@@ -100,7 +131,68 @@ class Config:
     aug: AugConfig = field(default_factory=AugConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     run: RunConfig = field(default_factory=RunConfig)
+
+
+# --- ranges, checked when a config is read ----------------------------------------------------
+
+def _between(lo, hi, lo_open=False, hi_open=False):
+    def ok(v):
+        return (v > lo if lo_open else v >= lo) and (hi is None or (v < hi if hi_open else v <= hi))
+    return ok
+
+
+_POS = (lambda v: v > 0, "must be > 0")
+_NONNEG = (lambda v: v >= 0, "must be >= 0")
+_ONE_UP = (lambda v: v >= 1, "must be >= 1")
+_UNIT = (_between(0, 1, hi_open=True), "must be in [0, 1)")
+_RANGE = (lambda v: 0 < v[0] <= v[1], "must be two numbers 0 < low <= high")
+
+MAX_RES = 1024  # a 1024x1024x3 raw image (3 MiB) still fits one 4 MiB beton page
+
+RULES = {
+    "data.res": ((lambda v: 0 <= v <= MAX_RES), f"must be between 1 and {MAX_RES} pixels (0 = the dataset's default)"),
+    "data.crop_res": ((lambda v: 0 <= v <= MAX_RES), f"must be between 1 and {MAX_RES} pixels (0 = data.res)"),
+    "data.n_train": _NONNEG, "data.resident_max_gb": _NONNEG, "data.host_max_gb": _NONNEG,
+    "data.workers": _NONNEG,
+    "model.dropout": _UNIT,
+    "aug.crop_scale": ((lambda v: 0 < v[0] <= v[1] <= 1), "must be two numbers 0 < low <= high <= 1"),
+    "aug.crop_ratio": _RANGE,
+    "aug.mixup": _NONNEG,
+    "optim.lr": _POS, "optim.weight_decay": _NONNEG, "optim.momentum": _UNIT,
+    "optim.betas": ((lambda v: all(0 <= b < 1 for b in v)), "must be two numbers in [0, 1)"),
+    "optim.warmup_epochs": _NONNEG, "optim.min_lr": _NONNEG, "optim.grad_clip": _NONNEG,
+    "optim.label_smoothing": _UNIT,
+    "train.epochs": _ONE_UP, "train.batch_size": _ONE_UP, "train.accum_steps": _ONE_UP,
+    "train.eval_every": _ONE_UP, "train.ckpt_every": _ONE_UP, "train.keep_every": _NONNEG,
+    "train.log_every": _ONE_UP, "train.peak_tflops": _NONNEG, "train.max_steps": _NONNEG,
+    "train.device": ((lambda v: re.fullmatch(r"auto|cpu|cuda(:\d+)?", v) is not None), "must be auto, cpu, cuda or cuda:N"),
+    "eval.tta": _NONNEG,
+    "finetune.body_lr_mult": _NONNEG, "finetune.source_classes": _ONE_UP, "finetune.source_res": _ONE_UP,
+}
+
+
+def check(cfg: "Config", where: str) -> None:
+    """Ranges (RULES), the architecture name and cross-field rules; one UserError naming the field."""
+    from .models import parse_arch
+
+    for dotted, (ok, what) in RULES.items():
+        section, name = dotted.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if not ok(value):
+            raise UserError(f"{where}: {dotted}={_show(value)} {what}")
+    try:
+        parse_arch(cfg.model.arch)
+    except UserError as e:
+        raise UserError(f"{where}: model.arch: {e}") from None
+    if cfg.optim.schedule == "cosine" and cfg.optim.min_lr > cfg.optim.lr:
+        raise UserError(f"{where}: optim.min_lr={cfg.optim.min_lr} is above optim.lr={cfg.optim.lr}")
+
+
+def _show(v) -> str:
+    return f"[{', '.join(str(x) for x in v)}]" if isinstance(v, tuple) else str(v)
 
 
 # --- dict <-> dataclass ---------------------------------------------------------------------
@@ -109,6 +201,13 @@ def _coerce(value, tp, where: str):
     """Convert a YAML value to the field type `tp`, or raise a UserError naming `where`."""
     origin = typing.get_origin(tp)
     try:
+        if origin is Literal:
+            choices = typing.get_args(tp)
+            if isinstance(value, bool) and "on" in choices:  # YAML reads a bare on/off as true/false
+                value = "on" if value else "off"
+            if value not in choices:
+                raise ValueError(f"choose one of {', '.join(choices)}")
+            return value
         if origin is tuple:
             args = typing.get_args(tp)
             if not isinstance(value, (list, tuple)) or len(value) != len(args):
@@ -141,23 +240,41 @@ def _from_dict(cls, d: dict, where: str, prefix: str = ""):
     if not isinstance(d, dict):
         raise UserError(f"{where}: '{prefix.rstrip('.') or 'top level'}' must be a mapping of keys to values")
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    fields = {_key(f): f.name for f in dataclasses.fields(cls)}  # YAML key -> attribute
     kwargs = {}
     for key, value in d.items():
-        if key not in names:
+        if key not in fields:
             raise UserError(
-                f"{where}: unknown key '{prefix}{key}'; valid keys are {', '.join(prefix + n for n in names)}"
+                f"{where}: unknown key '{prefix}{key}'; valid keys are {', '.join(prefix + n for n in fields)}"
             )
-        tp = hints[key]
+        name = fields[key]
+        tp = hints[name]
         if dataclasses.is_dataclass(tp):
-            kwargs[key] = _from_dict(tp, value or {}, where, f"{prefix}{key}.")
+            kwargs[name] = _from_dict(tp, value or {}, where, f"{prefix}{key}.")
         else:
-            kwargs[key] = _coerce(value, tp, f"{where}: {prefix}{key}")
+            kwargs[name] = _coerce(value, tp, f"{where}: {prefix}{key}")
     return cls(**kwargs)
 
 
+def _key(f) -> str:
+    """A field's YAML key: its name, or `metadata['key']` where the name is a Python keyword (from)."""
+    return f.metadata.get("key", f.name)
+
+
 def to_dict(cfg) -> dict:
-    return dataclasses.asdict(cfg)
+    """The config as plain data, with YAML keys (`finetune.from`), tuples as lists."""
+    out = {}
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        out[_key(f)] = to_dict(v) if dataclasses.is_dataclass(v) else (list(v) if isinstance(v, tuple) else v)
+    return out
+
+
+def config_from_dict(d: dict, where: str = "checkpoint") -> "Config":
+    """A Config from `to_dict`'s output (e.g. the copy inside a checkpoint), checked."""
+    cfg = _from_dict(Config, d, where)
+    check(cfg, where)
+    return cfg
 
 
 def _set_path(d: dict, dotted: str, value, where: str):
@@ -183,8 +300,12 @@ def resolve_config_path(path: str) -> Path:
     )
 
 
-def load_config(path: str | None = None, overrides: list[str] = ()) -> Config:
-    """Load a YAML file (or the defaults when `path` is None) and apply `key=value` overrides."""
+def load_config(path: str | None = None, overrides: list[str] = (), recipe=None) -> Config:
+    """Load a YAML file (or the defaults when `path` is None) and apply `key=value` overrides.
+
+    `recipe(raw) -> dict`, if given, supplies defaults of a tool (e.g. the fine-tuning recipe) from
+    the file and overrides as read: the file and the overrides win over it, it wins over the
+    dataclass defaults."""
     raw: dict = {}
     where = "defaults"
     if path is not None:
@@ -204,25 +325,22 @@ def load_config(path: str | None = None, overrides: list[str] = ()) -> Config:
             raise UserError(f"override '{ov}' must look like section.field=value, e.g. optim.lr=1e-4")
         key, val = ov.split("=", 1)
         _set_path(raw, key.strip(), yaml.safe_load(val) if val.strip() else "", "--set")
+    if recipe is not None:
+        raw = _merged(recipe(raw), raw)
     cfg = _from_dict(Config, raw, where)
     if not cfg.run.name:
         cfg.run.name = "run"
+    check(cfg, where if not overrides else f"{where} (with --set)")
     return cfg
 
 
-def save_config(cfg: Config, path: str | os.PathLike) -> None:
-    d = to_dict(cfg)
-    # tuples as plain lists, so the file is ordinary YAML that load_config reads back
-    text = yaml.safe_dump(json_ready(d), sort_keys=False)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+def _merged(base: dict, top: dict) -> dict:
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _merged(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return out
 
 
-def json_ready(obj):
-    if isinstance(obj, dict):
-        return {k: json_ready(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_ready(v) for v in obj]
-    return obj
+def save_config(cfg: Config, path) -> None:
+    """The resolved config as ordinary YAML that load_config reads back."""
+    write_text_atomic(str(path), yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -1,22 +1,19 @@
 """Dataset registry: what every module needs to know about a dataset, in one place.
 
-Built-in entries carry the paper's numbers (classes, training-set sizes, default resolution,
-normalisation statistics). A dataset converted by `mlpscale-convert` also writes
-`ROOT/<name>/meta_<res>.json`; `get_dataset(name, root, res)` reads it, so a user's own
-dataset (the `folder` source) is known to the trainer without code changes.
-
-On-disk layout (one folder per dataset):
-    ROOT/<name>/<split>_<res>.beton     fields `image` (res x res RGB uint8) and `label` (int)
-    ROOT/<name>/meta_<res>.json         classes, counts per split, format, stats, skipped files
+Built-in entries carry the paper's numbers (classes, training-set sizes, default resolution) and
+the fixed normalisation constants of the authors' code (`data_utils/data_stats.py`: CIFAR-100 uses
+CIFAR-10's, the ImageNets and TinyImageNet ImageNet's). A dataset converted by `mlpscale-convert`
+also has `ROOT/<name>/meta_<res>.json` (mlpscale/format.py owns the layout); `get_dataset(name, root,
+res)` reads it, so a user's own dataset (the `folder` source) is known without code changes, and
+the statistics the converter measured are available next to the paper's (`stats_for`).
 """
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from dataclasses import dataclass, field
 
 from .errors import UserError
+from .format import beton_path, read_meta
 
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
@@ -31,10 +28,13 @@ class DatasetInfo:
     train_samples: int          # size of the training split (the paper's N for a full run)
     eval_samples: int           # size of the evaluation split
     default_res: int            # resolution the paper trains at
-    mean: tuple[float, float, float]  # per-channel, on the 0..255 scale
-    std: tuple[float, float, float]
+    mean: tuple[float, float, float] | None  # the paper's per-channel constants, 0..255 scale (None: none)
+    std: tuple[float, float, float] | None
     eval_split: str = "test"    # name of the evaluation split on disk ("val" for ImageNet)
     class_names: tuple[str, ...] = field(default=(), repr=False)
+    measured_mean: tuple[float, float, float] | None = None  # the converter's statistics (meta_<res>.json)
+    measured_std: tuple[float, float, float] | None = None
+    builtin: bool = False
 
     def beton_path(self, root: str, split: str, res: int | None = None) -> str:
         return beton_path(root, self.name, split, res or self.default_res)
@@ -47,11 +47,11 @@ class DatasetInfo:
 
 
 BUILTIN: dict[str, DatasetInfo] = {
-    d.name: d
+    d.name: dataclasses.replace(d, builtin=True)
     for d in [
         # scikit-learn's bundled 8x8 handwritten digits (1797 images), our demo dataset.
         # Split: the first 1437 images train, the last 360 test (fixed, see data_prep/sources/digits.py).
-        DatasetInfo("digits", 10, 1437, 360, 16, (0.0,) * 3, (1.0,) * 3),  # stats filled by meta.json
+        DatasetInfo("digits", 10, 1437, 360, 16, None, None),  # no paper constants: measured stats (meta.json)
         DatasetInfo("cifar10", 10, 50_000, 10_000, 32, CIFAR_MEAN, CIFAR_STD),
         DatasetInfo("cifar100", 100, 50_000, 10_000, 32, CIFAR_MEAN, CIFAR_STD),
         DatasetInfo("stl10", 10, 5_000, 8_000, 64, (0.4914 * 255, 0.4822 * 255, 0.4465 * 255),
@@ -63,14 +63,6 @@ BUILTIN: dict[str, DatasetInfo] = {
         DatasetInfo("imagenet21k", 11_230, 11_801_680, 11_230 * 50, 64, IMAGENET_MEAN, IMAGENET_STD, "val"),
     ]
 }
-
-
-def beton_path(root: str, name: str, split: str, res: int) -> str:
-    return os.path.join(root, name, f"{split}_{res}.beton")
-
-
-def meta_path(root: str, name: str, res: int) -> str:
-    return os.path.join(root, name, f"meta_{res}.json")
 
 
 def known_names() -> list[str]:
@@ -100,22 +92,27 @@ def get_dataset(name: str, root: str | None = None, res: int | None = None) -> D
         train_samples=int(counts.get("train", info.train_samples if info else 0)),
         eval_samples=int(counts.get(eval_split, info.eval_samples if info else 0)),
         default_res=int(meta.get("res", res)),
-        mean=tuple(meta["mean"]) if "mean" in meta else (info.mean if info else IMAGENET_MEAN),
-        std=tuple(meta["std"]) if "std" in meta else (info.std if info else IMAGENET_STD),
+        measured_mean=tuple(meta["mean"]) if "mean" in meta else None,
+        measured_std=tuple(meta["std"]) if "std" in meta else None,
         eval_split=eval_split,
         class_names=tuple(meta.get("classes", ())),
     )
-    return dataclasses.replace(info, **updates) if info else DatasetInfo(**updates)
+    return dataclasses.replace(info, **updates) if info else DatasetInfo(**updates, mean=None, std=None)
 
 
-def read_meta(root: str, name: str, res: int | None) -> dict | None:
-    if res is None:
-        return None
-    path = meta_path(root, name, res)
-    if not os.path.exists(path):
-        return None
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise UserError(f"cannot read {path} ({e}); re-run the conversion that wrote it") from None
+def stats_for(info: DatasetInfo, mode: str) -> tuple[tuple, tuple, str]:
+    """(mean, std, which) for `data.stats`: paper (the authors' constants), measured (the converter's),
+    auto (paper where the authors define them, else measured)."""
+    if mode == "auto":
+        mode = "paper" if info.mean is not None else "measured"
+    if mode == "paper":
+        if info.mean is None:
+            raise UserError(f"data.stats=paper, but the paper defines no normalisation constants for "
+                            f"'{info.name}'; use data.stats=measured")
+        return tuple(info.mean), tuple(info.std), "paper"
+    if info.measured_mean is None:
+        raise UserError(f"data.stats=measured, but {info.name} has no meta_<res>.json with measured statistics; "
+                        f"convert it with mlpscale-convert, or use data.stats=paper")
+    return tuple(info.measured_mean), tuple(info.measured_std), "measured"
+
+

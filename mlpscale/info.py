@@ -1,4 +1,4 @@
-"""`mlpscale-info ARCH --res R --num-classes K [--json]`: size and compute of an architecture."""
+"""`mlpscale-info ARCH --res R --num-classes K [--n-train N --epochs T] [--json]`: size and compute of an architecture."""
 from __future__ import annotations
 
 import argparse
@@ -7,19 +7,26 @@ import json
 import torch
 
 from .errors import cli_entry
+from .metrics import paper_compute_pflops
 from .models import MLP
 
 
-def describe(arch: str, res: int, num_classes: int, channels: int = 3) -> dict:
+def describe(arch: str, res: int, num_classes: int, channels: int = 3, n_train: int = 0, epochs: int = 0) -> dict:
     with torch.device("meta"):  # no memory is allocated, so B_12-Wi_1024 at 11k classes is instant
         model = MLP(arch, res, num_classes, channels=channels)
+    extra = {}
+    if n_train and epochs:  # the paper's C = fvcore flops x 3 x N x T
+        extra = {"n_train": n_train, "epochs": epochs,
+                 "compute_pflops": paper_compute_pflops(model.paper_flops_per_forward(), n_train, epochs)}
     return {
         "arch": model.spec.name,
         "res": res,
         "num_classes": num_classes,
         "params": model.get_num_params(),
         "macs_per_forward": model.macs_per_forward(),
+        "paper_flops_per_forward": model.paper_flops_per_forward(),
         "train_flops_per_image": model.train_flops_per_image(),
+        **extra,
     }
 
 
@@ -29,16 +36,22 @@ def main(argv=None):
     p.add_argument("arch", help="e.g. B_12-Wi_1024, B_6-Wi_512-E_8, S_6-Wi_1024")
     p.add_argument("--res", type=int, default=64, help="input resolution (square), default 64")
     p.add_argument("--num-classes", type=int, default=11230, help="default 11230 (ImageNet-21k, Table 5)")
+    p.add_argument("--n-train", type=int, default=0, help="training-set size N, for the paper's compute C")
+    p.add_argument("--epochs", type=int, default=0, help="epochs T, for the paper's compute C")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     a = p.parse_args(argv)
-    d = describe(a.arch, a.res, a.num_classes)
+    d = describe(a.arch, a.res, a.num_classes, n_train=a.n_train, epochs=a.epochs)
     if a.json:
         print(json.dumps(d))
         return
     print(f"{d['arch']} at {a.res}x{a.res}, {a.num_classes} classes")
     print(f"  parameters            {d['params']:>16,}  ({d['params'] / 1e6:.1f}M)")
-    print(f"  MACs per forward      {d['macs_per_forward']:>16,}  (paper's compute unit; C = MACs x 3 x N x T)")
+    print(f"  MACs per forward      {d['macs_per_forward']:>16,}  (matrix multiplies)")
+    print(f"  paper FLOPs / forward {d['paper_flops_per_forward']:>16,}  (fvcore's count, the paper's unit: "
+          f"C = this x 3 x N x T)")
     print(f"  train FLOPs per image {d['train_flops_per_image']:>16,}  (2 per MAC, fwd+bwd; for MFU)")
+    if "compute_pflops" in d:
+        print(f"  compute C             {d['compute_pflops']:>16,.4g}  PFLOPs for N={a.n_train:,}, T={a.epochs}")
 
 
 if __name__ == "__main__":

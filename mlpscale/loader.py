@@ -1,33 +1,47 @@
 """Batches of uint8 NHWC images and int64 labels, on the device, from `.beton` files.
 
-Two ways, one interface (`for x_u8, y in loader.epoch(e)`, x_u8 (B, H, W, 3) uint8 on the device):
+Two ways, one interface (`for x_u8, y in loader.epoch(e, start_batch)`, x_u8 (B, H, W, 3) uint8 on
+the device):
 
-* `ResidentLoader` - the airbench technique: the whole split is read from its beton once into
-  device memory; an epoch is a seeded `randperm` and index gathers. No workers, no host copies.
-* `StreamLoader` - FFCV streams the beton (raw memcpy or JPEG decode on the CPU threads, nothing
-  else) and moves each batch to the device non-blocking.
+* `ResidentLoader` - the split is read once (`load_images`: a vectorised copy of a raw beton's pages,
+  or one parallel JPEG decode of a jpg beton) into an `ImageStore`; an epoch is a seeded permutation
+  and index gathers. The store has two tiers: as many images as the device-memory budget allows
+  on the device, the rest in pinned host memory; a batch gathers its host part on a background
+  thread into a pinned buffer and copies it non-blocking on a side stream, overlapped with the
+  step (airbench's technique, extended to datasets bigger than the device: ImageNet-21k at 64px).
+* `StreamLoader` - FFCV streams the beton each epoch (memcpy or JPEG decode on its CPU threads) and
+  moves each batch to the device. For betons of varying image sizes (the paper's layout) FFCV also
+  takes the random-resized crop (or the centre crop) on the CPU, as the paper's loader does.
 
-Both draw the epoch's order from (seed, epoch) alone and can start mid-epoch (`start_batch`), so a
+Both draw an epoch's order from (seed, epoch) alone and can start mid-epoch (`start_batch`), so a
 resumed run sees exactly the batches an uninterrupted run would. Under DDP each rank takes a
-disjoint, equally long slice of the same permutation.
+disjoint, equally long slice of every global batch; a sharded store (`local` rows only, used when
+the split does not fit one device) permutes its own rows with (seed, epoch, rank) instead.
 
 FFCV pitfalls guarded here: an exception in its pipeline thread would hang `next()` forever (we
-poll and raise); an abandoned iterator leaks its thread (we close it); `Compiler.set_num_threads`
-silently changes torch's global thread count (we restore it); QUASI_RANDOM is unsupported with
-`distributed=True` (we never use it: the order is ours).
+poll and raise); an abandoned iterator leaks its thread (we close it); its thread-count setter
+also changed torch's (`ffcv_compat`); QUASI_RANDOM is unsupported with `distributed=True` (we never
+use it: the order is ours).
 """
 from __future__ import annotations
 
-import contextlib
+import ctypes
+import glob
+import importlib.util
 import os
 import queue
+import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .errors import UserError
+from .format import MODE_RAW, Beton, open_beton, read_raw_images
+from .ffcv_compat import import_ffcv
 
 
 @dataclass
@@ -36,16 +50,18 @@ class Shard:
     world: int = 1
 
 
-def epoch_order(n: int, seed: int, epoch: int, batch_size: int, shard: Shard = Shard(),
+def epoch_order(n: int, seed, epoch: int, batch_size: int, shard: Shard = Shard(),
                 drop_last: bool = True, shuffle: bool = True) -> np.ndarray:
     """The sample indices this rank visits in `epoch`, in order (numpy int64).
 
-    A pure function of its arguments: the permutation comes from (seed, epoch) only. Training
+    A pure function of its arguments: the permutation comes from (seed, epoch) only (`seed` an int, or
+    a tuple such as (seed, rank) for a rank's own rows). Training
     (drop_last) cuts the permutation into global batches of `batch_size * world` and gives rank r
     the r-th slice of each, so a global batch holds the same images whatever the number of ranks.
     Evaluation (no drop_last) deals samples round-robin and keeps them all.
     """
-    perm = np.random.default_rng([seed, epoch]).permutation(n) if shuffle else np.arange(n)
+    key = [*seed, epoch] if isinstance(seed, (list, tuple)) else [seed, epoch]
+    perm = np.random.default_rng(key).permutation(n) if shuffle else np.arange(n)
     if not drop_last:
         return perm[shard.rank::shard.world]
     global_batches = n // (batch_size * shard.world)
@@ -58,58 +74,367 @@ def epoch_order(n: int, seed: int, epoch: int, batch_size: int, shard: Shard = S
     return perm[:, shard.rank].reshape(-1)
 
 
-def check_beton(path: str, hint: str) -> None:
-    if not os.path.exists(path):
-        raise UserError(f"missing dataset file {path}; create it with: {hint}")
+# --- background stages ---------------------------------------------------------------------------
+
+class Prefetch:
+    """Run an iterator on a worker thread, `depth` items ahead (torch ops release the GIL).
+
+    Exceptions reach the consumer at the item where they happened; `close()` (or leaving a `with`)
+    stops the worker, also when the consumer abandons the iterator early.
+    """
+    _DONE = object()
+
+    def __init__(self, it, depth: int = 1, name: str = "mlpscale-prefetch"):
+        self.q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self.stop = threading.Event()
+        self.it = it
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            for item in self.it:
+                while not self.stop.is_set():
+                    try:
+                        self.q.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if self.stop.is_set():
+                    return
+            self._put((self._DONE, None))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            self._put((None, e))
+        finally:
+            close = getattr(self.it, "close", None)
+            if close is not None:
+                close()
+
+    def _put(self, item):
+        while not self.stop.is_set():
+            try:
+                self.q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        item, err = self.q.get()
+        if err is not None:
+            self.close()
+            raise err
+        if item is self._DONE:
+            self.close()
+            raise StopIteration
+        return item
+
+    def close(self):
+        self.stop.set()
+        while self.thread.is_alive():
+            try:
+                self.q.get_nowait()
+            except queue.Empty:
+                self.thread.join(timeout=0.05)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
-@contextlib.contextmanager
-def keep_torch_threads():
-    """FFCV's Compiler.set_num_threads (on Loader creation and in its epoch thread) also calls
-    torch.set_num_threads; put torch's thread count back to what it was."""
-    n = torch.get_num_threads()
+# --- the resident store ----------------------------------------------------------------------------
+
+class ImageStore:
+    """uint8 images (N, H, W, 3): rows [0, k) in device memory, rows [k, N) in host memory.
+
+    On CUDA the host tier is pinned, so its gathered rows copy to the device asynchronously. On
+    the CPU both tiers are host memory (the tests force two tiers to check the gather logic).
+    """
+
+    def __init__(self, device_part: torch.Tensor, host_part: torch.Tensor | None, device: torch.device):
+        self.dev, self.host, self.device = device_part, host_part, device
+        self.k = len(device_part)
+        self.n = self.k + (0 if host_part is None else len(host_part))
+        self.shape = tuple((device_part if self.k else host_part).shape[1:])
+        self.stream = torch.cuda.Stream(device) if device.type == "cuda" and self.tiered else None
+
+    @property
+    def tiered(self) -> bool:
+        return self.host is not None and len(self.host) > 0
+
+    def nbytes(self) -> tuple[int, int]:
+        return self.dev.numel(), 0 if self.host is None else self.host.numel()
+
+    def stage(self, idx: np.ndarray):
+        """Host side of one batch (may run on a worker thread): move the indices to the device and,
+        for a tiered store, gather the host-tier rows into a pinned buffer and start their copy."""
+        idx_t = torch.from_numpy(idx)
+        idx_dev = idx_t.to(self.device, non_blocking=True)
+        if not self.tiered:
+            return idx_dev, None
+        on_host = idx_t >= self.k
+        host_pos, dev_pos = on_host.nonzero().squeeze(1), (~on_host).nonzero().squeeze(1)
+        rows = idx_t[host_pos] - self.k
+        buf = torch.empty((len(rows), *self.shape), dtype=torch.uint8, pin_memory=self.device.type == "cuda")
+        torch.index_select(self.host, 0, rows, out=buf)
+        event = None
+        if self.stream is not None:
+            with torch.cuda.stream(self.stream):
+                host_rows = buf.to(self.device, non_blocking=True)
+                event = self.stream.record_event()
+        else:
+            host_rows = buf
+        to_dev = lambda t: t.to(self.device, non_blocking=True)  # noqa: E731
+        return idx_dev, (to_dev(dev_pos), to_dev(idx_t[dev_pos]), to_dev(host_pos), host_rows, event)
+
+    def assemble(self, staged) -> torch.Tensor:
+        """Device side of one batch (the consumer's thread): (B, H, W, 3) uint8 in the order of `idx`."""
+        idx_dev, tiered = staged
+        if tiered is None:
+            return self.dev[idx_dev]
+        dev_pos, dev_rows, host_pos, host_rows, event = tiered
+        if event is not None:
+            torch.cuda.current_stream(self.device).wait_event(event)
+            host_rows.record_stream(torch.cuda.current_stream(self.device))
+        out = torch.empty((len(idx_dev), *self.shape), dtype=torch.uint8, device=self.device)
+        out[dev_pos] = self.dev[dev_rows]
+        out[host_pos] = host_rows
+        return out
+
+
+class ResidentLoader:
+    """The split lives in an ImageStore; an epoch is a permutation and index gathers.
+
+    `indices` restricts the epoch to a subset of the store's rows (the scaling study's N); `local`
+    means the store holds this rank's rows only (see the module docstring).
+    """
+
+    def __init__(self, store: ImageStore | torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int,
+                 shard: Shard = Shard(), indices: np.ndarray | None = None, train: bool = True,
+                 local: bool = False):
+        if isinstance(store, torch.Tensor):
+            store = ImageStore(store, None, store.device)
+        self.store, self.labels = store, labels
+        self.indices = None if indices is None else np.asarray(indices, dtype=np.int64)
+        self.n = store.n if indices is None else len(self.indices)
+        self.batch_size, self.seed, self.shard, self.train, self.local = batch_size, seed, shard, train, local
+
+    def batches_per_epoch(self) -> int:
+        return -(-len(self.order(0)) // self.batch_size)
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The sample indices (rows of the store / of the beton) this rank visits in `epoch`, in order."""
+        if self.local:  # this rank's own rows, its own permutation
+            seed = [self.seed, self.shard.rank]
+            order = epoch_order(self.n, seed, epoch, self.batch_size, Shard(), self.train, self.train)
+        else:
+            order = epoch_order(self.n, self.seed, epoch, self.batch_size, self.shard,
+                                drop_last=self.train, shuffle=self.train)
+        return order if self.indices is None else self.indices[order]
+
+    def _staged(self, order: np.ndarray, start: int):
+        for s in range(start, len(order), self.batch_size):
+            yield self.store.stage(order[s:s + self.batch_size])
+
+    def epoch(self, epoch: int, start_batch: int = 0):
+        staged = self._staged(self.order(epoch), start_batch * self.batch_size)
+        if self.store.tiered:  # host-tier gathers run two batches ahead on a worker thread
+            staged = Prefetch(staged, depth=2, name="mlpscale-host-tier")
+        try:
+            for st in staged:
+                yield self.store.assemble(st), self.labels[st[0]]
+        finally:
+            if isinstance(staged, Prefetch):
+                staged.close()
+
+
+# --- reading a whole split -------------------------------------------------------------------------
+
+def _libffcv_imdecode():
+    """FFCV's own JPEG decoder (libjpeg-turbo, FASTDCT; what its loader uses), loaded with ctypes
+    without importing the ffcv package (no numba compile); None when FFCV is not installed."""
+    spec = importlib.util.find_spec("ffcv")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    libs = glob.glob(os.path.join(list(spec.submodule_search_locations)[0], "_libffcv*.so"))
+    if not libs:
+        return None
     try:
-        yield n
-    finally:
-        if torch.get_num_threads() != n:
-            torch.set_num_threads(n)
+        fn = ctypes.CDLL(libs[0]).imdecode
+    except OSError:
+        return None
+    c = ctypes
+    fn.argtypes = [c.c_void_p, c.c_uint64, c.c_uint32, c.c_uint32, c.c_void_p, c.c_uint32, c.c_uint32,
+                   c.c_uint32, c.c_uint32, c.c_uint32, c.c_uint32, c.c_bool, c.c_bool]
+    fn.restype = c.c_int
+    return fn
 
 
-def open_reader(path: str):
-    """FFCV's Reader for `path`, or one clear error when the file is not a readable beton."""
-    from ffcv.reader import Reader
+def _decoder():
+    """decode(payload uint8 array, out (H, W, 3) uint8 view) for JPEG payloads; GIL released."""
+    fn = _libffcv_imdecode()
+    if fn is not None:
+        def decode(src: np.ndarray, out: np.ndarray) -> None:
+            h, w = out.shape[:2]
+            if fn(src.ctypes.data, src.size, h, w, out.ctypes.data, h, w, 0, 0, 1, 1, False, False) != 0:
+                raise ValueError("JPEG decode failed")
+        return decode, "libffcv (libjpeg-turbo)"
+    import cv2
 
-    try:
-        return Reader(path)
-    except Exception as e:  # noqa: BLE001 - FFCV raises assorted errors on damaged or foreign files
-        raise UserError(f"cannot read {path} as an FFCV beton ({type(e).__name__}: {e}); "
-                        f"re-convert it with mlpscale-convert") from None
+    def decode_cv2(src: np.ndarray, out: np.ndarray) -> None:
+        img = cv2.imdecode(src, cv2.IMREAD_COLOR)
+        if img is None or img.shape != out.shape:
+            raise ValueError("JPEG decode failed")
+        cv2.cvtColor(img, cv2.COLOR_BGR2RGB, dst=out)
+    return decode_cv2, "opencv"
 
 
-def _ffcv_loader(path: str, batch_size: int, workers: int, order_indices, os_cache: bool, device):
-    """An FFCV Loader that yields (uint8 NHWC, int64 labels) for the given index sequence."""
+def decode_images(b: Beton, rows: np.ndarray, out: np.ndarray, workers: int = 0, progress=None) -> str:
+    """Decode the images `rows` of a fixed-size beton (JPEG or raw payloads) into out (len(rows), H, W, 3),
+    in parallel threads; returns the decoder's name."""
+    decode, name = _decoder()
+    img = b.images
+    sizes = b.sizes()
+    mm = np.memmap(b.path, dtype=np.uint8, mode="r")
+    nbytes = out[0].nbytes if len(out) else 0
+
+    def work(a: int, e: int) -> int:
+        for j in range(a, e):
+            r = rows[j]
+            p, s = int(img["data_ptr"][r]), int(sizes[r])
+            src = mm[p:p + s]
+            if img["mode"][r] == MODE_RAW:
+                out[j].reshape(-1)[:] = src[:nbytes]
+            else:
+                try:
+                    decode(np.ascontiguousarray(src), out[j])
+                except ValueError:
+                    raise UserError(f"{b.path}: image {r} does not decode; the file is damaged: "
+                                    f"re-convert it with mlpscale-convert") from None
+        return e - a
+
+    nw = workers or len(os.sched_getaffinity(0))
+    chunk = 512
+    with ThreadPoolExecutor(max_workers=nw) as pool:
+        for done in pool.map(lambda a: work(a, min(a + chunk, len(rows))), range(0, len(rows), chunk)):
+            if progress is not None:
+                progress(done)
+    return name
+
+
+@dataclass
+class LoadStats:
+    seconds: float = 0.0
+    images: int = 0
+    decoder: str = "memcpy"
+    device_bytes: int = 0
+    host_bytes: int = 0
+
+    def as_dict(self, prefix: str) -> dict:
+        return {f"{prefix}_load_s": round(self.seconds, 3),
+                f"{prefix}_load_img_per_s": round(self.images / self.seconds, 1) if self.seconds > 0 else None,
+                f"{prefix}_decoder": self.decoder,
+                f"{prefix}_device_bytes": self.device_bytes,
+                f"{prefix}_host_bytes": self.host_bytes}
+
+
+def load_images(b: Beton, device: torch.device, device_rows: int | None = None, rows: np.ndarray | None = None,
+                workers: int = 0, chunk: int = 1 << 15, desc: str = "", progress: bool = False
+                ) -> tuple[ImageStore, LoadStats]:
+    """Read the images `rows` (default: all) of a fixed-size beton into a two-tier ImageStore:
+    the first `device_rows` (default: all) on `device`, the rest in (pinned) host memory."""
+    res = b.resolution()
+    if res is None:
+        raise UserError(f"{b.path} holds images of several sizes (the paper's layout); only streaming can "
+                        f"serve it: set data.resident=off (or re-convert with the default --layout square)")
+    rows = np.arange(b.num_samples) if rows is None else np.asarray(rows, dtype=np.int64)
+    n = len(rows)
+    k = n if device_rows is None else max(0, min(n, int(device_rows)))
+    shape = (res[0], res[1], 3)
+    raw = b.all_raw()
+    t0 = time.perf_counter()
+    dev = torch.empty((k, *shape), dtype=torch.uint8, device=device)
+    host = torch.empty((n - k, *shape), dtype=torch.uint8, pin_memory=device.type == "cuda") if n > k else None
+    bar = None
+    if progress and not raw and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=n, desc=f"decoding {desc or os.path.basename(b.path)}", unit="img", unit_scale=True,
+                   leave=False)
+    decoder = "memcpy (raw pages)"
+    stage = np.empty((min(chunk, n), *shape), dtype=np.uint8)
+    for s in range(0, n, chunk):
+        part = rows[s:s + chunk]
+        e = s + len(part)
+        staged = False
+        if s >= k:                                  # host tier: fill in place
+            target = host[s - k:e - k].numpy()
+        elif e <= k and device.type == "cpu":       # the device tier is host memory: fill in place
+            target = dev[s:e].numpy()
+        else:                                       # GPU tier, or a chunk straddling the tiers: stage
+            target, staged = stage[:len(part)], True
+        if raw:
+            read_raw_images(b, part, out=target)
+        else:
+            decoder = decode_images(b, part, target, workers, bar.update if bar is not None else None)
+        if staged:
+            m = min(e, k) - s
+            dev[s:s + m].copy_(torch.from_numpy(target[:m]))
+            if e > k:
+                host[:e - k].copy_(torch.from_numpy(target[m:]))
+    if bar is not None:
+        bar.close()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    stats = LoadStats(time.perf_counter() - t0, n, decoder, dev.numel(), 0 if host is None else host.numel())
+    return ImageStore(dev, host, device), stats
+
+
+def read_split(path: str, device, workers: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A whole fixed-size beton in device memory: images (N, H, W, 3) uint8 and labels (N,) int64."""
+    b = open_beton(path)
+    store, _ = load_images(b, torch.device(device), workers=workers)
+    return store.dev, torch.from_numpy(b.labels).to(device)
+
+
+# --- FFCV streaming ---------------------------------------------------------------------------------
+
+def _ffcv_loader(path: str, batch_size: int, workers: int, order_indices, os_cache: bool, device,
+                 crop: tuple | None = None):
+    """An FFCV Loader yielding (uint8 NHWC, int64 labels) for the given index sequence.
+
+    `crop=None`: images as stored (fixed size). `crop=(res, scale, ratio)`: FFCV's random-resized crop
+    to res x res on the CPU; `crop=(res, None, None)`: FFCV's centre crop (ratio 1) to res x res."""
+    import_ffcv()
     from ffcv.fields.basics import IntDecoder
-    from ffcv.fields.rgb_image import SimpleRGBImageDecoder
+    from ffcv.fields.rgb_image import (CenterCropRGBImageDecoder, RandomResizedCropRGBImageDecoder,
+                                       SimpleRGBImageDecoder)
     from ffcv.loader import Loader, OrderOption
     from ffcv.transforms import Squeeze, ToDevice, ToTensor
 
-    image = [SimpleRGBImageDecoder(), ToTensor()]
+    if crop is None:
+        decoder = SimpleRGBImageDecoder()
+    elif crop[1] is None:
+        decoder = CenterCropRGBImageDecoder((crop[0], crop[0]), ratio=1.0)
+    else:
+        decoder = RandomResizedCropRGBImageDecoder((crop[0], crop[0]), scale=tuple(crop[1]), ratio=tuple(crop[2]))
+    image = [decoder, ToTensor()]
     label = [IntDecoder(), ToTensor(), Squeeze()]
     if device.type == "cuda":
         image.append(ToDevice(device, non_blocking=True))
         label.append(ToDevice(device, non_blocking=True))
-    open_reader(path)  # a clear error for a damaged file before FFCV's own
-    with keep_torch_threads():
-        return Loader(path, batch_size=batch_size, num_workers=workers or os.cpu_count() or 1,
-                      order=OrderOption.SEQUENTIAL, indices=order_indices, os_cache=os_cache,
-                      drop_last=False, pipelines={"image": image, "label": label}, batches_ahead=3)
+    return Loader(path, batch_size=batch_size, num_workers=workers or len(os.sched_getaffinity(0)),
+                  order=OrderOption.SEQUENTIAL, indices=order_indices, os_cache=os_cache,
+                  drop_last=False, pipelines={"image": image, "label": label}, batches_ahead=3)
 
 
 def iterate_ffcv(loader, poll_s: float = 5.0):
-    """Iterate one epoch of an FFCV loader without its hazards (hang on error, leaked thread,
-    changed torch thread count)."""
-    with keep_torch_threads() as threads:
-        it = iter(loader)
+    """Iterate one epoch of an FFCV loader without its hazards (hang on error, leaked thread)."""
+    it = iter(loader)
     try:
         while True:
             try:
@@ -124,8 +449,6 @@ def iterate_ffcv(loader, poll_s: float = 5.0):
             if item is None:
                 return
             slot, result = item
-            if torch.get_num_threads() != threads:  # the epoch thread has called Compiler.set_num_threads
-                torch.set_num_threads(threads)
             if getattr(it, "current_stream", None) is not None:  # CUDA: wait for FFCV's copy stream
                 it.current_stream.wait_stream(it.cuda_streams[slot])
             yield result
@@ -147,95 +470,38 @@ def _stop(it, timeout_s: float = 60.0) -> None:
     it.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
-def read_split(path: str, device, workers: int = 0, batch_size: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
-    """Read a whole beton once: images (N, H, W, 3) uint8 and labels (N,) int64, on `device`."""
-    loader = _ffcv_loader(path, batch_size, workers, None, True, torch.device("cpu"))
-    n = loader.reader.num_samples
-    images = labels = None
-    i = 0
-    for x, y in iterate_ffcv(loader):
-        if images is None:  # allocate once on the device; copy chunk by chunk (bounded host memory)
-            images = torch.empty((n, *x.shape[1:]), dtype=torch.uint8, device=device)
-            labels = torch.empty((n,), dtype=torch.int64, device=device)
-        b = len(x)
-        images[i:i + b].copy_(x, non_blocking=False)
-        labels[i:i + b].copy_(y.long().view(-1))
-        i += b
-    assert i == n, f"read {i} of {n} samples from {path}"
-    return images, labels
-
-
-def beton_fields(path: str) -> dict:
-    """Per-sample metadata of a beton, by field name: labels and image sizes come without decoding."""
-    r = open_reader(path)
-    return {name: r.metadata[f"f{i}"] for i, name in enumerate(r.field_names)}
-
-
-def read_labels(path: str) -> np.ndarray:
-    """All labels of a beton (int64), from its metadata table."""
-    return np.asarray(beton_fields(path)["label"], dtype=np.int64)
-
-
-def beton_resolution(path: str) -> tuple[int, int]:
-    """(height, width) of the images in a beton; raises if they are not all the same size."""
-    img = beton_fields(path)["image"]
-    h, w = np.unique(img["height"]), np.unique(img["width"])
-    if len(h) != 1 or len(w) != 1:
-        raise UserError(f"{path} holds images of several sizes; convert with mlpscale-convert (fixed square size)")
-    return int(h[0]), int(w[0])
-
-
-class ResidentLoader:
-    """The split lives on the device; an epoch is a permutation and index gathers."""
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int,
-                 shard: Shard = Shard(), indices: np.ndarray | None = None, train: bool = True):
-        self.images, self.labels = images, labels
-        self.indices = None if indices is None else torch.as_tensor(indices, device=images.device)
-        self.n = len(images) if indices is None else len(indices)
-        self.batch_size, self.seed, self.shard, self.train = batch_size, seed, shard, train
-
-    def batches_per_epoch(self) -> int:
-        return -(-len(self._order(0)) // self.batch_size)
-
-    def _order(self, epoch: int) -> np.ndarray:
-        return epoch_order(self.n, self.seed, epoch, self.batch_size, self.shard,
-                           drop_last=self.train, shuffle=self.train)
-
-    def epoch(self, epoch: int, start_batch: int = 0):
-        order = torch.from_numpy(self._order(epoch)).to(self.images.device)
-        if self.indices is not None:
-            order = self.indices[order]
-        for s in range(start_batch * self.batch_size, len(order), self.batch_size):
-            idx = order[s:s + self.batch_size]
-            yield self.images[idx], self.labels[idx]
-
-
 class StreamLoader:
-    """FFCV streams the split from disk each epoch; batches arrive on the device as uint8 NHWC."""
+    """FFCV streams the split from disk each epoch; batches arrive on the device as uint8 NHWC.
 
-    def __init__(self, path: str, batch_size: int, seed: int, device, shard: Shard = Shard(),
-                 indices: np.ndarray | None = None, train: bool = True, workers: int = 0, os_cache: bool = True):
-        self.path, self.batch_size, self.seed, self.device = path, batch_size, seed, device
-        self.shard, self.train, self.workers, self.os_cache = shard, train, workers, os_cache
+    `crop` as in `_ffcv_loader`: set for betons of varying image sizes, where FFCV crops on the CPU
+    (its random crops come from its own generator, so such runs are not bit-reproducible)."""
+
+    def __init__(self, beton: Beton | str, batch_size: int, seed: int, device, shard: Shard = Shard(),
+                 indices: np.ndarray | None = None, train: bool = True, workers: int = 0, os_cache: bool = True,
+                 crop: tuple | None = None):
+        beton = open_beton(beton) if isinstance(beton, str) else beton
+        self.path, self.batch_size, self.seed, self.device = beton.path, batch_size, seed, device
+        self.shard, self.train, self.workers, self.os_cache, self.crop = shard, train, workers, os_cache, crop
         self.base = None if indices is None else np.asarray(indices, dtype=np.int64)
-        self.n = int(open_reader(path).num_samples) if indices is None else len(indices)
+        self.n = beton.num_samples if indices is None else len(indices)
         self._loader = None
 
     def batches_per_epoch(self) -> int:
-        return -(-len(self._order(0)) // self.batch_size)
+        return -(-len(self.order(0)) // self.batch_size)
 
-    def _order(self, epoch: int) -> np.ndarray:
+    def order(self, epoch: int) -> np.ndarray:
+        """The sample indices (rows of the store / of the beton) this rank visits in `epoch`, in order."""
         order = epoch_order(self.n, self.seed, epoch, self.batch_size, self.shard,
                             drop_last=self.train, shuffle=self.train)
         return order if self.base is None else self.base[order]
 
     def epoch(self, epoch: int, start_batch: int = 0):
-        full = self._order(epoch)
+        full = self.order(epoch)
         if self._loader is None:
-            # compile FFCV's pipeline once; later epochs only swap the index order. Created with a
-            # whole epoch's order: FFCV fixes its __len__ (which truncates every later order) then.
-            self._loader = _ffcv_loader(self.path, self.batch_size, self.workers, full, self.os_cache, self.device)
+            # compile FFCV's pipeline once per run; later epochs only swap the index order. Created with
+            # a whole epoch's order: FFCV fixes its __len__ (which truncates every later order) then.
+            self._loader = _ffcv_loader(self.path, self.batch_size, self.workers, full, self.os_cache,
+                                        self.device, self.crop)
         order = full[start_batch * self.batch_size:]  # a resumed run starts mid-epoch
         self._loader.indices = order
         self._loader.traversal_order.indices = order

@@ -9,8 +9,13 @@ W_e expands width -> expansion*width, W_c contracts back; there is no final norm
 Architectures are named like the paper: `B_12-Wi_1024` (B-MLP, 12 blocks, width 1024, expansion 4),
 `B_6-Wi_512-E_8` (expansion 8), `S_6-Wi_1024` (S-MLP, depth 6).
 
-The compute unit of the paper is one multiply-accumulate (MAC) of a forward pass; only the
-matrix multiplies count (biases, norms and activations are O(width) and ignored, as fvcore does).
+Two counts per forward pass and image:
+  * `macs_per_forward()`: multiply-accumulates of the matrix multiplies, the work that sets speed
+    (MFU uses 2 FLOPs per MAC, x3 for forward + backward);
+  * `paper_flops_per_forward()`: what the paper's compute C = flops x 3 x N x T counts, i.e. what
+    fvcore's FlopCountAnalysis reports for the model: one per MAC of each linear layer, plus 5 per
+    element of each LayerNorm (4 without affine) and 2 per element of each BatchNorm (fvcore's
+    count for a model traced with one image); biases, activations and residual adds count 0.
 """
 from __future__ import annotations
 
@@ -112,9 +117,18 @@ class MLP(nn.Module):
             blocks = [StandardBlock(w, act, norm, dropout) for _ in range(self.spec.depth - 1)]
         self.blocks = nn.Sequential(*blocks)
         self.linear_out = nn.Linear(w, num_classes)
+        self.norm_kind = norm
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, H*W*C) -> (B, num_classes)
-        return self.linear_out(self.blocks(self.linear_in(x)))
+        return self.linear_out(self.features(x))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:  # (B, H*W*C) -> (B, width): what the head sees
+        return self.blocks(self.linear_in(x))
+
+    def replace_head(self, num_classes: int) -> None:
+        """A new, freshly initialised linear head for `num_classes` (fine-tuning onto another dataset)."""
+        self.linear_out = nn.Linear(self.spec.width, num_classes).to(self.linear_in.weight.device)
+        self.num_classes = num_classes
 
     # --- accounting -------------------------------------------------------------------------
     def get_num_params(self) -> int:
@@ -123,6 +137,10 @@ class MLP(nn.Module):
     def macs_per_forward(self) -> int:
         """Multiply-accumulates of one forward pass for one image (matrix multiplies only)."""
         return macs_per_forward(self.spec, self.dim_in, self.num_classes)
+
+    def paper_flops_per_forward(self) -> int:
+        """fvcore's count of one forward for one image: the paper's compute unit (module docstring)."""
+        return paper_flops_per_forward(self.spec, self.dim_in, self.num_classes, self.norm_kind)
 
     def train_flops_per_image(self) -> int:
         """True FLOPs per trained image: forward + backward = 3 forwards, 2 FLOPs per MAC."""
@@ -142,5 +160,7 @@ def macs_per_forward(spec: ArchSpec, dim_in: int, num_classes: int) -> int:
     return dim_in * w + body + w * num_classes
 
 
-def build_model(arch: str, res: int, num_classes: int, **kw) -> MLP:
-    return MLP(arch, res, num_classes, **kw)
+def paper_flops_per_forward(spec: ArchSpec, dim_in: int, num_classes: int, norm: str = "layer") -> int:
+    norms = spec.depth if spec.kind == "B" else spec.depth - 1
+    per_element = {"layer": 5, "batch": 2, "none": 0}[norm]
+    return macs_per_forward(spec, dim_in, num_classes) + norms * spec.width * per_element

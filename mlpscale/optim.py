@@ -69,9 +69,11 @@ def lion_class():
         return ForeachLion
 
 
-def build_optimizer(o, model: torch.nn.Module, device: torch.device) -> torch.optim.Optimizer:
-    """The optimizer named by an OptimConfig `o`."""
-    params = [p for p in model.parameters() if p.requires_grad]
+def build_optimizer(o, params, device: torch.device) -> torch.optim.Optimizer:
+    """The optimizer named by an OptimConfig `o`, over a module's trainable parameters or a list of
+    parameter groups (dicts with "params" and extra keys such as "lr_mult", which optimizers keep)."""
+    if isinstance(params, torch.nn.Module):
+        params = [p for p in params.parameters() if p.requires_grad]
     if o.name == "lion":
         return lion_class()(params, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
     if o.name == "sgd":

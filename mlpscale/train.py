@@ -1,20 +1,28 @@
-"""`mlpscale-train --config X.yaml [--set section.field=value ...] [--resume RUN_DIR]`.
+"""`mlpscale-train --config X.yaml [--set section.field=value ...] [--resume RUN_DIR] [--overwrite]`.
 
-The hot path per optimizer step:  loader (uint8 NHWC on the device) -> DeviceAugment (crop, flip,
-normalise, HWC flatten) -> MixUp -> model under bf16 autocast -> label-smoothed cross-entropy ->
-backward (accumulated over micro-batches, DDP-synchronised on the last) -> clip -> optimizer.
-No host sync per step: losses and the NaN check stay on the device until a log point.
+The hot path per optimizer step:  loader (uint8 NHWC on the device) -> `prepare` (augmentation:
+crop, flip, normalise, HWC flatten; MixUp) -> `step` (model under bf16 autocast, soft-target
+cross-entropy, backward accumulated over micro-batches and DDP-synchronised on the last, clip,
+optimizer update). No host sync per step: losses and the NaN check stay on the device until a log
+point. On a CPU device `prepare` runs one micro-batch ahead on a worker thread (`train.prefetch`),
+overlapping augmentation with the step's GEMMs; on GPUs kernels are asynchronous anyway.
 
 A run folder holds config.yaml (resolved), metrics.jsonl (one object per epoch), last.pt and
-summary.json. `--resume RUN_DIR` continues from last.pt and ends with the same weights as a run
-that was never interrupted.
+summary.json, and belongs to one process at a time (`.lock`). `--resume RUN_DIR` continues from
+last.pt and ends with the same weights as a run that was never interrupted.
+
+Exit codes: 0 finished (or stopped at train.max_steps), 2 a user error (one sentence on stderr),
+130 / 143 interrupted by SIGINT / SIGTERM after saving last.pt.
+
+`Trainer` is also the loop of fine-tuning (`mlpscale.finetune.Finetuner` overrides the model,
+optimizer and data hooks) and of the benchmarks (`prepare`, `step` and `train_step` are public).
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
+import shutil
 import signal
 import statistics
 import sys
@@ -23,150 +31,64 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .augment import DeviceAugment, mixup, mixup_lambda
-from .checkpoint import check_compatible, load_checkpoint, save_checkpoint
+from .checkpoint import check_compatible, load_checkpoint, model_meta, save_checkpoint
 from .config import Config, load_config, save_config, to_dict
-from .datasets import DatasetInfo, beton_path, get_dataset
-from .distributed import DistInfo, all_reduce_sum, barrier, init_distributed, shutdown
+from .data import Data, arrays_data, build_data  # noqa: F401 (arrays_data: public via train)
+from .datasets import DatasetInfo, get_dataset
+from .distributed import barrier, shutdown
 from .errors import UserError, cli_entry
+from .evaluate import TTA, evaluate, load_real_labels
+from .format import FolderLock, write_json_atomic
 from .hardware import peak_flops
-from .loader import ResidentLoader, Shard, StreamLoader, beton_resolution, check_beton, read_labels, read_split
-from .logging_ import MetricsLog
-from .models import MLP, parse_arch
+from .loader import Prefetch
+from .loss import soft_target_cross_entropy
+from .metrics import (EpochSums, FiniteGuard, MetricsLog, Progress, TrainingDiverged, epoch_row,  # noqa: F401
+                      paper_compute_pflops, read_rows)
+from .models import MLP
 from .optim import build_optimizer
+from .runtime import Runtime, auto_on_off
 from .schedule import lr_at
-from .subsets import balanced_subset
 
-
-class TrainingDiverged(UserError):
-    pass
-
-
-# --- data -----------------------------------------------------------------------------------
 
 @dataclass
-class Data:
-    info: DatasetInfo
-    res: int            # stored resolution
-    crop_res: int       # resolution the model sees
-    train: ResidentLoader | StreamLoader
-    eval: ResidentLoader | StreamLoader
-    n_train: int        # images per epoch (after any subset)
-    resident: bool
+class Batch:
+    """One prepared micro-batch: model inputs (b, D), labels (b,), MixUp partner labels and lambda."""
+    x: torch.Tensor
+    y: torch.Tensor
+    y2: torch.Tensor | None
+    lam: float
 
-
-def auto_on_off(value: str, name: str) -> bool | None:
-    """'auto' -> None, 'on' -> True, 'off' -> False (YAML turns a bare on/off into true/false)."""
-    v = str(value).lower()
-    if v in ("on", "true"):
-        return True
-    if v in ("off", "false"):
-        return False
-    if v == "auto":
-        return None
-    raise UserError(f"{name} must be auto, on or off, not '{value}'")
-
-
-def _fits_on_device(nbytes: int, device: torch.device, limit_gb: float) -> bool:
-    if limit_gb > 0:
-        return nbytes <= limit_gb * 2**30
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return nbytes <= free // 2
-    return nbytes <= 4 * 2**30  # CPU: resident below 4 GiB of RAM, else FFCV streams from the page cache
-
-
-def build_data(cfg: Config, device: torch.device, dist: DistInfo, micro_batch: int) -> Data:
-    d = cfg.data
-    info = get_dataset(d.dataset, d.root, d.res or None)
-    res = d.res or info.default_res
-    train_path = beton_path(d.root, info.name, "train", res)
-    eval_path = beton_path(d.root, info.name, info.eval_split, res)
-    for p in (train_path, eval_path):
-        check_beton(p, info.convert_command(d.root, res))
-        stored = beton_resolution(p)
-        if stored != (res, res):
-            raise UserError(f"{p} holds {stored[0]}x{stored[1]} images but data.res={res}; "
-                            f"re-convert with --res {res} or set data.res={stored[0]}")
-    labels = read_labels(train_path)
-    if labels.max() >= info.num_classes:
-        raise UserError(f"{train_path} has label {labels.max()} but {info.name} has {info.num_classes} classes; "
-                        f"its meta_{res}.json does not belong to it: re-convert")
-    indices = balanced_subset(labels, d.n_train, d.subset_seed) if d.n_train else None
-    n_train = len(labels) if indices is None else len(indices)
-    nbytes = (len(labels) + info.eval_samples) * res * res * 3
-    resident = auto_on_off(d.resident, "data.resident")
-    if resident is None:
-        resident = _fits_on_device(nbytes, device, d.resident_max_gb)
-    shard = Shard(dist.rank, dist.world)
-    seed = cfg.train.seed
-    eval_batch = max(micro_batch, 256)
-    if resident:
-        x, y = read_split(train_path, device, d.workers)
-        train = ResidentLoader(x, y, micro_batch, seed, shard, indices, train=True)
-        x, y = read_split(eval_path, device, d.workers)
-        evl = ResidentLoader(x, y, eval_batch, seed, shard, train=False)
-    else:
-        train = StreamLoader(train_path, micro_batch, seed, device, shard, indices, True, d.workers, d.os_cache)
-        evl = StreamLoader(eval_path, eval_batch, seed, device, shard, None, False, d.workers, d.os_cache)
-    return Data(info, res, d.crop_res or res, train, evl, n_train, resident)
-
-
-def arrays_data(images: torch.Tensor, labels: torch.Tensor, info: DatasetInfo,
-                eval_images: torch.Tensor | None = None, eval_labels: torch.Tensor | None = None):
-    """A `data_fn` for Trainer serving uint8 (N, H, W, 3) images and (N,) labels from device memory
-    (benchmarks, the GPU check without FFCV, or a researcher's own arrays)."""
-
-    def data_fn(cfg: Config, device: torch.device, dist: DistInfo, micro_batch: int) -> Data:
-        shard, seed, res = Shard(dist.rank, dist.world), cfg.train.seed, images.shape[1]
-        ex = images if eval_images is None else eval_images
-        ey = labels if eval_labels is None else eval_labels
-        return Data(info, res, cfg.data.crop_res or res,
-                    ResidentLoader(images.to(device), labels.to(device), micro_batch, seed, shard, train=True),
-                    ResidentLoader(ex.to(device), ey.to(device), max(micro_batch, 256), seed, shard, train=False),
-                    len(images), True)
-
-    return data_fn
-
-
-# --- the trainer ----------------------------------------------------------------------------
 
 class Trainer:
-    """One training run. `data_fn(cfg, device, dist, micro_batch) -> Data` supplies the data; the
-    default opens the betons named by cfg.data (`build_data`); `arrays_data(...)` serves tensors."""
+    """One training run. `data_fn(cfg, rt, micro_batch, reserve_bytes) -> Data` supplies the data (the
+    default opens the betons named by cfg.data; `data.arrays_data(...)` serves tensors and carries the
+    dataset's `info`)."""
 
     def __init__(self, cfg: Config, run_dir: str, resume: bool = False, data_fn=None):
         self.cfg, self.run_dir = cfg, run_dir
         t = cfg.train
-        self.dist, self.device = init_distributed(t.device)
-        if t.precision not in ("auto", "bf16", "fp32"):
-            raise UserError(f"train.precision must be auto, bf16 or fp32, not '{t.precision}'")
-        self.bf16 = t.precision == "bf16" or (t.precision == "auto" and self.device.type == "cuda")
+        self.rt = rt = Runtime.create(t.device, t.precision, t.compile)
+        self.dist, self.device = rt.dist, rt.device
         if t.batch_size % (self.dist.world * t.accum_steps):
             raise UserError(f"train.batch_size={t.batch_size} must be divisible by ranks x accum_steps "
                             f"= {self.dist.world} x {t.accum_steps}")
         self.micro_batch = t.batch_size // (self.dist.world * t.accum_steps)
-        parse_arch(cfg.model.arch)  # fail on a bad name before reading any data
         torch.manual_seed(t.seed)
-        self.data = (data_fn or build_data)(cfg, self.device, self.dist, self.micro_batch)
-        info = self.data.info
-
-        self.model = MLP(cfg.model.arch, self.data.crop_res, info.num_classes, act=cfg.model.act,
-                         norm=cfg.model.norm, dropout=cfg.model.dropout).to(self.device)
-        self.forward = self._wrap(self.model)
-        self.opt = build_optimizer(cfg.optim, self.model, self.device)
-
-        out_dtype = torch.bfloat16 if self.bf16 and self.device.type == "cuda" else torch.float32
-        a = cfg.aug
-        self.train_aug = DeviceAugment(info.mean, info.std, self.data.crop_res, train=True, crop=a.enabled,
-                                       flip=a.enabled and a.flip, scale=a.crop_scale, ratio=a.crop_ratio,
-                                       out_dtype=out_dtype, device=self.device)
-        self.eval_aug = DeviceAugment(info.mean, info.std, self.data.crop_res, train=False,
-                                      out_dtype=out_dtype, device=self.device)
-        self.gen = torch.Generator(device=self.device)
-        self.mixup_alpha = a.mixup if a.enabled else 0.0
+        self.data_fn = data_fn
+        self.info = data_fn.info if data_fn is not None else get_dataset(cfg.data.dataset, cfg.data.root,
+                                                                          cfg.data.res or None)
+        self.model = self.build_model(self.info).to(self.device)
+        self.forward, self.ddp = rt.wrap(self.model)
+        self.opt = build_optimizer(cfg.optim, self.param_groups(), self.device)
+        self.data = self.build_data(self.measure_reserve())
+        self.train_view, self.eval_view = self.build_views(self.data)
+        self.mixup_alpha = cfg.aug.mixup if cfg.aug.enabled else 0.0
+        self.gen = torch.Generator(device=self.device)   # augmentation randomness, reseeded per micro-batch
+        self.prefetch = auto_on_off(t.prefetch)
+        if self.prefetch is None:
+            self.prefetch = self.device.type == "cpu"
 
         self.micro_per_epoch = self.data.train.batches_per_epoch()
         self.steps_per_epoch = self.micro_per_epoch // t.accum_steps
@@ -174,103 +96,161 @@ class Trainer:
             raise UserError(f"one optimizer step needs {t.batch_size} images but an epoch has {self.data.n_train}")
         self.total_steps = self.steps_per_epoch * t.epochs
         self.warmup_steps = round(cfg.optim.warmup_epochs * self.steps_per_epoch)
-        self.macs = self.model.macs_per_forward()
+        full = self.export_model()
+        self.flops_fwd = full.paper_flops_per_forward()      # the paper's compute unit
+        self.macs = full.macs_per_forward()
         self.peak = peak_flops(self.device, t.peak_tflops)
 
         # position in training; replaced by a checkpoint on resume
-        self.epoch, self.micro_in_epoch, self.step = 0, 0, 0
-        self.sums = {"loss": 0.0, "count": 0, "wait_s": 0.0, "time_s": 0.0}
+        self.epoch, self.micro_in_epoch, self.step_no = 0, 0, 0
+        self.sums = EpochSums()
         self.elapsed_s, self.best_top1, self.last_eval = 0.0, 0.0, {}
         if resume:
             self._restore(load_checkpoint(os.path.join(run_dir, "last.pt")))
         self.log = MetricsLog(run_dir, cfg, resume_epoch=self.epoch if resume else None, enabled=self.dist.main)
+        self.progress = Progress(self.dist.main and cfg.run.progress)
         self.stop_signal = None
 
-    # performance wrappers live apart from the model; checkpoints hold self.model's state
-    def _wrap(self, model: torch.nn.Module):
-        t = self.cfg.train
-        wrapped = model
-        if self.dist.world > 1:
-            from torch.nn.parallel import DistributedDataParallel as DDP
+    # --- hooks (fine-tuning overrides them) ------------------------------------------------------
+    def build_model(self, info: DatasetInfo) -> torch.nn.Module:
+        m = self.cfg.model
+        return MLP(m.arch, self.cfg.data.crop_res or self.cfg.data.res or info.default_res, info.num_classes,
+                   act=m.act, norm=m.norm, dropout=m.dropout)
 
-            wrapped = DDP(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        self.ddp = wrapped if self.dist.world > 1 else None
-        use_compile = auto_on_off(t.compile, "train.compile")
-        if use_compile is None:
-            use_compile = self.device.type == "cuda"
-        return torch.compile(wrapped) if use_compile else wrapped
+    def param_groups(self) -> list[dict]:
+        """Optimizer parameter groups; `lr_mult` scales the scheduled learning rate per group."""
+        return [{"params": [p for p in self.model.parameters() if p.requires_grad], "lr_mult": 1.0}]
 
-    def _autocast(self):
-        if self.bf16:
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+    def build_data(self, reserve_bytes: int) -> Data:
+        fn = self.data_fn or build_data
+        return fn(self.cfg, self.rt, self.micro_batch, reserve_bytes)
 
-    # --- one optimizer step -----------------------------------------------------------------
-    def _seed_micro(self, micro_index: int) -> np.random.Generator:
-        """Augmentation randomness of one micro-batch: a pure function of (seed, rank, index)."""
-        ss = np.random.SeedSequence([self.cfg.train.seed, micro_index])
-        self.gen.manual_seed(int(np.random.SeedSequence([self.cfg.train.seed, self.dist.rank, micro_index])
+    def build_views(self, data: Data):
+        """(train view, eval view): uint8 batch -> model input, on the device."""
+        a, res = self.cfg.aug, self.model_res()
+        crop = a.enabled and not data.cropped_on_cpu
+        train = DeviceAugment(data.mean, data.std, res, train=True, crop=crop, flip=a.enabled and a.flip,
+                              scale=a.crop_scale, ratio=a.crop_ratio, out_dtype=self.rt.input_dtype, device=self.device)
+        evl = DeviceAugment(data.mean, data.std, res, train=False, out_dtype=self.rt.input_dtype, device=self.device)
+        return train, evl
+
+    def export_model(self) -> MLP:
+        """The whole model: what checkpoints hold and evaluation scores."""
+        return self.model
+
+    def model_res(self) -> int:
+        return self.export_model().res
+
+    # --- memory -------------------------------------------------------------------------------------
+    def measure_reserve(self) -> int:
+        """Device bytes training needs besides the data (CUDA): one forward + backward of a micro-batch,
+        measured, plus the optimizer state, plus 10%. Tells the resident data how much it may take."""
+        if self.device.type != "cuda":
+            return 0
+        torch.cuda.synchronize(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        base = torch.cuda.memory_allocated(self.device)
+        x = torch.zeros((self.micro_batch, self.model_input_dim()), device=self.device, dtype=self.rt.input_dtype)
+        with self.rt.autocast():
+            loss = self.model(x).float().logsumexp(1).mean()
+        loss.backward()
+        self.model.zero_grad(set_to_none=True)
+        peak = torch.cuda.max_memory_allocated(self.device) - base
+        params = sum(p.numel() * p.element_size() for p in self.model.parameters() if p.requires_grad)
+        state = {"lion": 1, "sgd": 1, "adamw": 2}[self.cfg.optim.name] * params
+        del x, loss
+        return int((peak + params + state) * 1.1)
+
+    def model_input_dim(self) -> int:
+        return self.export_model().dim_in
+
+    # --- one optimizer step ----------------------------------------------------------------------
+    def _rngs(self, micro_index: int) -> np.random.Generator:
+        """Augmentation randomness of one micro-batch, a pure function of (seed, rank, index): the torch
+        generator gets (seed, rank, index); MixUp's lambda (seed, index), so all ranks share it."""
+        seed = self.cfg.train.seed
+        self.gen.manual_seed(int(np.random.SeedSequence([seed, self.dist.rank, micro_index])
                                  .generate_state(1, np.uint64)[0] >> 1))
-        return np.random.default_rng(ss)  # same on every rank: one MixUp lambda per global batch
+        return np.random.default_rng(np.random.SeedSequence([seed, micro_index]))
 
-    def _train_step(self, micro_batches, first_micro_index: int) -> torch.Tensor:
+    def prepare(self, x_u8: torch.Tensor, y: torch.Tensor, micro_index: int) -> Batch:
+        """Augment one micro-batch (b, H, W, 3) uint8 into model inputs (b, r*r*3), MixUp included."""
+        rng = self._rngs(micro_index)
+        x = self.train_view(x_u8, self.gen)
+        lam = mixup_lambda(self.mixup_alpha, rng)
+        if lam < 1.0:
+            x, y2 = mixup(x, y, lam)
+            return Batch(x, y, y2, lam)
+        return Batch(x, y, None, 1.0)
+
+    def step(self, batches: list[Batch]) -> torch.Tensor:
+        """One optimizer step over prepared micro-batches (gradient accumulation); returns the mean loss."""
         o = self.cfg.optim
-        accum = len(micro_batches)
+        accum = len(batches)
         total = torch.zeros((), device=self.device)
-        for i, (x_u8, y) in enumerate(micro_batches):
-            rng = self._seed_micro(first_micro_index + i)
-            x = self.train_aug(x_u8, self.gen)                       # (b, r*r*3)
-            lam = mixup_lambda(self.mixup_alpha, rng)
-            y2 = y
-            if lam < 1.0:
-                x, y2 = mixup(x, y, lam)
+        for i, b in enumerate(batches):
             sync = self.ddp.no_sync() if self.ddp is not None and i < accum - 1 else contextlib.nullcontext()
             with sync:
-                with self._autocast():
-                    logits = self.forward(x)                         # (b, classes)
-                logits = logits.float()
-                loss = F.cross_entropy(logits, y, label_smoothing=o.label_smoothing)
-                if lam < 1.0:
-                    loss = lam * loss + (1 - lam) * F.cross_entropy(logits, y2, label_smoothing=o.label_smoothing)
+                with self.rt.autocast():
+                    logits = self.forward(b.x)                       # (b, classes)
+                loss = soft_target_cross_entropy(logits, b.y, b.y2, b.lam, o.label_smoothing)
                 (loss / accum).backward()
             total += loss.detach()
         if o.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), o.grad_clip)
+            torch.nn.utils.clip_grad_norm_([p for g in self.opt.param_groups for p in g["params"]], o.grad_clip)
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         return total / accum
 
-    # --- evaluation -------------------------------------------------------------------------
-    @torch.no_grad()
-    def evaluate(self) -> dict:
-        self.model.eval()
-        k = min(5, self.data.info.num_classes)
-        stats = torch.zeros(4, device=self.device, dtype=torch.float64)  # top1, top5, loss sum, n
-        for x_u8, y in self.data.eval.epoch(0):
-            with self._autocast():
-                logits = self.model(self.eval_aug(x_u8)).float()
-            top = logits.topk(k, dim=1).indices
-            stats[0] += (top[:, 0] == y).sum()
-            stats[1] += (top == y[:, None]).any(dim=1).sum()
-            stats[2] += F.cross_entropy(logits, y, reduction="sum")
-            stats[3] += len(y)
-        self.model.train()
-        top1, top5, loss, n = all_reduce_sum(stats).tolist()
-        return {"test_top1": 100 * top1 / n, "test_top5": 100 * top5 / n, "test_loss": loss / n}
+    def train_step(self, micro_batches, first_micro_index: int) -> torch.Tensor:
+        """`prepare` + `step` on raw (x_u8, y) micro-batches: the unit the benchmarks time."""
+        return self.step([self.prepare(x, y, first_micro_index + i) for i, (x, y) in enumerate(micro_batches)])
 
-    # --- checkpoints ------------------------------------------------------------------------
+    def set_lr(self) -> float:
+        lr = lr_at(self.step_no, self.total_steps, self.cfg.optim.lr, self.warmup_steps,
+                   self.cfg.optim.schedule, self.cfg.optim.min_lr)
+        for g in self.opt.param_groups:
+            g["lr"] = lr * g.get("lr_mult", 1.0)
+        return lr
+
+    # --- evaluation ----------------------------------------------------------------------------
+    def eval_module(self) -> torch.nn.Module:
+        """What evaluation feeds the eval view's output to (the whole model; the head on cached features)."""
+        return self.export_model()
+
+    def evaluate(self) -> dict:
+        r = evaluate(self.eval_module(), self.data.eval, self.rt, self.eval_view, self.info.num_classes)
+        return {"test_top1": r["top1"], "test_top5": r["top5"], "test_loss": r["loss"]}
+
+    def final_eval(self) -> dict:
+        """The run's last evaluation with the extra scores of cfg.eval (TTA, ReaL); also written to eval.json."""
+        e, a = self.cfg.eval, self.cfg.aug
+        if e.tta and self.data.cropped_on_cpu:
+            raise UserError("eval.tta needs fixed-size images; this dataset holds images of several sizes")
+        tta = TTA(e.tta, e.tta_average, tuple(a.crop_scale), tuple(a.crop_ratio), a.flip, seed=self.cfg.train.seed) \
+            if e.tta else None
+        real = load_real_labels(self.cfg.data.root, self.info.name, self.data.res, self.device) if e.real else None
+        r = evaluate(self.eval_module(), self.data.eval, self.rt, self.eval_view, self.info.num_classes, tta,
+                     self.data.mean, self.data.std, self.model_res(), real)
+        r.update(dataset=self.info.name, split=self.info.eval_split, arch=self.export_model().spec.name,
+                 checkpoint=os.path.abspath(os.path.join(self.run_dir, "last.pt")))
+        if self.dist.main:
+            write_json_atomic(os.path.join(self.run_dir, "eval.json"), r)
+        return {k: v for k, v in r.items() if k.startswith(("tta_", "real_"))}
+
+    # --- checkpoints -----------------------------------------------------------------------------
     def _state(self) -> dict:
-        m = self.model
+        m = self.export_model()
         return {
             "model": m.state_dict(),
             "optimizer": self.opt.state_dict(),
-            "epoch": self.epoch, "micro_in_epoch": self.micro_in_epoch, "step": self.step,
-            "sums": dict(self.sums), "elapsed_s": self.elapsed_s,
+            "epoch": self.epoch, "micro_in_epoch": self.micro_in_epoch, "step": self.step_no,
+            "sums": self.sums.state(), "elapsed_s": self.elapsed_s,
             "best_top1": self.best_top1, "last_eval": self.last_eval,
             "rng": {"torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None},
-            "model_meta": {"arch": m.spec.name, "res": m.res, "num_classes": m.num_classes, "flatten": "hwc",
-                           "act": self.cfg.model.act, "norm": self.cfg.model.norm},
+            "model_meta": model_meta(m, self.cfg.model.act, self.cfg.model.norm, self.info.name,
+                                     self.data.mean, self.data.std),
             "config": to_dict(self.cfg),
         }
 
@@ -280,212 +260,215 @@ class Trainer:
         barrier()
 
     def _restore(self, ck: dict) -> None:
-        meta = ck["model_meta"]
-        check_compatible(meta, self.model.spec.name, self.data.crop_res, self.data.info.num_classes,
-                         os.path.join(self.run_dir, "last.pt"))
-        self.model.load_state_dict(ck["model"])
+        m = self.export_model()
+        path = os.path.join(self.run_dir, "last.pt")
+        check_compatible(ck["model_meta"], m.spec.name, m.res, m.num_classes, path)
+        if "optimizer" not in ck:
+            raise UserError(f"{path} holds weights only, not a training state; start a new run from it "
+                            f"(mlpscale-finetune --set finetune.from={self.run_dir})")
+        m.load_state_dict(ck["model"])
         self.opt.load_state_dict(ck["optimizer"])
-        self.epoch, self.micro_in_epoch, self.step = ck["epoch"], ck["micro_in_epoch"], ck["step"]
-        self.sums, self.elapsed_s = dict(ck["sums"]), ck["elapsed_s"]
+        self.epoch, self.micro_in_epoch, self.step_no = ck["epoch"], ck["micro_in_epoch"], ck["step"]
+        self.sums, self.elapsed_s = EpochSums(ck["sums"]), ck["elapsed_s"]
         self.best_top1, self.last_eval = ck["best_top1"], ck["last_eval"]
         torch.set_rng_state(ck["rng"]["torch"])
         if ck["rng"]["cuda"] is not None and self.device.type == "cuda":
             torch.cuda.set_rng_state(ck["rng"]["cuda"], self.device)
 
-    # --- the loop ---------------------------------------------------------------------------
+    # --- the loop --------------------------------------------------------------------------------
     def _on_signal(self, signum, frame):
         """First SIGINT/SIGTERM: finish the step, save last.pt, stop. A second one stops at once."""
         self.stop_signal = signum
         signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
 
     def fit(self) -> dict:
-        t = self.cfg.train
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         status = "finished"
         try:
-            while self.epoch < t.epochs and status == "finished":
+            while self.epoch < self.cfg.train.epochs and status == "finished":
                 status = self._run_epoch()  # "finished" (the epoch), "interrupted" or "max_steps"
+            if status == "finished" and (self.cfg.eval.tta or self.cfg.eval.real):
+                self.last_eval.update(self.final_eval())
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
             self.log.close()
         return self._finish(status)
 
-    def _check_finite(self, bad_step: torch.Tensor) -> None:
-        s = int(bad_step.item())
-        if s >= 0:
-            raise TrainingDiverged(
-                f"the training loss became NaN/inf at optimizer step {s} (epoch {self.epoch}); "
-                f"no checkpoint was written after it: lower optim.lr or set optim.grad_clip, "
-                f"then restart (last good state: {os.path.join(self.run_dir, 'last.pt')})"
-            )
+    def _prepared(self, batches, first_micro: int):
+        """The epoch's micro-batches, prepared (augmented) in order; run on a worker thread when prefetching."""
+        for i, (x_u8, y) in enumerate(batches):
+            yield self.prepare(x_u8, y, first_micro + i)
 
     def _run_epoch(self) -> str:
         t, accum = self.cfg.train, self.cfg.train.accum_steps
-        batches = self.data.train.epoch(self.epoch, start_batch=self.micro_in_epoch)
-        loss_sum = torch.tensor(self.sums["loss"], device=self.device, dtype=torch.float64)
-        bad_step = torch.tensor(-1, device=self.device)
-        bar = self._bar()
-        t_epoch = time.perf_counter()
-        first_step = self.step
-        wait = 0.0
-        status = "finished"
-        with contextlib.closing(batches):
+        first_micro = self.epoch * self.micro_per_epoch + self.micro_in_epoch
+        prepared = self._prepared(self.data.train.epoch(self.epoch, start_batch=self.micro_in_epoch), first_micro)
+        if self.prefetch:
+            prepared = Prefetch(prepared, depth=accum, name="mlpscale-prepare")
+        loss_sum = torch.tensor(self.sums.loss, device=self.device, dtype=torch.float64)
+        guard = FiniteGuard(self.device)
+        self.progress.start(self.steps_per_epoch, self.micro_in_epoch // accum,
+                            f"epoch {self.epoch + 1}/{t.epochs}")
+        t_epoch, first_step, wait, status = time.perf_counter(), self.step_no, 0.0, "finished"
+        with contextlib.closing(prepared):
             while self.micro_in_epoch // accum < self.steps_per_epoch:
                 t0 = time.perf_counter()
-                micro = [next(batches) for _ in range(accum)]
+                micro = [next(prepared) for _ in range(accum)]
                 wait += time.perf_counter() - t0
-                lr = lr_at(self.step, self.total_steps, self.cfg.optim.lr, self.warmup_steps,
-                           self.cfg.optim.schedule, self.cfg.optim.min_lr)
-                for g in self.opt.param_groups:
-                    g["lr"] = lr
-                loss = self._train_step(micro, self.epoch * self.micro_per_epoch + self.micro_in_epoch)
-                bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss), self.step, bad_step)
+                lr = self.set_lr()
+                loss = self.step(micro)
+                guard.update(loss, self.step_no)
                 loss_sum += loss
-                self.step += 1
+                self.step_no += 1
                 self.micro_in_epoch += accum
-                self.sums["count"] += 1
-                if bar is not None:
-                    bar.update(1)
-                if self.step % t.log_every == 0:
-                    self._check_finite(bad_step)  # the one host sync of a log interval
-                    if bar is not None:
-                        rate = (self.step - first_step) * t.batch_size / max(time.perf_counter() - t_epoch, 1e-9)
-                        bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.0f}",
-                                        pflops=f"{self.macs * 3 * self.step * t.batch_size / 1e15:.3g}",
-                                        **({"mfu": f"{rate * 6 * self.macs / self.peak:.1%}"} if self.peak else {}))
-                if self.stop_signal is not None or (t.max_steps and self.step >= t.max_steps):
+                self.sums.count += 1
+                self.progress.update(1)
+                if self.step_no % t.log_every == 0:
+                    guard.check(self.epoch, os.path.join(self.run_dir, "last.pt"))
+                    self._bar_postfix(loss, lr, first_step, t_epoch)
+                if self.stop_signal is not None or (t.max_steps and self.step_no >= t.max_steps):
                     status = "interrupted" if self.stop_signal is not None else "max_steps"
                     break
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        self._check_finite(bad_step)
+        self.rt.synchronize()
+        guard.check(self.epoch, os.path.join(self.run_dir, "last.pt"))
         dt = time.perf_counter() - t_epoch
         self.elapsed_s += dt
-        self.sums["loss"] = float(loss_sum)
-        self.sums["wait_s"] += wait
-        self.sums["time_s"] += dt
-        if bar is not None:
-            bar.close()
+        self.sums.loss = float(loss_sum)
+        self.sums.wait_s += wait
+        self.sums.time_s += dt
+        self.progress.close()
         if status != "finished":
             self.save()  # mid-epoch: resume continues at micro_in_epoch
             return status
         self._end_epoch()
         return status
 
+    def _bar_postfix(self, loss, lr, first_step, t_epoch):
+        if self.progress.bar is None:
+            return
+        t = self.cfg.train
+        rate = (self.step_no - first_step) * t.batch_size / max(time.perf_counter() - t_epoch, 1e-9)
+        epochs = self.step_no / self.steps_per_epoch
+        kw = {"loss": f"{loss.item():.4f}", "lr": f"{lr:.2e}", "img_s": f"{rate:.0f}",
+              "pflops": f"{paper_compute_pflops(self.flops_fwd, self.data.n_train, epochs):.3g}"}
+        if self.peak:
+            kw["mfu"] = f"{self.export_model().estimate_mfu(rate, self.peak):.1%}"
+        self.progress.postfix(**kw)
+
+    def compute_pflops(self) -> tuple[float, float]:
+        """(the paper's C for the epochs done, PFLOPs of the images actually processed)."""
+        epochs = self.epoch + self.micro_in_epoch / max(1, self.micro_per_epoch)
+        processed = self.flops_fwd * 3 * self.step_no * self.cfg.train.batch_size / 1e15
+        return paper_compute_pflops(self.flops_fwd, self.data.n_train, epochs), processed
+
     def _end_epoch(self) -> None:
         t = self.cfg.train
-        s = self.sums
-        images = s["count"] * t.batch_size
-        row = {
-            "epoch": self.epoch + 1,  # epochs completed
-            "step": self.step,
-            "train_loss": s["loss"] / max(1, s["count"]),
-            "lr": self.opt.param_groups[0]["lr"],
-            "img_per_s": images / s["time_s"] if s["time_s"] > 0 else 0.0,
-            "data_wait_share": s["wait_s"] / s["time_s"] if s["time_s"] > 0 else 0.0,
-            "compute_pflops": self.macs * 3 * self.step * t.batch_size / 1e15,
-            "elapsed_s": self.elapsed_s,
-        }
-        if self.peak:
-            row["mfu"] = row["img_per_s"] * 6 * self.macs / self.peak
-        last = self.epoch + 1 == t.epochs
-        if (self.epoch + 1) % t.eval_every == 0 or last:
+        self.epoch += 1
+        self.micro_in_epoch = 0
+        compute, processed = self.compute_pflops()
+        row = epoch_row(self.epoch, self.step_no, self.sums, t.batch_size, self.opt.param_groups[0]["lr"],
+                        self.elapsed_s, compute, processed, self.export_model(), self.peak)
+        last = self.epoch == t.epochs
+        if self.epoch % t.eval_every == 0 or last:
             self.last_eval = self.evaluate()
             self.best_top1 = max(self.best_top1, self.last_eval["test_top1"])
             row.update(self.last_eval)
         self.log.log(row)
-        if self.dist.main and self.cfg.run.progress and not sys.stdout.isatty():  # one line per epoch in logs
-            evals = f" test_top1 {row['test_top1']:.2f}%" if "test_top1" in row else ""
-            print(f"epoch {row['epoch']}/{t.epochs} loss {row['train_loss']:.4f}{evals} "
-                  f"{row['img_per_s']:.0f} img/s {row['compute_pflops']:.4g} PFLOPs", flush=True)
-        self.epoch += 1
-        self.micro_in_epoch = 0
-        self.sums = {"loss": 0.0, "count": 0, "wait_s": 0.0, "time_s": 0.0}
+        if self.dist.main:
+            self.progress.epoch_line(row, t.epochs)
+        self.sums = EpochSums()
         if self.epoch % t.ckpt_every == 0 or last:
             self.save()
         if t.keep_every and self.epoch % t.keep_every == 0:
             self.save(f"epoch_{self.epoch}.pt")
 
-    def _bar(self):
-        if not (self.dist.main and self.cfg.run.progress):
-            return None
-        from tqdm import tqdm
-
-        if not sys.stdout.isatty():  # no bar in logs and CI; metrics.jsonl has the numbers
-            return None
-        return tqdm(total=self.steps_per_epoch, initial=self.micro_in_epoch // self.cfg.train.accum_steps,
-                    desc=f"epoch {self.epoch + 1}/{self.cfg.train.epochs}", leave=False, dynamic_ncols=True)
-
     def _finish(self, status: str) -> dict:
         t = self.cfg.train
-        rows = []
-        mpath = os.path.join(self.run_dir, "metrics.jsonl")
-        if os.path.exists(mpath):
-            with open(mpath) as f:
-                rows = [json.loads(ln) for ln in f if ln.strip()]
+        rows = read_rows(os.path.join(self.run_dir, "metrics.jsonl"))
+        m = self.export_model()
+        compute, processed = self.compute_pflops()
         summary = {
             "status": status,
+            "signal": self.stop_signal,
             "run_dir": self.run_dir,
-            "dataset": self.data.info.name,
-            "arch": self.model.spec.name,
-            "res": self.data.crop_res,
-            "num_classes": self.data.info.num_classes,
+            "dataset": self.info.name,
+            "arch": m.spec.name,
+            "res": m.res,
+            "num_classes": m.num_classes,
             "n_train": self.data.n_train,
             "epochs_done": self.epoch,
-            "steps": self.step,
+            "epochs": t.epochs,
+            "steps": self.step_no,
             "batch_size": t.batch_size,
-            "params": self.model.get_num_params(),
+            "params": m.get_num_params(),
             "macs_per_forward": self.macs,
-            "compute_pflops": self.macs * 3 * self.step * t.batch_size / 1e15,
+            "paper_flops_per_forward": self.flops_fwd,
+            "compute_pflops": compute,
+            "processed_pflops": processed,
             "img_per_s": statistics.median(r["img_per_s"] for r in rows) if rows else None,
+            "data_wait_share": statistics.median(r["data_wait_share"] for r in rows) if rows else None,
             "elapsed_s": self.elapsed_s,
-            "device": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",
+            "device": self.rt.device_name(),
             "world_size": self.dist.world,
             "resident": self.data.resident,
+            "stats": self.data.stats,
+            **self.data.report,
             "best_test_top1": self.best_top1,
             **self.last_eval,
         }
         if self.dist.main:
-            tmp = os.path.join(self.run_dir, "summary.json.tmp")
-            with open(tmp, "w") as f:
-                json.dump(summary, f, indent=1)
-            os.replace(tmp, os.path.join(self.run_dir, "summary.json"))
+            write_json_atomic(os.path.join(self.run_dir, "summary.json"), summary)
         return summary
 
 
-# --- entry point ----------------------------------------------------------------------------
+# --- entry point ------------------------------------------------------------------------------
 
-def prepare_run(cfg: Config, resume_dir: str | None, overwrite: bool) -> str:
-    """The run folder, created with its resolved config.yaml (kept as is on resume)."""
-    if resume_dir:
-        return resume_dir
-    run_dir = os.path.join(cfg.run.out_dir, cfg.run.name)
-    if os.path.exists(os.path.join(run_dir, "last.pt")) and not overwrite:
-        raise UserError(f"{run_dir} already holds a run; continue it with `mlpscale-train --resume {run_dir}`, "
-                        f"or pass --overwrite, or choose another run.name")
-    if int(os.environ.get("RANK", "0")) == 0:
-        os.makedirs(run_dir, exist_ok=True)
-        for stale in ("last.pt", "summary.json"):
-            if os.path.exists(os.path.join(run_dir, stale)):
-                os.remove(os.path.join(run_dir, stale))
-        save_config(cfg, os.path.join(run_dir, "config.yaml"))
-    return run_dir
+RUN_FILES = ("last.pt", "summary.json", "metrics.jsonl", "eval.json")
 
 
-def run(cfg: Config, resume_dir: str | None = None, overwrite: bool = False) -> dict:
-    run_dir = prepare_run(cfg, resume_dir, overwrite)
+def prepare_run(cfg: Config, resume_dir: str | None, overwrite: bool, tool: str = "mlpscale-train"):
+    """Lock the run folder (rank 0) and write its resolved config.yaml (kept as is on resume).
+    Returns (run_dir, lock or None)."""
+    run_dir = resume_dir or os.path.join(cfg.run.out_dir, cfg.run.name)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return run_dir, None
+    lock = FolderLock(run_dir, "run", f"choose another run.name ({tool} --set run.name=NEW ...)").acquire()
     try:
-        trainer = Trainer(cfg, run_dir, resume=resume_dir is not None)
-        return trainer.fit()
+        if resume_dir:
+            if not os.path.exists(os.path.join(run_dir, "last.pt")):
+                raise UserError(f"{run_dir} has no last.pt to resume from (the run saved none yet); "
+                                f"start it again without --resume")
+            return run_dir, lock
+        if os.path.exists(os.path.join(run_dir, "last.pt")) and not overwrite:
+            raise UserError(f"{run_dir} already holds a run; continue it with `{tool} --resume {run_dir}`, "
+                            f"or pass --overwrite, or choose another run.name")
+        for name in os.listdir(run_dir):
+            if name in RUN_FILES or (name.startswith("epoch_") and name.endswith(".pt")):
+                os.remove(os.path.join(run_dir, name))
+            elif name == "tb":
+                shutil.rmtree(os.path.join(run_dir, name), ignore_errors=True)
+        save_config(cfg, os.path.join(run_dir, "config.yaml"))
+    except BaseException:
+        lock.release()
+        raise
+    return run_dir, lock
+
+
+def run(cfg: Config, resume_dir: str | None = None, overwrite: bool = False, trainer_cls=None,
+        tool: str = "mlpscale-train") -> dict:
+    run_dir, lock = prepare_run(cfg, resume_dir, overwrite, tool)
+    try:
+        return (trainer_cls or Trainer)(cfg, run_dir, resume=resume_dir is not None).fit()
     finally:
         shutdown()
+        if lock is not None:
+            lock.release()
 
 
-@cli_entry
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="mlpscale-train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(prog: str, doc: str, argv, load=load_config):
+    """The command line shared by mlpscale-train and mlpscale-finetune -> (args, resolved Config)."""
+    p = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="YAML file, or a bare name from configs/ (e.g. bmlp12.yaml)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field, e.g. --set optim.lr=1e-4 (repeatable)")
@@ -495,20 +478,33 @@ def main(argv=None):
     if a.resume:
         cfg_path = os.path.join(a.resume, "config.yaml")
         if not os.path.exists(cfg_path):
-            raise UserError(f"{a.resume} is not a run folder (no config.yaml); pass the folder mlpscale-train wrote")
-        cfg = load_config(cfg_path, a.set)
+            raise UserError(f"{a.resume} is not a run folder (no config.yaml); pass the folder {prog} wrote")
+        cfg = load(cfg_path, a.set)
     elif a.config:
-        cfg = load_config(a.config, a.set)
+        cfg = load(a.config, a.set)
     else:
         raise UserError("pass --config FILE (e.g. --config configs/demo_digits.yaml) or --resume RUN_DIR")
-    s = run(cfg, a.resume, a.overwrite)
+    return a, cfg
+
+
+def report(s: dict, tool: str) -> None:
+    """Print the outcome and exit with the code that says what happened (module docstring)."""
     if int(os.environ.get("RANK", "0")) == 0:
         top1 = s.get("test_top1")
         print(f"{s['status']}: {s['arch']} on {s['dataset']} ({s['epochs_done']} epochs, {s['steps']} steps, "
               f"{s['compute_pflops']:.4g} PFLOPs)" + (f", test top-1 {top1:.2f}%" if top1 is not None else ""))
         print(f"results in {s['run_dir']}/ (summary.json, metrics.jsonl, last.pt)")
         if s["status"] == "interrupted":
-            print(f"resume with: mlpscale-train --resume {s['run_dir']}")
+            print(f"resume with: {tool} --resume {s['run_dir']}")
+    sys.stdout.flush()
+    if s["status"] == "interrupted":
+        sys.exit(128 + int(s.get("signal") or signal.SIGINT))
+
+
+@cli_entry
+def main(argv=None):
+    a, cfg = parse_args("mlpscale-train", __doc__, argv)
+    report(run(cfg, a.resume, a.overwrite), "mlpscale-train")
 
 
 if __name__ == "__main__":

@@ -5,16 +5,16 @@ import os
 import numpy as np
 import torch
 
-from data_prep.writer import count_samples
-from mlpscale.datasets import get_dataset
-from mlpscale.loader import beton_resolution, read_labels, read_split
+from mlpscale.datasets import get_dataset, stats_for
+from mlpscale.format import open_beton
+from mlpscale.loader import read_split
 
 
 def test_digits_betons(digits_root):
     d = os.path.join(digits_root, "digits")
-    assert count_samples(os.path.join(d, "train_8.beton")) == 1437
-    assert count_samples(os.path.join(d, "test_8.beton")) == 360
-    assert beton_resolution(os.path.join(d, "train_8.beton")) == (8, 8)
+    assert open_beton(os.path.join(d, "train_8.beton")).num_samples == 1437
+    assert open_beton(os.path.join(d, "test_8.beton")).num_samples == 360
+    assert open_beton(os.path.join(d, "train_8.beton")).resolution() == (8, 8)
     meta = json.load(open(os.path.join(d, "meta_8.json")))
     assert meta["num_classes"] == 10 and meta["counts"] == {"train": 1437, "test": 360} and meta["res"] == 8
     assert not [f for f in os.listdir(d) if ".tmp" in f]  # no temporary files left behind
@@ -27,7 +27,7 @@ def test_digits_pixels_and_labels_match_sklearn(digits_root):
     x, y = read_split(os.path.join(digits_root, "digits", "test_8.beton"), torch.device("cpu"))
     assert x.shape == (360, 8, 8, 3) and x.dtype == torch.uint8
     assert np.array_equal(y.numpy(), sk.target[1437:])
-    assert np.array_equal(read_labels(os.path.join(digits_root, "digits", "train_8.beton")), sk.target[:1437])
+    assert np.array_equal(open_beton(os.path.join(digits_root, "digits", "train_8.beton")).labels, sk.target[:1437])
     # at 8px the image is the scan itself, scaled from 0..16 to 0..255 and replicated to RGB
     expected = np.clip(sk.images[1437:] * (255 / 16), 0, 255).astype(np.uint8)
     assert np.abs(x[..., 0].numpy().astype(int) - expected).max() <= 1
@@ -37,4 +37,5 @@ def test_digits_pixels_and_labels_match_sklearn(digits_root):
 def test_registry_learns_digits_stats(digits_root):
     info = get_dataset("digits", digits_root, 8)
     assert info.train_samples == 1437 and info.eval_split == "test"
-    assert 40 < info.mean[0] < 120 and info.std[0] > 50
+    mean, std, which = stats_for(info, "auto")  # the paper has no constants for digits: measured ones
+    assert which == "measured" and 40 < mean[0] < 120 and std[0] > 50

@@ -15,14 +15,6 @@ def beton(root):
     return os.path.join(root, "digits", "train_8.beton")
 
 
-def test_torch_thread_count_survives_ffcv(digits_root):
-    before = torch.get_num_threads()
-    loader = StreamLoader(beton(digits_root), 100, 0, torch.device("cpu"), workers=1)
-    for _ in loader.epoch(0):
-        pass
-    assert torch.get_num_threads() == before  # FFCV's Compiler.set_num_threads(1) was undone
-
-
 def test_stream_epochs_cover_the_data_once(digits_root):
     loader = StreamLoader(beton(digits_root), 100, 7, torch.device("cpu"), workers=1)
     seen = [y for _, y in loader.epoch(3)]

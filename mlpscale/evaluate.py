@@ -1,0 +1,253 @@
+"""Evaluation, one implementation for training, fine-tuning and `mlpscale-eval`.
+
+    mlpscale-eval RUN_DIR|CHECKPOINT [--data NAME --root ROOT --res R] [--tta N [--tta-average logits|probs]]
+                  [--real] [--out eval.json] [--json] [--filters filters.png]
+
+One pass over the evaluation split computes, per batch:
+  * the centre view (the stored image resized to the model's resolution, normalised): top-1, top-5,
+    mean cross-entropy;
+  * with `tta=N`: N random-resized crops + flips per image, drawn with the run's training crop ranges
+    and generated on the device as one batch per chunk of images (the authors' code re-reads its
+    loader N times instead); the view logits are averaged (`logits`, the paper's description) or the
+    softmax probabilities (`probs`, the authors' code), seeded by (seed, batch, chunk): reproducible;
+  * with ReaL labels (ImageNet-1k, Beyer et al. 2020): a top-1 prediction is right if it is in the
+    image's set of ReaL labels; images whose set is empty are left out (`real_n_images` counts the rest).
+Under DDP every rank evaluates its share and the sums are all-reduced.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .augment import DeviceAugment, crop_resize, normalize_flatten, sample_boxes
+from .checkpoint import find_checkpoint, load_checkpoint
+from .distributed import all_reduce_sum
+from .errors import UserError, cli_entry
+from .models import MLP
+from .runtime import Runtime
+
+
+@dataclass
+class TTA:
+    views: int = 100
+    average: str = "logits"            # logits (the paper) | probs (the authors' code)
+    scale: tuple = (0.08, 1.0)         # crop area range (the run's training range)
+    ratio: tuple = (0.75, 4 / 3)
+    flip: bool = True
+    crop: bool = True
+    seed: int = 0
+    max_rows: int = 8192               # views per forward chunk (bounds memory)
+
+
+def real_label_matrix(real: list, device) -> torch.Tensor:
+    """ReaL label lists -> (N, L) int64, padded with -1 (L = the longest list; empty lists all -1)."""
+    width = max(1, max((len(r) for r in real), default=1))
+    m = np.full((len(real), width), -1, dtype=np.int64)
+    for i, r in enumerate(real):
+        m[i, :len(r)] = r
+    return torch.from_numpy(m).to(device)
+
+
+def real_hits(pred: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(hits, counted) for top-1 predictions (B,) against ReaL label rows (B, L): a hit is a prediction in
+    its image's set; images with an empty set are not counted."""
+    counted = (labels >= 0).any(dim=1)
+    hit = (labels == pred[:, None]).any(dim=1) & counted
+    return hit.sum(), counted.sum()
+
+
+def _tta_logits(model, x_u8: torch.Tensor, tta: TTA, mean, std, out_res: int, out_dtype, rt: Runtime,
+                gen: torch.Generator, batch_index: int) -> torch.Tensor:
+    """Averaged logits (or probabilities) over tta.views random views of each image of x_u8 (B, H, W, 3)."""
+    b, h, w, _ = x_u8.shape
+    x = x_u8.permute(0, 3, 1, 2).float()                          # (B, 3, H, W)
+    acc = None
+    per_chunk = max(1, tta.max_rows // max(1, b))                   # views per chunk
+    for c, v0 in enumerate(range(0, tta.views, per_chunk)):
+        nv = min(per_chunk, tta.views - v0)
+        gen.manual_seed(int(np.random.SeedSequence([tta.seed, batch_index, c]).generate_state(1, np.uint64)[0] >> 1))
+        xs = x.repeat(nv, 1, 1, 1)                                  # (nv*B, 3, H, W), view-major
+        flip = torch.rand(len(xs), generator=gen, device=x.device) < 0.5 if tta.flip else None
+        if tta.crop:
+            boxes = sample_boxes(len(xs), h, w, tta.scale, tta.ratio, gen, x.device)
+            xs = crop_resize(xs, boxes, flip, out_res)
+        else:
+            if flip is not None:
+                xs = torch.where(flip[:, None, None, None], xs.flip(3), xs)
+            if xs.shape[-1] != out_res:
+                xs = F.interpolate(xs, size=(out_res, out_res), mode="bilinear", antialias=True, align_corners=False)
+        with rt.autocast():
+            logits = model(normalize_flatten(xs, mean, std).to(out_dtype)).float()
+        if tta.average == "probs":
+            logits = logits.softmax(-1)
+        part = logits.view(nv, b, -1).sum(0)
+        acc = part if acc is None else acc + part
+    return acc / tta.views
+
+
+@torch.no_grad()
+def evaluate(model, loader, rt: Runtime, view=None, num_classes: int | None = None, tta: TTA | None = None,
+             mean=None, std=None, out_res: int | None = None, real: torch.Tensor | None = None) -> dict:
+    """Metrics of `model` over one epoch of `loader` (see the module docstring).
+
+    `view(x_u8) -> model input` makes the centre view (a DeviceAugment(train=False), or the identity for
+    cached features). `tta` needs `mean`, `std`, `out_res`. `real` is the (N, L) ReaL label matrix of the
+    split, rows in sample order.
+    """
+    was_training = model.training
+    model.eval()
+    k = min(5, num_classes or 5)
+    stats = torch.zeros(9, device=rt.device, dtype=torch.float64)
+    # 0 top1, 1 top5, 2 loss sum, 3 n, 4 tta top1, 5 tta top5, 6 real hits, 7 real n, 8 tta real hits
+    order = torch.from_numpy(loader.order(0)) if real is not None else None
+    gen = torch.Generator(device=rt.device)
+    mean_t = std_t = None
+    if tta is not None:
+        mean_t = torch.as_tensor(mean, dtype=torch.float32, device=rt.device)
+        std_t = torch.as_tensor(std, dtype=torch.float32, device=rt.device).clamp_min(1.0)
+    seen = 0
+    for i, (x_u8, y) in enumerate(loader.epoch(0)):
+        x = view(x_u8) if view is not None else x_u8
+        with rt.autocast():
+            logits = model(x).float()
+        top = logits.topk(k, dim=1).indices
+        stats[0] += (top[:, 0] == y).sum()
+        stats[1] += (top == y[:, None]).any(dim=1).sum()
+        stats[2] += F.cross_entropy(logits, y, reduction="sum")
+        stats[3] += len(y)
+        if real is not None:
+            rows = real[order[seen:seen + len(y)].to(rt.device)]
+            h, n = real_hits(top[:, 0], rows)
+            stats[6] += h
+            stats[7] += n
+        if tta is not None:
+            avg = _tta_logits(model, x_u8, tta, mean_t, std_t, out_res, x.dtype, rt, gen, i)
+            ttop = avg.topk(k, dim=1).indices
+            stats[4] += (ttop[:, 0] == y).sum()
+            stats[5] += (ttop == y[:, None]).any(dim=1).sum()
+            if real is not None:
+                stats[8] += real_hits(ttop[:, 0], rows)[0]
+        seen += len(y)
+    model.train(was_training)
+    s = all_reduce_sum(stats).tolist()
+    n = max(1.0, s[3])
+    out = {"top1": 100 * s[0] / n, "top5": 100 * s[1] / n, "loss": s[2] / n, "n_images": int(s[3])}
+    if tta is not None:
+        out.update(tta_top1=100 * s[4] / n, tta_top5=100 * s[5] / n, tta_views=tta.views, tta_average=tta.average)
+    if real is not None:
+        rn = max(1.0, s[7])
+        out.update(real_top1=100 * s[6] / rn, real_n_images=int(s[7]))
+        if tta is not None:
+            out["tta_real_top1"] = 100 * s[8] / rn
+    return out
+
+
+def load_real_labels(root: str, name: str, res: int, device) -> torch.Tensor:
+    """The ReaL label matrix stored by `mlpscale-convert imagenet1k --real` next to the val beton."""
+    from .format import read_meta, sidecar_path
+
+    meta = read_meta(root, name, res) or {}
+    path = os.path.join(root, name, meta["real_labels"]) if "real_labels" in meta else sidecar_path(root, name, "real_labels", res)
+    if not os.path.exists(path):
+        raise UserError(f"--real needs {path}: convert ImageNet-1k with `mlpscale-convert imagenet1k ... --real "
+                        f"real.json` (the ReaL labels of Beyer et al. 2020)")
+    with open(path) as f:
+        return real_label_matrix(json.load(f), device)
+
+
+# --- the CLI ------------------------------------------------------------------------------------------
+
+def model_from_checkpoint(ck: dict, device) -> MLP:
+    """Our MLP as described by a checkpoint's model_meta, with its weights."""
+    m = ck["model_meta"]
+    model = MLP(m["arch"], m["res"], m["num_classes"], act=m.get("act", "gelu"), norm=m.get("norm", "layer"))
+    model.load_state_dict(ck["model"])
+    return model.to(device)
+
+
+def _parse(argv):
+    p = argparse.ArgumentParser(prog="mlpscale-eval", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", metavar="RUN_DIR|CHECKPOINT", help="a run folder (last.pt / model.pt) or a .pt file")
+    p.add_argument("--data", help="dataset name (default: the run's)")
+    p.add_argument("--root", help="folder of converted datasets (default: the run's data.root)")
+    p.add_argument("--res", type=int, help="stored resolution of the betons (default: the run's data.res)")
+    p.add_argument("--tta", type=int, default=0, metavar="N", help="also score N random crops + flips per image")
+    p.add_argument("--tta-average", choices=["logits", "probs"], default="logits",
+                   help="average logits (the paper) or probabilities (the authors' code)")
+    p.add_argument("--tta-seed", type=int, default=0)
+    p.add_argument("--real", action="store_true", help="ImageNet ReaL accuracy (real_labels_<res>.json)")
+    p.add_argument("--batch", type=int, default=512, help="images per evaluation batch")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--out", help="where to write eval.json (default: next to the run)")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("--filters", metavar="PNG", help="also draw the first layer's largest-norm units")
+    return p.parse_args(argv)
+
+
+@cli_entry
+def main(argv=None):
+    from .config import Config, config_from_dict
+    from .data import build_data
+
+    a = _parse(argv)
+    path = find_checkpoint(a.source)
+    ck = load_checkpoint(path)
+    cfg = config_from_dict(ck.get("config") or {}, where=path) if ck.get("config") else Config()
+    meta = ck["model_meta"]
+    if a.data:
+        cfg.data.dataset = a.data
+    if a.root:
+        cfg.data.root = a.root
+    if a.res:
+        cfg.data.res = a.res
+    cfg.data.crop_res = meta["res"]
+    cfg.data.n_train = 0
+    cfg.train.device = a.device
+    rt = Runtime.create(a.device, cfg.train.precision, "off")
+    model = model_from_checkpoint(ck, rt.device)
+    data = build_data(cfg, rt, a.batch)
+    if data.info.num_classes != meta["num_classes"]:
+        raise UserError(f"{path} predicts {meta['num_classes']} classes but {data.info.name} has "
+                        f"{data.info.num_classes}; fine-tune it on {data.info.name} first (mlpscale-finetune)")
+    mean, std = (meta["mean"], meta["std"]) if meta.get("mean") else (data.mean, data.std)
+    view = DeviceAugment(mean, std, meta["res"], train=False, out_dtype=rt.input_dtype, device=rt.device)
+    tta = None
+    if a.tta:
+        if data.cropped_on_cpu:
+            raise UserError("--tta needs fixed-size images; this dataset holds images of several sizes")
+        tta = TTA(a.tta, a.tta_average, tuple(cfg.aug.crop_scale), tuple(cfg.aug.crop_ratio), cfg.aug.flip,
+                  seed=a.tta_seed)
+    real = load_real_labels(cfg.data.root, data.info.name, data.res, rt.device) if a.real else None
+    res = evaluate(model, data.eval, rt, view, data.info.num_classes, tta, mean, std, meta["res"], real)
+    res.update(checkpoint=os.path.abspath(path), dataset=data.info.name, split=data.info.eval_split,
+               res=data.res, model_res=meta["res"], arch=meta["arch"])
+    out = a.out or os.path.join(os.path.dirname(os.path.abspath(path)), "eval.json")
+    from .format import write_json_atomic
+
+    write_json_atomic(out, res)
+    if a.filters:
+        from .filters import draw_filters
+
+        draw_filters(model.cpu(), a.filters, title=f"{meta['arch']} first layer ({meta['res']}px)")
+    if a.json:
+        print(json.dumps(res))
+    else:
+        line = f"{meta['arch']} on {data.info.name}/{data.info.eval_split}: top-1 {res['top1']:.2f}%, " \
+               f"top-5 {res['top5']:.2f}%, loss {res['loss']:.4f} ({res['n_images']} images)"
+        if tta is not None:
+            line += f"; TTA x{tta.views} top-1 {res['tta_top1']:.2f}%"
+        if real is not None:
+            line += f"; ReaL top-1 {res['real_top1']:.2f}% ({res['real_n_images']} images)"
+        print(line)
+        print(f"wrote {out}" + (f" and {a.filters}" if a.filters else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""The paths users run stay fast (issue 10): torch's thread count survives FFCV, augmentation overlaps the
+step on CPU devices without changing results, a resident raw run never touches FFCV or numba, and
+compute is the paper's fvcore count. (Speeds themselves are measured in benchmarks, not here.)"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mlpscale.config import load_config
+from mlpscale.models import MLP
+from mlpscale.train import run
+from util import ROOT
+
+THREADS = """
+import os, sys, torch
+want = int(sys.argv[2])
+if sys.argv[3] == "user":
+    torch.set_num_threads(want)                    # the user's own setting
+before = torch.get_num_threads()
+from mlpscale.ffcv_compat import import_ffcv
+import_ffcv()
+after_import = torch.get_num_threads()
+from mlpscale.loader import StreamLoader
+loader = StreamLoader(sys.argv[1], 100, 0, torch.device("cpu"), workers=2)
+n = 0
+for x, y in loader.epoch(0):                       # FFCV's epoch thread calls its thread setter again
+    n += len(y)
+print(before, after_import, torch.get_num_threads(), n)
+"""
+
+
+@pytest.mark.parametrize("how, want", [("default", len(os.sched_getaffinity(0))), ("user", 1), ("env", 1)])
+def test_torch_threads_survive_ffcv(digits_root, how, want):
+    """FFCV sets torch to 1 thread when imported and to its worker count on loader creation and in every
+    epoch; torch must keep what it would have had without FFCV."""
+    beton = os.path.join(digits_root, "digits", "train_8.beton")
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    env.pop("OMP_NUM_THREADS", None)
+    if how == "env":
+        env["OMP_NUM_THREADS"] = str(want)
+    out = subprocess.run([sys.executable, "-c", THREADS, beton, str(want), how], capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    before, after_import, after_epoch, n = map(int, out.stdout.split())
+    assert before == after_import == after_epoch == want and n == 1400
+
+
+def test_prefetching_changes_nothing(digits_root, tmp_path):
+    """Augmenting the next micro-batch on a worker thread gives the same weights as doing it inline."""
+    common = [f"data.root={digits_root}", "data.res=8", f"run.out_dir={tmp_path}", "model.arch=B_2-Wi_32",
+              "train.epochs=2", "train.batch_size=64", "train.accum_steps=2", "train.precision=fp32",
+              "run.progress=false", "aug.mixup=0.5"]
+    a = run(load_config("demo_digits.yaml", common + ["run.name=inline", "train.prefetch=off"]))
+    b = run(load_config("demo_digits.yaml", common + ["run.name=thread", "train.prefetch=on"]))
+    wa = torch.load(tmp_path / "inline" / "last.pt", weights_only=True)["model"]
+    wb = torch.load(tmp_path / "thread" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa) and a["test_top1"] == b["test_top1"]
+
+
+def test_resident_run_never_imports_ffcv(digits_root, tmp_path):
+    """The first step of a resident raw run waits for no numba compile: FFCV is not even imported."""
+    code = ("import sys\nfrom mlpscale.train import main\n"
+            "try:\n    main(sys.argv[1:])\nfinally:\n"
+            "    print('IMPORTED', 'ffcv' in sys.modules, 'numba' in sys.modules)")
+    args = ["--config", "demo_digits.yaml", "--set", f"data.root={digits_root}", "--set", "data.res=8",
+            "--set", f"run.out_dir={tmp_path}", "--set", "train.epochs=1", "--set", "run.progress=false"]
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, PYTHONPATH=ROOT))
+    assert out.returncode == 0, out.stderr
+    assert "IMPORTED False False" in out.stdout
+    assert json.load(open(tmp_path / "demo_digits" / "summary.json"))["resident"] is True
+
+
+@pytest.mark.parametrize("arch", ["B_2-Wi_32", "S_3-Wi_32", "B_1-Wi_16-E_8"])
+@pytest.mark.parametrize("res", [4, 8])
+@pytest.mark.parametrize("norm", ["layer", "none", "batch"])
+def test_paper_flops_equal_fvcore(arch, res, norm):
+    """compute_pflops uses fvcore's count of one forward (the paper's get_compute), checked against fvcore."""
+    fvcore = pytest.importorskip("fvcore.nn")
+    model = MLP(arch, res, 7, norm=norm).eval()
+    fca = fvcore.FlopCountAnalysis(model, torch.randn(1, res * res * 3))
+    fca.unsupported_ops_warnings(False)
+    fca.uncalled_modules_warnings(False)
+    assert model.paper_flops_per_forward() == fca.total()
+
+
+def test_info_reports_the_papers_compute():
+    out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "mlpscale-info"), "B_12-Wi_1024", "--res",
+                          "64", "--num-classes", "11230", "--n-train", "1000000", "--epochs", "50", "--json"],
+                         capture_output=True, text=True, timeout=120)
+    d = json.loads(out.stdout)
+    assert d["compute_pflops"] == pytest.approx(d["paper_flops_per_forward"] * 3 * 1_000_000 * 50 / 1e15)
+    assert d["paper_flops_per_forward"] > d["macs_per_forward"]  # LayerNorm counted as fvcore counts it
+
+
+def test_data_stats_switches_the_normalisation(digits_root, tmp_path):
+    from mlpscale.datasets import get_dataset
+
+    base = [f"data.root={digits_root}", "data.res=8", "data.dataset=cifar10"]
+    # a built-in dataset's paper constants vs the converter's measured ones (digits' meta posing as cifar10's)
+    os.makedirs(tmp_path / "cifar10")
+    meta = json.load(open(os.path.join(digits_root, "digits", "meta_8.json")))
+    for f in ("train_8.beton", "test_8.beton"):
+        os.symlink(os.path.join(digits_root, "digits", f), tmp_path / "cifar10" / f)
+    json.dump(meta, open(tmp_path / "cifar10" / "meta_8.json", "w"))
+    from mlpscale.data import build_data
+    from mlpscale.runtime import Runtime
+
+    rt = Runtime.create("cpu", "fp32", "off")
+    paper = build_data(load_config(None, base + [f"data.root={tmp_path}"]), rt, 64)
+    measured = build_data(load_config(None, base + [f"data.root={tmp_path}", "data.stats=measured"]), rt, 64)
+    info = get_dataset("cifar10")
+    assert paper.stats == "paper" and paper.mean == info.mean and paper.std == info.std
+    assert measured.stats == "measured" and measured.mean == tuple(meta["mean"])

@@ -1,0 +1,119 @@
+"""Resident data in two memory tiers (issue 12): decoded once, same batches as every other path."""
+import pytest
+import torch
+
+from mlpscale.config import load_config
+from mlpscale.data import build_data
+from mlpscale.errors import UserError
+from mlpscale.format import open_beton, write_arrays
+from mlpscale.loader import ResidentLoader, StreamLoader, load_images, read_split
+from mlpscale.runtime import Runtime
+from util import digits_arrays, write_dataset
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def betons(tmp_path_factory):
+    """The digits scans at 8px as a raw and as a JPEG beton."""
+    d = tmp_path_factory.mktemp("tiers")
+    (x, y), _ = digits_arrays(8)
+    out = {}
+    for fmt in ("raw", "jpg"):
+        out[fmt] = str(d / f"train_{fmt}.beton")
+        write_arrays(out[fmt], x, y, fmt)
+    return out
+
+
+def batches(loader, epoch, start=0):
+    return [(x.clone(), y.clone()) for x, y in loader.epoch(epoch, start_batch=start)]
+
+
+def same(a, b):
+    return len(a) == len(b) and all(torch.equal(xa, xb) and torch.equal(ya, yb) for (xa, ya), (xb, yb) in zip(a, b))
+
+
+@pytest.mark.parametrize("fmt", ["raw", "jpg"])
+def test_two_tiers_equal_one_tier_and_streaming(betons, fmt):
+    b = open_beton(betons[fmt])
+    labels = torch.from_numpy(b.labels)
+    one, _ = load_images(b, CPU)                        # everything in the device tier
+    two, stats = load_images(b, CPU, device_rows=500)   # rows 500.. in the host tier
+    assert not one.tiered and two.tiered and two.k == 500 and stats.images == 1437
+    if fmt == "jpg":
+        assert "libffcv" in stats.decoder  # FFCV's own decoder: the same pixels as its streaming loader
+    assert torch.equal(torch.cat([two.dev, two.host]), one.dev)
+    r1 = ResidentLoader(one, labels, 64, 3)
+    r2 = ResidentLoader(two, labels, 64, 3)
+    st = StreamLoader(b, 64, 3, CPU, workers=1)
+    for e in (0, 1):
+        a = batches(r1, e)
+        assert same(a, batches(r2, e)), "two tiers differ from one"
+        assert same(a, batches(st, e)), "resident differs from FFCV streaming"
+    # resume mid-epoch: the tail of an epoch from batch 7 is the same batches
+    assert same(batches(r1, 4)[7:], batches(r2, 4, start=7))
+
+
+def test_tier_budget_is_honoured_and_overflow_streams(tmp_path, capsys):
+    (x, y), (xe, ye) = digits_arrays(8)
+    write_dataset(tmp_path, "dg", (x, y), (xe, ye))
+    rt = Runtime.create("cpu", "fp32", "off")
+    img = 8 * 8 * 3
+    gb = 2 ** 30
+    dev_gb, host_gb = (360 + 400) * img / gb, 1100 * img / gb
+    cfg = load_config(None, [f"data.root={tmp_path}", "data.dataset=dg", "data.res=8", "train.batch_size=64",
+                             f"data.resident_max_gb={dev_gb}", f"data.host_max_gb={host_gb}"])
+    d = build_data(cfg, rt, 64)
+    assert d.resident and d.eval.store.k == 360 and not d.eval.store.tiered   # eval split first, on the device
+    assert d.train.store.k == 400 and d.train.store.tiered and d.train.store.n == 1437
+    assert d.report["train_host_bytes"] == 1037 * img and d.report["train_device_bytes"] == 400 * img
+    # bigger than both tiers: one sentence, then FFCV streaming (auto), or an error (on)
+    small = load_config(None, [f"data.root={tmp_path}", "data.dataset=dg", "data.res=8", "train.batch_size=64",
+                               "data.resident_max_gb=1e-6", "data.host_max_gb=1e-6", "data.workers=1"])
+    d = build_data(small, rt, 64)
+    assert not d.resident and isinstance(d.train, StreamLoader)
+    err = capsys.readouterr().err
+    assert "needs" in err and "streaming it from disk with FFCV instead" in err and len(err.strip().splitlines()) == 1
+    small.data.resident = "on"
+    with pytest.raises(UserError, match="memory tiers hold"):
+        build_data(small, rt, 64)
+
+
+def test_subset_rows_only_are_loaded(tmp_path):
+    (x, y), (xe, ye) = digits_arrays(8)
+    write_dataset(tmp_path, "dg", (x, y), (xe, ye))
+    rt = Runtime.create("cpu", "fp32", "off")
+    cfg = load_config(None, [f"data.root={tmp_path}", "data.dataset=dg", "data.res=8", "data.n_train=300",
+                             "train.batch_size=50"])
+    res = build_data(cfg, rt, 50)
+    cfg.data.resident = "off"
+    cfg.data.workers = 1
+    stream = build_data(cfg, rt, 50)
+    assert res.train.store.n == 300 and res.n_train == stream.n_train == 300
+    assert same(batches(res.train, 2), batches(stream.train, 2))  # same subset, same order
+
+
+def test_read_split_is_ffcv_free_for_raw(betons):
+    import subprocess
+    import sys
+
+    code = ("import sys, torch; from mlpscale.loader import read_split; "
+            f"x, y = read_split({betons['raw']!r}, 'cpu'); "
+            "print(x.shape[0], 'ffcv' in sys.modules, 'numba' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["1437", "False", "False"]  # a resident raw split is a copy of pages: no FFCV, no numba
+    x, _ = read_split(betons["raw"], CPU)
+    assert x.dtype == torch.uint8 and x.shape == (1437, 8, 8, 3)
+
+
+def test_damaged_jpeg_is_one_sentence(tmp_path, betons):
+    import shutil
+
+    bad = tmp_path / "bad.beton"
+    shutil.copy(betons["jpg"], bad)
+    b = open_beton(str(bad))
+    with open(bad, "r+b") as f:  # scribble over the first image's JPEG data
+        f.seek(int(b.images["data_ptr"][0]))
+        f.write(b"\0" * 64)
+    with pytest.raises(UserError, match="does not decode; the file is damaged"):
+        load_images(open_beton(str(bad)), CPU)
