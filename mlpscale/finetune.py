@@ -1,0 +1,221 @@
+"""`mlpscale-finetune --config X.yaml [--set finetune.from=SOURCE ...] [--resume RUN_DIR] [--overwrite]`.
+
+Transfer a pre-trained MLP to another dataset with the training loop of `mlpscale-train` (same
+config system, run folder, metrics, checkpoints, `--resume`, DDP, speed paths). `finetune.from` is
+a run folder, one of our checkpoints, or a paper checkpoint file (`model.arch` names its
+architecture; `finetune.source_res` / `source_classes` its input size and head). The head is
+replaced by a fresh one for the target dataset, and the model always sees the checkpoint's
+resolution: smaller target images (CIFAR's 32px for a 64px model) are upsampled on the device
+inside the augmentation, once per batch.
+
+Two modes:
+  full   all weights train; the head at optim.lr, the body at optim.lr x finetune.body_lr_mult.
+         Defaults (`RECIPES`) are the authors' recipe (PAPER.md): SGD momentum 0.9, lr 0.01, body
+         x0.1, 100 epochs, batch 2048, crop scale (0.4, 1) ratio (1, 1) + flip, label smoothing 0.3,
+         gradient clipping 1.0, no MixUp, constant learning rate.
+  linear a linear probe: the body is frozen (eval mode, no gradients; its weights end bit-identical)
+         and only the head trains. Defaults: the paper's probe, LION lr 1e-5 for 50 epochs, batch
+         2048, augmentation off. Two ways to run it:
+           - cached features (`finetune.cache_features: auto` picks it when augmentation is off and
+             the data are resident): the body runs once over each split on the device, and the head
+             trains on the stored (N, width) features with the same batches, order and updates: the
+             same result as the other way (up to float rounding), and orders of magnitude faster;
+           - forward every epoch (augmentation on): the body runs forward-only under no_grad on
+             every augmented batch, the head trains on its output.
+A config file sets anything else, and `--set` overrides both.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from torch import nn
+
+from .checkpoint import PlainStateDict, find_checkpoint, load_checkpoint, model_meta
+from .config import Config, save_config
+from .data import Data
+from .datasets import IMAGENET_MEAN, IMAGENET_STD, DatasetInfo
+from .errors import UserError, cli_entry
+from .evaluate import model_from_checkpoint
+from .loader import ImageStore, ResidentLoader
+from .models import MLP
+from .runtime import auto_on_off
+from .train import Trainer, parse_args, report, run
+
+RECIPES = {
+    "full": {"optim": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0, "schedule": "constant",
+                       "label_smoothing": 0.3, "grad_clip": 1.0},
+             "aug": {"enabled": True, "crop_scale": [0.4, 1.0], "crop_ratio": [1.0, 1.0], "flip": True, "mixup": 0.0},
+             "train": {"epochs": 100, "batch_size": 2048}},
+    "linear": {"optim": {"name": "lion", "lr": 1e-5, "weight_decay": 0.0, "schedule": "constant",
+                         "label_smoothing": 0.3, "grad_clip": 1.0},
+               "aug": {"enabled": False, "mixup": 0.0},
+               "train": {"epochs": 50, "batch_size": 2048}},
+}
+
+
+def recipe(raw: dict) -> dict:
+    """The defaults of the mode the file (or --set) asks for (config.load_config's `recipe`)."""
+    mode = ((raw.get("finetune") or {}).get("mode")) or "full"
+    return RECIPES.get(mode, RECIPES["full"])
+
+
+def load_source(cfg: Config) -> tuple[MLP, dict]:
+    """The pre-trained model named by finetune.from, and its model_meta (input contract, statistics)."""
+    f = cfg.finetune
+    if not f.from_:
+        raise UserError("fine-tuning needs a starting point: set finetune.from to a run folder, a checkpoint, or a "
+                        "paper checkpoint file (e.g. --set finetune.from=runs/bmlp12)")
+    path = find_checkpoint(f.from_)
+    try:
+        ck = load_checkpoint(path)
+        return model_from_checkpoint(ck, "cpu"), ck["model_meta"]
+    except PlainStateDict:
+        from .paper import from_paper_checkpoint
+
+        model = from_paper_checkpoint(path, cfg.model.arch, f.source_res, f.source_classes)
+        return model, model_meta(model, "gelu", model.norm_kind, "imagenet21k", IMAGENET_MEAN, IMAGENET_STD)
+
+
+class Probe(nn.Module):
+    """A frozen body (always in eval mode, run under no_grad) feeding a trainable linear head."""
+
+    def __init__(self, model: MLP):
+        super().__init__()
+        self.model = model
+        for name, p in model.named_parameters():
+            p.requires_grad = name.startswith("linear_out.")
+        self.train()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            z = self.model.features(x)                 # (B, width)
+        return self.model.linear_out(z)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.model.linear_in.eval()
+        self.model.blocks.eval()                       # batch-norm statistics stay as they were
+        return self
+
+
+class Finetuner(Trainer):
+    """The training loop with a pre-trained body, a new head and the mode's parameters and data."""
+
+    def __init__(self, cfg: Config, run_dir: str, resume: bool = False, data_fn=None):
+        self.resuming = resume
+        self.full = None
+        self.cached = False
+        super().__init__(cfg, run_dir, resume, data_fn)
+        if self.dist.main and not resume:  # config.yaml with what the checkpoint resolved (arch, crop_res)
+            save_config(cfg, os.path.join(run_dir, "config.yaml"))
+
+    def build_model(self, info: DatasetInfo) -> nn.Module:
+        cfg = self.cfg
+        if self.resuming:  # the architecture from our own last.pt; the weights come in _restore
+            meta = load_checkpoint(f"{self.run_dir}/last.pt")["model_meta"]
+            model = MLP(meta["arch"], meta["res"], meta["num_classes"], act=meta["act"], norm=meta["norm"])
+        else:
+            model, meta = load_source(cfg)
+            model.replace_head(info.num_classes)
+        if cfg.data.crop_res and cfg.data.crop_res != model.res:
+            raise UserError(f"the checkpoint takes {model.res}px inputs; leave data.crop_res unset "
+                            f"(smaller images are upsampled to {model.res}px on the device)")
+        cfg.data.crop_res = model.res
+        cfg.model.arch, cfg.model.act, cfg.model.norm = model.spec.name, meta.get("act", "gelu"), meta.get("norm", "layer")
+        self.source_meta = meta
+        self.full = model
+        if cfg.finetune.mode == "full":
+            return model
+        return Probe(model)
+
+    def export_model(self) -> MLP:
+        return self.full
+
+    def param_groups(self) -> list[dict]:
+        head = [p for n, p in self.full.named_parameters() if n.startswith("linear_out.")]
+        if self.cfg.finetune.mode == "linear":
+            return [{"params": head, "lr_mult": 1.0}]
+        body = [p for n, p in self.full.named_parameters() if not n.startswith("linear_out.")]
+        return [{"params": head, "lr_mult": 1.0}, {"params": body, "lr_mult": self.cfg.finetune.body_lr_mult}]
+
+    def build_data(self, reserve_bytes: int) -> Data:
+        data = super().build_data(reserve_bytes)
+        cfg = self.cfg
+        want = auto_on_off(cfg.finetune.cache_features)
+        aug_off = not cfg.aug.enabled
+        if cfg.finetune.mode != "linear" or want is False or (want is None and not (aug_off and data.resident)):
+            return data
+        if not aug_off:
+            raise UserError("finetune.cache_features=on needs aug.enabled=false (features of augmented images "
+                            "change every epoch); use auto or off")
+        if not data.resident:
+            raise UserError("finetune.cache_features=on needs the data in memory (data.resident=auto or on)")
+        if cfg.eval.tta:
+            if want:
+                raise UserError("eval.tta scores random crops of images, which cached features cannot give; "
+                                "set finetune.cache_features=off (or auto)")
+            return data
+        self.cached = True
+        data = self._feature_data(data)
+        # from here on the trained module is the head alone, fed with the stored features
+        self.model = self.full.linear_out
+        self.forward, self.ddp = self.rt.wrap(self.model)
+        return data
+
+    @torch.no_grad()
+    def _features(self, loader: ResidentLoader, view) -> torch.Tensor:
+        """Body features (N, width) of every row of a resident loader's store, in row order."""
+        body = self.full.eval()
+        store, chunk = loader.store, 4096
+        out = torch.empty((store.n, self.full.spec.width), device=self.device, dtype=torch.float32)
+        for s in range(0, store.n, chunk):
+            x_u8 = store.assemble(store.stage(np.arange(s, min(store.n, s + chunk))))
+            with self.rt.autocast():
+                out[s:s + len(x_u8)] = body.features(view(x_u8)).float()
+        return out
+
+    def _feature_data(self, data: Data) -> Data:
+        """The same loaders (order, batches, ranks) over stored body features instead of images."""
+        _, eval_view = super().build_views(data)
+        tr, ev = data.train, data.eval
+        feats_tr, feats_ev = self._features(tr, eval_view), self._features(ev, eval_view)
+        train = ResidentLoader(ImageStore(feats_tr, None, self.device), tr.labels, tr.batch_size, tr.seed, tr.shard,
+                               tr.indices, train=True, local=tr.local)
+        evl = ResidentLoader(ImageStore(feats_ev, None, self.device), ev.labels, ev.batch_size, ev.seed, ev.shard,
+                             ev.indices, train=False, local=ev.local)
+        report = {**data.report, "features_cached": True, "feature_dim": self.full.spec.width}
+        return Data(data.info, data.res, data.crop_res, train, evl, data.n_train, True, data.mean, data.std,
+                    data.stats, False, report)
+
+    def build_views(self, data: Data):
+        if not self.cached:
+            return super().build_views(data)
+        as_input = (lambda x, gen=None: x.to(self.rt.input_dtype))  # noqa: E731 - features are the inputs
+        return as_input, as_input
+
+    def eval_module(self) -> nn.Module:
+        """The head on cached features; the Probe (body kept in eval mode) or the whole model otherwise."""
+        return self.model
+    def _finish(self, status: str) -> dict:
+        s = super()._finish(status)
+        s.update(finetune_from=self.cfg.finetune.from_, mode=self.cfg.finetune.mode, features_cached=self.cached,
+                 source_arch=self.source_meta.get("arch"), source_dataset=self.source_meta.get("dataset"))
+        if self.dist.main:
+            from .format import write_json_atomic
+
+            write_json_atomic(f"{self.run_dir}/summary.json", s)
+        return s
+
+
+@cli_entry
+def main(argv=None):
+    from .config import load_config
+
+    a, cfg = parse_args("mlpscale-finetune", __doc__, argv, load=lambda path, sets: load_config(path, sets, recipe))
+    report(run(cfg, a.resume, a.overwrite, trainer_cls=Finetuner, tool="mlpscale-finetune"), "mlpscale-finetune")
+
+
+if __name__ == "__main__":
+    main()
