@@ -51,7 +51,7 @@ class OutputFolder:
         self.files: dict[str, str] = {}           # split -> beton file name, for meta["files"]
 
     def __enter__(self) -> "OutputFolder":
-        existing = self.folder
+        existing = os.path.abspath(self.folder)
         while not os.path.exists(existing) and os.path.dirname(existing) != existing:
             existing = os.path.dirname(existing)
         if not os.path.isdir(existing):  # os.makedirs would only say "File exists"

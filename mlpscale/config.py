@@ -87,6 +87,7 @@ class TrainConfig:
     eval_every: int = 1          # evaluate every K epochs (and at the last)
     ckpt_every: int = 1          # write last.pt every K epochs (and at the last, and on SIGINT/SIGTERM)
     keep_every: int = 0          # also keep epoch_<E>.pt every K epochs (scaling study); 0 = never
+    keep_epochs: tuple[int, ...] = ()  # also keep epoch_<E>.pt after exactly these epochs (e.g. [50, 100, 200])
     log_every: int = 50          # steps between host syncs for the progress bar and the NaN check
     peak_tflops: float = 0.0     # device peak for MFU; 0 = datasheet value of a known GPU (hardware.py)
     max_steps: int = 0           # stop after this many optimizer steps (smoke tests, benchmarks); 0 = all
@@ -167,6 +168,7 @@ RULES = {
     "optim.label_smoothing": _UNIT,
     "train.epochs": _ONE_UP, "train.batch_size": _ONE_UP, "train.accum_steps": _ONE_UP,
     "train.eval_every": _ONE_UP, "train.ckpt_every": _ONE_UP, "train.keep_every": _NONNEG,
+    "train.keep_epochs": ((lambda v: all(e >= 1 for e in v)), "must list epochs >= 1"),
     "train.log_every": _ONE_UP, "train.peak_tflops": _NONNEG, "train.max_steps": _NONNEG,
     "train.device": ((lambda v: re.fullmatch(r"auto|cpu|cuda(:\d+)?", v) is not None), "must be auto, cpu, cuda or cuda:N"),
     "eval.tta": _NONNEG,
@@ -208,6 +210,10 @@ def _coerce(value, tp, where: str):
             if value not in choices:
                 raise ValueError(f"choose one of {', '.join(choices)}")
             return value
+        if origin is tuple and typing.get_args(tp)[1:] == (Ellipsis,):  # a list of any length
+            if not isinstance(value, (list, tuple)):
+                raise ValueError("expected a list")
+            return tuple(_coerce(v, typing.get_args(tp)[0], where) for v in value)
         if origin is tuple:
             args = typing.get_args(tp)
             if not isinstance(value, (list, tuple)) or len(value) != len(args):

@@ -1,4 +1,4 @@
-"""`mlpscale-finetune --config X.yaml [--set finetune.from=SOURCE ...] [--resume RUN_DIR] [--overwrite]`.
+"""`mlpscale-finetune [--config X.yaml] --set finetune.from=SOURCE [--set ...] [--resume RUN_DIR] [--overwrite]`.
 
 Transfer a pre-trained MLP to another dataset with the training loop of `mlpscale-train` (same
 config system, run folder, metrics, checkpoints, `--resume`, DDP, speed paths). `finetune.from` is
@@ -58,7 +58,7 @@ RECIPES = {
 def recipe(raw: dict) -> dict:
     """The defaults of the mode the file (or --set) asks for (config.load_config's `recipe`)."""
     mode = ((raw.get("finetune") or {}).get("mode")) or "full"
-    return RECIPES.get(mode, RECIPES["full"])
+    return {**RECIPES.get(mode, RECIPES["full"]), "run": {"name": f"finetune_{mode}"}}
 
 
 def load_source(cfg: Config) -> tuple[MLP, dict]:
@@ -213,7 +213,8 @@ class Finetuner(Trainer):
 def main(argv=None):
     from .config import load_config
 
-    a, cfg = parse_args("mlpscale-finetune", __doc__, argv, load=lambda path, sets: load_config(path, sets, recipe))
+    a, cfg = parse_args("mlpscale-finetune", __doc__, argv, load=lambda path, sets: load_config(path, sets, recipe),
+                        need_config=False)
     report(run(cfg, a.resume, a.overwrite, trainer_cls=Finetuner, tool="mlpscale-finetune"), "mlpscale-finetune")
 
 

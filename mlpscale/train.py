@@ -380,7 +380,7 @@ class Trainer:
         self.sums = EpochSums()
         if self.epoch % t.ckpt_every == 0 or last:
             self.save()
-        if t.keep_every and self.epoch % t.keep_every == 0:
+        if (t.keep_every and self.epoch % t.keep_every == 0) or self.epoch in t.keep_epochs:
             self.save(f"epoch_{self.epoch}.pt")
 
     def _finish(self, status: str) -> dict:
@@ -439,6 +439,7 @@ def prepare_run(cfg: Config, resume_dir: str | None, overwrite: bool, tool: str 
             if not os.path.exists(os.path.join(run_dir, "last.pt")):
                 raise UserError(f"{run_dir} has no last.pt to resume from (the run saved none yet); "
                                 f"start it again without --resume")
+            save_config(cfg, os.path.join(run_dir, "config.yaml"))  # with any --set given on resume
             return run_dir, lock
         if os.path.exists(os.path.join(run_dir, "last.pt")) and not overwrite:
             raise UserError(f"{run_dir} already holds a run; continue it with `{tool} --resume {run_dir}`, "
@@ -466,7 +467,7 @@ def run(cfg: Config, resume_dir: str | None = None, overwrite: bool = False, tra
             lock.release()
 
 
-def parse_args(prog: str, doc: str, argv, load=load_config):
+def parse_args(prog: str, doc: str, argv, load=load_config, need_config: bool = True):
     """The command line shared by mlpscale-train and mlpscale-finetune -> (args, resolved Config)."""
     p = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="YAML file, or a bare name from configs/ (e.g. bmlp12.yaml)")
@@ -480,7 +481,7 @@ def parse_args(prog: str, doc: str, argv, load=load_config):
         if not os.path.exists(cfg_path):
             raise UserError(f"{a.resume} is not a run folder (no config.yaml); pass the folder {prog} wrote")
         cfg = load(cfg_path, a.set)
-    elif a.config:
+    elif a.config or not need_config:
         cfg = load(a.config, a.set)
     else:
         raise UserError("pass --config FILE (e.g. --config configs/demo_digits.yaml) or --resume RUN_DIR")

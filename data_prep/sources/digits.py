@@ -6,6 +6,9 @@ Fixed split: the first 1437 images train, the last 360 test (80/20, in the order
 """
 from __future__ import annotations
 
+import os
+import shutil
+
 import numpy as np
 
 NAME = "digits"
@@ -24,7 +27,6 @@ def read_digits() -> tuple[np.ndarray, np.ndarray]:
     this source's start-up); `load_digits` itself only where that file is not found.
     """
     import importlib.util
-    import os
 
     spec = importlib.util.find_spec("sklearn")  # locates the package without running it
     path = os.path.join(spec.submodule_search_locations[0], "datasets", "data", "digits.csv.gz") if spec else ""
@@ -50,3 +52,28 @@ def load(args, pool=None):
         },
         classes=[str(i) for i in range(10)],
     )
+
+
+def export_folders(out: str, labels: dict | None = None) -> None:
+    """The digits as a class-folder tree for `mlpscale-convert folder` (8x8 PNGs), e.g. a remapped task:
+    OUT/train/<class>/*.png and OUT/test/<class>/*.png, written whole or not at all.
+
+    labels: {digit: class name} (several digits may share a class: a remapped task); digits not listed
+    are left out; default: every digit its own class. The split is the one of `mlpscale-convert digits`
+    (scikit-learn's first 1437 images train, the last 360 test), so a model pre-trained on the digits
+    betons never saw the test images.
+    """
+    from PIL import Image
+
+    images, digits = read_digits()
+    gray = np.clip(images * (255.0 / 16.0), 0, 255).astype(np.uint8)           # (1797, 8, 8)
+    names = {int(k): str(v) for k, v in (labels or {d: str(d) for d in range(10)}).items()}
+    tmp = out.rstrip("/") + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    for i, d in enumerate(digits.tolist()):
+        if int(d) in names:
+            folder = os.path.join(tmp, "train" if i < N_TRAIN else "test", names[int(d)])
+            os.makedirs(folder, exist_ok=True)
+            Image.fromarray(gray[i], "L").save(os.path.join(folder, f"{i:04d}.png"))
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
