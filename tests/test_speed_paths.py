@@ -32,6 +32,7 @@ print(before, after_import, torch.get_num_threads(), n)
 """
 
 
+@pytest.mark.slow  # a fresh interpreter per case
 @pytest.mark.parametrize("how, want", [("default", len(os.sched_getaffinity(0))), ("user", 1), ("env", 1)])
 def test_torch_threads_survive_ffcv(digits_root, how, want):
     """FFCV sets torch to 1 thread when imported and to its worker count on loader creation and in every
@@ -60,6 +61,7 @@ def test_prefetching_changes_nothing(digits_root, tmp_path):
     assert all(torch.equal(wa[k], wb[k]) for k in wa) and a["test_top1"] == b["test_top1"]
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_resident_run_never_imports_ffcv(digits_root, tmp_path):
     """The first step of a resident raw run waits for no numba compile: FFCV is not even imported."""
     code = ("import sys\nfrom mlpscale.train import main\n"
@@ -87,6 +89,7 @@ def test_paper_flops_equal_fvcore(arch, res, norm):
     assert model.paper_flops_per_forward() == fca.total()
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_info_reports_the_papers_compute():
     out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "mlpscale-info"), "B_12-Wi_1024", "--res",
                           "64", "--num-classes", "11230", "--n-train", "1000000", "--epochs", "50", "--json"],
@@ -115,3 +118,50 @@ def test_data_stats_switches_the_normalisation(digits_root, tmp_path):
     info = get_dataset("cifar10")
     assert paper.stats == "paper" and paper.mean == info.mean and paper.std == info.std
     assert measured.stats == "measured" and measured.mean == tuple(meta["mean"])
+
+
+def _ffcv_written(root, name, res, n, seed):
+    """A beton written by FFCV's own DatasetWriter with max_resolution (images keep their aspect ratio and
+    vary in size, as the paper's converter and FFCV's ImageNet example store them)."""
+    import numpy as np
+
+    from mlpscale.ffcv_compat import import_ffcv
+
+    import_ffcv()
+    from ffcv.fields import IntField, RGBImageField
+    from ffcv.writer import DatasetWriter
+
+    rng = np.random.default_rng(seed)
+    shapes = [(12, 8), (8, 12), (10, 10), (16, 6), (6, 6)]
+
+    class Images:
+        def __len__(self):
+            return n
+
+        def __getitem__(self, i):
+            h, w = shapes[i % len(shapes)]
+            return rng.integers(0, 256, (h, w, 3), dtype=np.uint8), int(i % 10)
+
+    for split, count in (("train", n), ("test", n // 4)):
+        path = os.path.join(root, name, f"{split}_{res}.beton")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        DatasetWriter(path, {"image": RGBImageField(write_mode="smart", max_resolution=res), "label": IntField()},
+                      num_workers=1).from_indexed_dataset(Images() if split == "train" else Images())
+
+
+@pytest.mark.slow
+def test_betons_of_varying_sizes_stream_with_cpu_crops(tmp_path):
+    """Betons written by FFCV's own writer at max_resolution (the paper's layout) train: FFCV takes the
+    random-resized crop (or the centre crop) from each stored image on the CPU; resident mode says why not."""
+    from mlpscale.errors import UserError
+    from mlpscale.format import open_beton
+
+    _ffcv_written(str(tmp_path / "d"), "cifar10", 8, 256, 0)
+    assert open_beton(str(tmp_path / "d" / "cifar10" / "train_8.beton")).resolution() is None  # sizes vary
+    common = [f"data.root={tmp_path / 'd'}", "data.dataset=cifar10", "data.res=8", "data.workers=1",
+              "model.arch=B_1-Wi_16", "train.batch_size=32", "train.epochs=2", "train.precision=fp32",
+              f"run.out_dir={tmp_path}", "run.progress=false"]
+    s = run(load_config(None, common + ["run.name=var"]))
+    assert s["status"] == "finished" and s["resident"] is False and s["res"] == 8 and s["n_train"] == 256
+    with pytest.raises(UserError, match="several sizes.*data.resident=off"):
+        run(load_config(None, common + ["run.name=var2", "data.resident=on"]))

@@ -206,6 +206,7 @@ def reuse_pair(digits_root, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # runs training processes
 def test_local_sweep_writes_results_csv(reuse_pair):
     d, log = reuse_pair["auto"]
     rows = results(d)
@@ -231,6 +232,7 @@ def test_local_sweep_writes_results_csv(reuse_pair):
     assert spec["units"][0]["reuse"] and [p["name"] for p in spec["points"]] == list(rows)
 
 
+@pytest.mark.slow  # runs training processes
 def test_reused_checkpoint_is_exactly_a_shorter_run(reuse_pair):
     """Constant lr (with a warmup counted in epochs): epoch_1.pt of the 2-epoch run holds the weights of a
     separate 1-epoch run, bit for bit, and the probes agree exactly."""
@@ -245,6 +247,7 @@ def test_reused_checkpoint_is_exactly_a_shorter_run(reuse_pair):
         assert ra[name]["compute_pflops"] == rb[name]["compute_pflops"]
 
 
+@pytest.mark.slow  # runs training processes
 def test_rerun_skips_finished_and_redoes_only_what_was_deleted(digits_root, tmp_path, capsys):
     spec = write_spec(tmp_path / "s.yaml", set=base_set(digits_root), measure=probe(digits_root),
                       grid={"model.arch": ["B_1-Wi_16", "B_1-Wi_32"], "train.epochs": [1]})
@@ -273,6 +276,7 @@ def test_rerun_skips_finished_and_redoes_only_what_was_deleted(digits_root, tmp_
     assert all(r["status"] == "finished" for r in results(out).values())
 
 
+@pytest.mark.slow  # runs training processes
 def test_changed_spec_refuses_to_continue_a_folder(digits_root, tmp_path, capsys):
     grid = {"model.arch": ["B_1-Wi_16"], "train.epochs": [1]}
     spec = write_spec(tmp_path / "s.yaml", set=base_set(digits_root), grid=grid)
@@ -282,6 +286,7 @@ def test_changed_spec_refuses_to_continue_a_folder(digits_root, tmp_path, capsys
     assert code == 2 and "was trained with another configuration (optim.lr: 0.001 there, 0.002 in the spec)" in err
 
 
+@pytest.mark.slow  # runs training processes
 def test_interrupted_sweep_resumes_from_last_pt(digits_root, tmp_path):
     """SIGINT once the run has saved a last.pt (a state, not a time): the sweep passes it on, the run saves
     and the sweep exits 130; the same command then continues the run with --resume."""
@@ -311,6 +316,7 @@ def test_interrupted_sweep_resumes_from_last_pt(digits_root, tmp_path):
     assert results(tmp_path / "o")["B_1-Wi_16__e150"]["status"] == "finished"
 
 
+@pytest.mark.slow  # runs training processes
 def test_failed_point_is_reported_and_retried(digits_root, tmp_path, capsys):
     spec = write_spec(tmp_path / "s.yaml", set={**base_set(digits_root), "data.n_train": 5000},  # > 1437 images
                       grid={"model.arch": ["B_1-Wi_16"], "train.epochs": [1]})
@@ -322,6 +328,7 @@ def test_failed_point_is_reported_and_retried(digits_root, tmp_path, capsys):
     assert code == 1 and out.count("train B_1-Wi_16__e1 (new") == 1          # tried again
 
 
+@pytest.mark.slow  # runs training processes
 def test_a_failed_probe_does_not_stop_the_other_epochs(digits_root, tmp_path, capsys):
     bad = probe(digits_root)
     bad["probe"]["set"]["data.dataset"] = "no_such_dataset"
@@ -334,6 +341,7 @@ def test_a_failed_probe_does_not_stop_the_other_epochs(digits_root, tmp_path, ca
     assert "unknown dataset 'no_such_dataset'" in read_text(tmp_path / "o" / "probes" / "B_1-Wi_16__e1" / "sweep.log")
 
 
+@pytest.mark.slow  # runs training processes
 def test_submitit_local_executor_runs_a_two_point_sweep(digits_root, tmp_path, capsys):
     pytest.importorskip("submitit")
     spec = write_spec(tmp_path / "s.yaml", set=base_set(digits_root), measure="test",
@@ -349,6 +357,7 @@ def test_submitit_local_executor_runs_a_two_point_sweep(digits_root, tmp_path, c
     assert len(json.loads(read_text(tmp_path / "o" / "submitit" / "jobs.jsonl").splitlines()[0])["jobs"]) == 2
 
 
+@pytest.mark.slow  # runs training processes
 def test_preempted_submitit_job_checkpoints_and_the_requeued_job_resumes(digits_root, tmp_path):
     """What submitit does on preemption or timeout, driven by states: the job's checkpoint() stops the running
     training (SIGTERM: it saves last.pt), and the pickled resubmission continues it with --resume."""

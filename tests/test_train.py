@@ -72,6 +72,7 @@ def test_resume_mid_epoch_is_exact(digits_root, tmp_path, resident):
     assert [r["epoch"] for r in rows] == [1, 2, 3]
 
 
+@pytest.mark.slow  # a training process
 def test_sigint_saves_and_resume_matches(digits_root, tmp_path):
     """SIGINT after the first epoch row (a state, not a time): last.pt saved, exit code 130, and the
     resumed run ends with the weights of an uninterrupted one, however far the first got."""
@@ -141,6 +142,7 @@ def test_rank_slices_partition_global_batches():
     assert np.array_equal(np.stack([r0.reshape(-1, 32), r1.reshape(-1, 32)], 1).reshape(-1), full[:len(r0) * 2])
 
 
+@pytest.mark.slow  # a training process
 def test_missing_beton_message(tmp_path):
     r = run_cli("mlpscale-train", "--config", "demo_digits.yaml", "--set", f"data.root={tmp_path}",
                 "--set", f"run.out_dir={tmp_path / 'runs'}")
@@ -149,6 +151,7 @@ def test_missing_beton_message(tmp_path):
     assert f"mlpscale-convert digits --res 16 --out {tmp_path}" in r.stderr
 
 
+@pytest.mark.slow  # a training process
 def test_bad_config_message(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("train:\n  epoch: 3\n")

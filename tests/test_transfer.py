@@ -181,6 +181,7 @@ def test_real_scoring_hand_made():
     assert int(hits) == 2     # 2 in {1, 2}: hit; 1 not in {0}: miss; 5 in {3, 4, 5}: hit
 
 
+@pytest.mark.slow  # evaluation processes
 def test_eval_cli_tta_and_real(tmp_path):
     """mlpscale-eval on a run of an ImageNet-like dataset with ReaL labels stored by the converter."""
     (xt, yt), (xe, ye) = digits_arrays(8)
@@ -204,6 +205,7 @@ def test_eval_cli_tta_and_real(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow  # an evaluation process
 def test_eval_reproducible_and_refuses_wrong_classes(tmp_path):
     x = torch.randint(0, 256, (64, 4, 4, 3), dtype=torch.uint8)
     y = torch.arange(64) % 2
