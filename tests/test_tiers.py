@@ -117,3 +117,27 @@ def test_damaged_jpeg_is_one_sentence(tmp_path, betons):
         f.write(b"\0" * 64)
     with pytest.raises(UserError, match="does not decode; the file is damaged"):
         load_images(open_beton(str(bad)), CPU)
+
+
+@pytest.mark.slow
+def test_ddp_shards_a_split_that_needs_the_host_tier(digits_root, tmp_path):
+    """torchrun, 2 ranks: when the split exceeds the device tier, each rank holds only its half."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from util import ROOT
+
+    sets = [f"data.root={digits_root}", "data.res=8", f"run.out_dir={tmp_path}", "train.epochs=2",
+            "model.arch=B_1-Wi_32", "train.batch_size=64", "data.resident_max_gb=0.0001", "data.host_max_gb=1",
+            "run.progress=false", "train.precision=fp32"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29541",
+           "-m", "mlpscale.train", "--config", "demo_digits.yaml"] + [a for kv in sets for a in ("--set", kv)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=str(tmp_path),
+                       env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=ROOT))
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.load(open(tmp_path / "demo_digits" / "summary.json"))
+    assert s["status"] == "finished" and s["world_size"] == 2 and s["train_sharded_by_rank"]
+    assert s["train_device_bytes"] + s["train_host_bytes"] == (1437 // 2) * 8 * 8 * 3  # this rank's half
+    assert s["steps"] == 2 * ((1437 // 2) // 32)
