@@ -2,18 +2,26 @@
 
 Runs on the H200 target (no network, no registry, Python 3.12, its own torch, no FFCV, no
 lion-pytorch) with `PYTHONPATH=.` and the files carried in `wheels/` (`make gpu-wheel`), and on
-the CPU at toy sizes (`--toy`, CI) so it never rots. Figures, in order of importance, each printed
-and appended to the JSON as soon as it is measured (a run cut short still reports what it had):
+the CPU at toy sizes (`--toy`, CI) so it never rots. Betons are generated with mlpscale's own
+writer (`format.write_arrays` / `format.BetonWriter`), so every figure but the authors' loader
+runs without FFCV. Figures, in order of importance, each printed and appended to the JSON as soon
+as it is measured (a run cut short still reports what it had):
 
   env       GPU, torch, CUDA, Python, FFCV and LION status (and where they came from)
   peak      measured bf16 matmul TFLOP/s (8192^3; the MFU denominator)
-  step      train-step img/s + MFU, ours (Trainer._train_step: device aug, bf16, compile, foreach LION)
-            vs the reference step (fp32 eager, CHW flatten, Python LION), Table 5 models at 64px,
-            batch 16384, 11,230 classes; B_12-Wi_1024 first (the paper: 26k img/s on one RTX A5000)
-  e2e       beton -> trained steps, B_12-Wi_1024: ours resident and streaming vs the paper's FFCV
-            CPU-augmenting loader + reference step; without FFCV: ours from device-resident arrays
+  step      train-step img/s + MFU, ours (Trainer.train_step: device aug, bf16, compile, foreach LION)
+            vs the reference step (fp32 eager, CHW flatten, Python LION), B_12-Wi_1024 at 64px,
+            batch 16384, 11,230 classes (the paper: 26k img/s on one RTX A5000)
+  e2e       B_12-Wi_1024 end to end and as a bare step, each variant its own process (mlpscale.bench.e2e):
+            ours = mlpscale-train's code on a generated 64px raw beton (resident); the authors' FFCV
+            CPU-augmenting loader + reference step (needs FFCV; skipped, said so, without it);
+            pipeline efficiency = end to end / bare step per recipe
+  tiered    2M synthetic 64px JPEGs (a beton written by mlpscale) decoded once by `load_images` into
+            two tiers with the device tier forced to 40%, then B_12-Wi_1024 steps through the Trainer:
+            decode img/s, training img/s, MFU and loader wait, next to the same images device-resident
+  eval      TTA (100 views per image) through `mlpscale.evaluate`, vs N passes of the authors' loader
+            and vs the bare forward on views in memory
   step      the remaining Table 5 models
-  eval      TTA (100 crops per image) img/s, ours vs the reference
   loader    uint8 img/s from the generated raw beton: StreamLoader / ResidentLoader vs the paper's
             loader and a torch DataLoader (needs FFCV)
 A figure that would start after --budget-s is recorded as skipped; torch.compile is probed first and
@@ -90,7 +98,7 @@ def bootstrap(wheels: str, site: str, force_no_ffcv: bool, wanted=None) -> dict:
         try:
             __import__(mod)
             if mod == "ffcv":
-                import ffcv.fields.rgb_image  # noqa: F401 - loads the compiled extension and its bundled libs
+                import ffcv.fields.rgb_image
                 import ffcv.loader  # noqa: F401
             status[mod] = f"from {os.path.relpath(found[-1], REPO)} (unpacked to {target})"
         except Exception as e:  # noqa: BLE001
@@ -151,13 +159,44 @@ def parse_args(argv=None):
     p.add_argument("--toy", action="store_true", help="tiny sizes (CPU, CI); implied when no CUDA device is visible")
     p.add_argument("--budget-s", type=float, default=430.0,
                    help="start no new figure after this many seconds (the whole check must end within 8 min)")
+    p.add_argument("--deadline-s", type=float, default=470.0,
+                   help="nor one whose estimated duration (GPU sizes) would end it after this many seconds")
     p.add_argument("--wheels", default=os.path.join(REPO, "wheels"), help="folder with carried wheels")
     p.add_argument("--site", default=os.path.join(tempfile.gettempdir(), "mlpscale-gpu-site"),
                    help="where carried wheels are unpacked")
     p.add_argument("--no-ffcv", action="store_true", help="act as if FFCV were missing (tests the fallback)")
     p.add_argument("--models", help="comma-separated architectures for the step figures (default: Table 5)")
-    p.add_argument("--root", help="folder for the generated beton (default: a temporary folder)")
+    p.add_argument("--root", help="folder for the generated betons (default: a temporary folder)")
+    p.add_argument("--tiered-n", type=int, help="images in the tiered figure's JPEG beton (default 2,000,000; toy 1024)")
+    p.add_argument("--e2e-reps", type=int, help="rounds of the e2e processes (default 1: each round is ~4 processes)")
     return p.parse_args(argv)
+
+
+def sizes_for(toy: bool, models: list[str], ffcv_ok: bool, compile_mode: str, tiered_n: int | None) -> dict:
+    """Keyword arguments of suites.Sizes per figure: the real check, or toy sizes that exercise every
+    code path on the CPU in seconds."""
+    if toy:
+        step = dict(res=8, batch=64, num_classes=10, steps=2, reps=2, warmup=1)
+        data = dict(res=8, batch=64, num_classes=10, n_train=512, n_test=128)
+        e2e = dict(data, arch=models[0], e2e_steps=2, e2e_warmup=1, reps=1, e2e_stream=False)
+        tiered = dict(arch=models[0], batch=64, num_classes=10, tiered_res=16, tiered_n=tiered_n or 1024,
+                      tiered_device_share=0.4, e2e_steps=2, e2e_warmup=1, reps=1)
+        loader = dict(data, batches=4, reps=2, warmup=1, threads=[max(1, len(os.sched_getaffinity(0)))],
+                      formats=["raw"])
+        tta = dict(data, arch=models[0], tta_crops=4, reps=2, warmup=1)
+    else:
+        step = dict(res=64, batch=16384, num_classes=11230, steps=5, reps=3, warmup=1)
+        # one dataset for e2e, TTA and the loader: 8 steps of batch 16384 in one epoch
+        data = dict(res=64, batch=16384, num_classes=11230, n_train=131072, n_test=4096)
+        # streaming is the loader figure's; here the processes that give the pipeline efficiency
+        e2e = dict(data, arch="B_12-Wi_1024", e2e_steps=6, e2e_warmup=2, reps=1, e2e_stream=False)
+        tiered = dict(arch="B_12-Wi_1024", batch=16384, num_classes=11230, tiered_res=64,
+                      tiered_n=tiered_n or 2_000_000, tiered_device_share=0.4, e2e_steps=10, e2e_warmup=3, reps=1)
+        loader = dict(data, batches=4, reps=3, warmup=1, threads=[len(os.sched_getaffinity(0))], formats=["raw"])
+        tta = dict(data, arch="B_12-Wi_1024", batch=4096, tta_crops=100, reps=2, warmup=1)
+    for d in (step, e2e, tiered):
+        d["compile"] = compile_mode
+    return {"step": step, "e2e": e2e, "tiered": tiered, "loader": loader, "tta": tta}
 
 
 def main(argv=None) -> int:
@@ -168,14 +207,17 @@ def main(argv=None) -> int:
     import torch
 
     from mlpscale.bench import data as bdata
-    from mlpscale.bench import ours as bours
     from mlpscale.bench import suites
+    from mlpscale.bench.e2e import e2e_comparison
     from mlpscale.bench.env import environment, format_environment, hardware_slug
     from mlpscale.bench.schema import SCHEMA
+    from mlpscale.bench.tiered import tiered_training
+    from mlpscale.bench.tta import tta_comparison
+    from mlpscale.optim import lion_source
 
     cuda = torch.cuda.is_available()
     toy = a.toy or not cuda
-    lion = bours.ensure_lion()
+    lion = lion_source()
     env = environment()
     env.update({"ffcv_status": boot.get("ffcv"), "lion_status": boot.get("lion_pytorch"), "lion_used": lion,
                 "toy": toy})
@@ -188,28 +230,7 @@ def main(argv=None) -> int:
     print(f"ffcv: {boot.get('ffcv')}; lion: {lion}; writing {out}", flush=True)
     dev = torch.device("cuda" if cuda else "cpu")
     ffcv_ok = bdata.ffcv_status() is None
-
-    # sizes: the real check, or toy sizes that exercise every code path on the CPU in seconds
-    if toy:
-        models = a.models.split(",") if a.models else TOY_MODELS
-        step = dict(res=8, batch=64, num_classes=10, steps=2, reps=2, warmup=1)
-        e2e = dict(arch=models[0], res=8, batch=64, num_classes=10, n_train=512, n_test=128, steps=2, reps=2,
-                   warmup=1, e2e_stream=False)
-        loader = dict(res=8, batch=64, n_train=512, n_test=128, batches=4, reps=2, warmup=1,
-                      threads=[max(1, len(os.sched_getaffinity(0)))], formats=["raw"])
-        tta = dict(arch=models[0], res=8, batch=64, num_classes=10, n_train=512, n_test=128, tta_crops=4, reps=2,
-                   warmup=1)
-        matmul_n = 256
-    else:
-        models = a.models.split(",") if a.models else TABLE5
-        step = dict(res=64, batch=16384, num_classes=11230, steps=5, reps=3, warmup=1)
-        e2e = dict(arch="B_12-Wi_1024", res=64, batch=16384, num_classes=11230, n_train=65536, n_test=4096,
-                   steps=3, reps=3, warmup=1, e2e_stream=True)
-        loader = dict(res=64, batch=16384, num_classes=11230, n_train=65536, n_test=4096, batches=4, reps=3, warmup=1,
-                      threads=[len(os.sched_getaffinity(0))], formats=["raw"])
-        tta = dict(arch="B_12-Wi_1024", res=64, batch=4096, num_classes=11230, n_train=65536, n_test=4096,
-                   tta_crops=100, reps=2, warmup=1)
-        matmul_n = 8192
+    models = a.models.split(",") if a.models else (TOY_MODELS if toy else TABLE5)
 
     compile_mode = "auto"
     if cuda:  # torch.compile needs triton and a C compiler there; probe once, fall back to eager, say so
@@ -221,14 +242,19 @@ def main(argv=None) -> int:
             env["compile_probe"] = f"failed, ours runs eager: {type(e).__name__}: {e}"[:300]
             print(f"torch.compile unavailable ({env['compile_probe']})", flush=True)
         report.save()
-    step["compile"] = e2e["compile"] = compile_mode
+    sz = sizes_for(toy, models, ffcv_ok, compile_mode, a.tiered_n)
+    if a.e2e_reps:
+        sz["e2e"]["reps"] = a.e2e_reps
     failures = []
 
-    def figure(label: str, fn):
-        """Run one figure unless the time budget is spent; record a crash and go on."""
+    def figure(label: str, fn, est_s: float = 0.0):
+        """Run one figure unless the time budget is spent (or, at GPU sizes, its estimated duration
+        `est_s` would end it after --deadline-s); record a crash and go on."""
         elapsed = time.perf_counter() - t_start
-        if elapsed > a.budget_s:
-            report.add({"suite": label.split()[0], "skipped": f"time budget of {a.budget_s:.0f} s spent "
+        est = 0.0 if toy else est_s
+        if elapsed > a.budget_s or elapsed + est > a.deadline_s:
+            report.add({"suite": label.split()[0], "skipped": f"time budget of {a.budget_s:.0f} s (deadline "
+                                                              f"{a.deadline_s:.0f} s, ~{est:.0f} s needed) spent "
                                                               f"before '{label}' ({elapsed:.0f} s elapsed)"})
             print(f"== {label}: skipped (time budget)", flush=True)
             return
@@ -249,15 +275,16 @@ def main(argv=None) -> int:
     peak = {}
 
     def do_peak():
-        tf = measure_matmul_peak(matmul_n, dev)
+        n = 256 if toy else 8192
+        tf = measure_matmul_peak(n, dev)
         peak["flops"] = tf * 1e12
-        print(f"  {'bf16' if cuda else 'fp32'} matmul {matmul_n}^3: {tf:.1f} TFLOP/s", flush=True)
-        return [{"suite": "peak", "name": f"{'bf16' if cuda else 'fp32'} matmul {matmul_n}^3", "value": tf,
+        print(f"  {'bf16' if cuda else 'fp32'} matmul {n}^3: {tf:.1f} TFLOP/s", flush=True)
+        return [{"suite": "peak", "name": f"{'bf16' if cuda else 'fp32'} matmul {n}^3", "value": tf,
                  "unit": "TFLOP/s", "timer": "20 matmuls after 3 warm-up, closed by a device sync"}]
 
     def do_step(arch):
         def run():
-            s = suites.Sizes(arch=arch, **step)
+            s = suites.Sizes(arch=arch, **sz["step"])
             with tempfile.TemporaryDirectory(prefix="mlpscale-gpu-run-") as run_dir:
                 return [suites.step_comparison(s, run_dir, peak_flops=peak.get("flops"))]
         return run
@@ -266,30 +293,38 @@ def main(argv=None) -> int:
     root = a.root or root_ctx.name
 
     def do_e2e():
-        s = suites.Sizes(**e2e)
-        with tempfile.TemporaryDirectory(prefix="mlpscale-gpu-run-") as run_dir:
-            if ffcv_ok:
-                return [suites.e2e_comparison(s, root, run_dir)]
-            return [resident_e2e_fallback(s, run_dir)]
+        e = e2e_comparison(suites.Sizes(**sz["e2e"]), root)
+        if peak.get("flops"):
+            from mlpscale.models import MLP
+
+            flops = MLP(e["config"]["arch"], e["config"]["res"], e["config"]["num_classes"]).train_flops_per_image()
+            e["peak_tflops"] = peak["flops"] / 1e12
+            e["mfu"] = {k: v["median"] * flops / peak["flops"] for k, v in e["variants"].items() if "median" in v}
+            print("  MFU: " + ", ".join(f"{k} {v:.1%}" for k, v in e["mfu"].items()), flush=True)
+        return [e]
+
+    def do_tiered():
+        return tiered_training(suites.Sizes(**sz["tiered"]), root, peak_flops=peak.get("flops"))
 
     def do_loader():
         if not ffcv_ok:
             return [{"suite": "loader", "skipped": f"FFCV cannot load here ({boot.get('ffcv')}); "
-                                                   f"the e2e figure used device-resident arrays instead"}]
-        return suites.loader_comparisons(suites.Sizes(**loader), root, "raw")
+                                                   f"the e2e, tiered and eval figures use mlpscale's own reader"}]
+        return suites.loader_comparisons(suites.Sizes(**sz["loader"]), root, "raw")
 
     def do_tta():
-        s = suites.Sizes(**tta)
-        return [suites.eval_comparison(s, root if ffcv_ok else None)]
+        return [tta_comparison(suites.Sizes(**sz["tta"]), root, reference=ffcv_ok)]
 
     try:
+        # estimated seconds at GPU sizes (compile, generated betons, FFCV's numba compile included)
         figure("peak", do_peak)
-        figure(f"step {models[0]}", do_step(models[0]))
-        figure("e2e", do_e2e)
+        figure(f"step {models[0]}", do_step(models[0]), 120)
+        figure("e2e", do_e2e, 150)
+        figure("tiered", do_tiered, 180)
+        figure("eval TTA", do_tta, 75)
         for arch in models[1:]:
-            figure(f"step {arch}", do_step(arch))
-        figure("eval TTA", do_tta)
-        figure("loader", do_loader)
+            figure(f"step {arch}", do_step(arch), 45)
+        figure("loader", do_loader, 60)
     finally:
         if root_ctx is not None:
             root_ctx.cleanup()
@@ -298,38 +333,6 @@ def main(argv=None) -> int:
     report.save()
     print(f"done in {total:.0f} s; results in {out}" + (f"; failed: {', '.join(failures)}" if failures else ""))
     return 1 if failures else 0
-
-
-def resident_e2e_fallback(s, run_dir: str) -> dict:
-    """Without FFCV: ours from generated arrays resident on the device (the same Trainer, ResidentLoader and
-    step); the reference loader needs FFCV, so the reference is its step on a ready batch, said so."""
-    import torch
-
-    from mlpscale.bench import data as bdata
-    from mlpscale.bench import ours as bours
-    from mlpscale.bench import suites
-    from mlpscale.bench.timing import Comparison, Variant, compare
-
-    dev = s.dev()
-    x = torch.from_numpy(bdata.make_images(s.n_train, s.res, smooth=False))
-    y = torch.from_numpy(bdata.make_labels(s.n_train, s.num_classes))
-    cfg = bours.make_config(s.arch, s.res, s.batch, precision=s.prec(), compile=s.compile, device=str(dev),
-                            run_dir=run_dir)
-    drv = bours.StepDriver(bours.trainer_on_arrays(cfg, run_dir, x, y, s.num_classes))
-    reference = suites.reference_steps(s, dev)
-    cmp = Comparison("e2e", f"FALLBACK (FFCV unavailable): {s.arch} {s.res}px batch {s.batch} device-resident "
-                            f"arrays on {dev.type}", "img/s",
-                     f"{s.steps} optimizer steps from a fresh epoch of the resident loader, closed by a device sync",
-                     {"arch": s.arch, "res": s.res, "batch": s.batch, "num_classes": s.num_classes,
-                      "n_train": s.n_train, "precision": s.prec(), "compile": s.compile, "device": str(dev),
-                      "steps": s.steps, "fallback": "FFCV unavailable: no beton; data generated on the device"},
-                     [Variant("mlpscale", lambda: drv(s.steps), "ours",
-                              "Trainer + ResidentLoader over generated arrays (what a resident run does after "
-                              "reading its beton)"),
-                      Variant("reference", reference, "baseline",
-                              "reference step only (its FFCV loader cannot run here): an upper bound for the recipe")],
-                     s.reps, s.warmup)
-    return compare(cmp, dev).to_json()
 
 
 if __name__ == "__main__":

@@ -92,7 +92,7 @@ class TrainConfig:
     peak_tflops: float = 0.0     # device peak for MFU; 0 = datasheet value of a known GPU (hardware.py)
     max_steps: int = 0           # stop after this many optimizer steps (smoke tests, benchmarks); 0 = all
     prefetch: OnOff = "auto"     # augment the next micro-batches on a worker thread while the step runs;
-                                 # auto = on CPU devices (GPU kernels are asynchronous already)
+                                 # auto = on CPU devices where torch leaves a core free (else it slows the GEMMs)
 
 
 @dataclass

@@ -42,7 +42,12 @@ class TTA:
     flip: bool = True
     crop: bool = True
     seed: int = 0
-    max_rows: int = 8192               # views per forward chunk (bounds memory)
+    max_rows: int = 0                  # rows (views x images) per forward; 0 = by device (8192 GPU, 1 view CPU)
+
+    def views_per_chunk(self, batch: int, device) -> int:
+        """Views resampled and forwarded together for a batch of `batch` images (see _tta_logits)."""
+        rows = self.max_rows or (8192 if torch.device(device).type == "cuda" else 1)
+        return max(1, rows // max(1, batch))
 
 
 def real_label_matrix(real: list, device) -> torch.Tensor:
@@ -62,21 +67,33 @@ def real_hits(pred: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, t
     return hit.sum(), counted.sum()
 
 
+def _view_randomness(tta: TTA, batch_index: int, view: int, b: int, h: int, w: int, gen: torch.Generator, device):
+    """Flip flags and crop boxes of one view of a batch: a pure function of (seed, batch, view), so the
+    result does not depend on how views are chunked (or on the device's chunk size)."""
+    gen.manual_seed(int(np.random.SeedSequence([tta.seed, batch_index, view]).generate_state(1, np.uint64)[0] >> 1))
+    flip = torch.rand(b, generator=gen, device=device) < 0.5 if tta.flip else None
+    boxes = sample_boxes(b, h, w, tta.scale, tta.ratio, gen, device) if tta.crop else None
+    return flip, boxes
+
+
 def _tta_logits(model, x_u8: torch.Tensor, tta: TTA, mean, std, out_res: int, out_dtype, rt: Runtime,
                 gen: torch.Generator, batch_index: int) -> torch.Tensor:
-    """Averaged logits (or probabilities) over tta.views random views of each image of x_u8 (B, H, W, 3)."""
+    """Averaged logits (or probabilities) over tta.views random views of each image of x_u8 (B, H, W, 3).
+
+    Views are resampled in chunks of about `tta.max_rows` rows (one batched grid_sample and forward per
+    chunk): 8192 on GPUs; on CPUs one view per chunk, which keeps the intermediates in cache (~1.3x faster
+    per view than 8192-row chunks, measured on 2 cores)."""
     b, h, w, _ = x_u8.shape
     x = x_u8.permute(0, 3, 1, 2).float()                          # (B, 3, H, W)
+    per_chunk = tta.views_per_chunk(b, x.device)
     acc = None
-    per_chunk = max(1, tta.max_rows // max(1, b))                   # views per chunk
-    for c, v0 in enumerate(range(0, tta.views, per_chunk)):
+    for v0 in range(0, tta.views, per_chunk):
         nv = min(per_chunk, tta.views - v0)
-        gen.manual_seed(int(np.random.SeedSequence([tta.seed, batch_index, c]).generate_state(1, np.uint64)[0] >> 1))
-        xs = x.repeat(nv, 1, 1, 1)                                  # (nv*B, 3, H, W), view-major
-        flip = torch.rand(len(xs), generator=gen, device=x.device) < 0.5 if tta.flip else None
+        rnd = [_view_randomness(tta, batch_index, v, b, h, w, gen, x.device) for v in range(v0, v0 + nv)]
+        xs = x if nv == 1 else x.repeat(nv, 1, 1, 1)              # (nv*B, 3, H, W), view-major
+        flip = torch.cat([f for f, _ in rnd]) if tta.flip else None
         if tta.crop:
-            boxes = sample_boxes(len(xs), h, w, tta.scale, tta.ratio, gen, x.device)
-            xs = crop_resize(xs, boxes, flip, out_res)
+            xs = crop_resize(xs, torch.cat([bx for _, bx in rnd]), flip, out_res)
         else:
             if flip is not None:
                 xs = torch.where(flip[:, None, None, None], xs.flip(3), xs)

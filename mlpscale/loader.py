@@ -193,16 +193,17 @@ class ImageStore:
 
     def assemble(self, staged) -> torch.Tensor:
         """Device side of one batch (the consumer's thread): (B, H, W, 3) uint8 in the order of `idx`."""
+        # index_select / index_copy_ rather than advanced indexing: the same rows, ~2x faster on CPUs
         idx_dev, tiered = staged
         if tiered is None:
-            return self.dev[idx_dev]
+            return torch.index_select(self.dev, 0, idx_dev)
         dev_pos, dev_rows, host_pos, host_rows, event = tiered
         if event is not None:
             torch.cuda.current_stream(self.device).wait_event(event)
             host_rows.record_stream(torch.cuda.current_stream(self.device))
         out = torch.empty((len(idx_dev), *self.shape), dtype=torch.uint8, device=self.device)
-        out[dev_pos] = self.dev[dev_rows]
-        out[host_pos] = host_rows
+        out.index_copy_(0, dev_pos, torch.index_select(self.dev, 0, dev_rows))
+        out.index_copy_(0, host_pos, host_rows)
         return out
 
 
@@ -246,7 +247,7 @@ class ResidentLoader:
             staged = Prefetch(staged, depth=2, name="mlpscale-host-tier")
         try:
             for st in staged:
-                yield self.store.assemble(st), self.labels[st[0]]
+                yield self.store.assemble(st), torch.index_select(self.labels, 0, st[0])
         finally:
             if isinstance(staged, Prefetch):
                 staged.close()

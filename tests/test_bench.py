@@ -2,6 +2,7 @@
 import copy
 import json
 import os
+import tempfile
 
 import pytest
 import torch
@@ -14,6 +15,17 @@ from mlpscale.bench.timing import Comparison, Variant, compare, summarize
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--arch", "B_1-Wi_32", "--res", "8", "--batch", "32", "--classes", "10", "--n-train", "256",
         "--steps", "1", "--batches", "2", "--reps", "2", "--warmup", "1"]
+# e2e at toy sizes: every variant is a separate process (a few seconds each, FFCV's compile in the reference's)
+TINY_E2E = TINY + ["--e2e-arch", "B_1-Wi_32", "--e2e-steps", "2", "--e2e-warmup", "1", "--e2e-reps", "1"]
+
+
+@pytest.fixture(autouse=True)
+def _temp_under_tmp_path(tmp_path, monkeypatch):
+    """Temporary folders (run folders, generated betons, the worker processes' files) under tmp_path."""
+    d = tmp_path / "tmp"
+    d.mkdir()
+    monkeypatch.setenv("TMPDIR", str(d))
+    monkeypatch.setattr(tempfile, "tempdir", str(d))
 
 
 def test_compare_alternates_and_reports_ratio():
@@ -151,3 +163,106 @@ def test_convert_suite_reports_missing_script(monkeypatch):
     monkeypatch.setattr(suites, "REPO", "/nonexistent")
     (e,) = suites.suite_convert(suites.Sizes.quick(), quick=True, log=None)
     assert "not found" in e["skipped"]
+
+
+def test_compare_takes_self_timed_rates_as_they_are():
+    rates = iter([50.0, 70.0])
+    cmp = Comparison("t", "toy", "img/s", "its own window", {}, [
+        Variant("proc", lambda: next(rates), "ours", self_timed=True), Variant("b", lambda: 1, "baseline")], 2, 1)
+    d = compare(cmp, log=None).to_json()
+    assert d["variants"]["proc"]["values"] == [50.0, 70.0]  # no warm-up call, rate used as returned
+
+
+def test_e2e_processes_are_paired_and_rotated():
+    from mlpscale.bench.e2e import paired_order
+
+    vs = [Variant(n, lambda: 1) for n in ("mlpscale", "mlpscale_bare", "reference", "reference_bare")]
+    names = [[v.name for v in paired_order(r, vs)] for r in range(2)]
+    assert names[0] == ["mlpscale", "mlpscale_bare", "reference", "reference_bare"]
+    assert names[1] == ["reference_bare", "reference", "mlpscale_bare", "mlpscale"]
+
+
+def _e2e_entry(eff):
+    v = {"mlpscale": {"median": 700.0 * eff}, "mlpscale_bare": {"median": 700.0}}
+    return {"suite": "e2e", "name": "toy", "variants": v, "pipeline_efficiency": {"ours": eff, "baseline": 0.9}}
+
+
+def test_gate_decision():
+    from mlpscale.bench.e2e import gate_failures
+
+    assert gate_failures([_e2e_entry(0.95)], 0.7) == []
+    (line,) = gate_failures([_e2e_entry(0.5), {"suite": "step"}, {"suite": "e2e", "skipped": "x"}], 0.7)
+    assert "0.50 < 0.70" in line and "\n" not in line
+    assert gate_failures([_e2e_entry(0.5)], 0.0) == []      # no minimum: never fails
+
+
+def test_cli_e2e_runs_each_recipe_in_its_own_process_and_reports_pipeline_efficiency(tmp_path, capsys):
+    out = tmp_path / "e2e.json"
+    main(["e2e", "--quick", "--json", str(out), "--min-efficiency", "0", "--root", str(tmp_path / "data")]
+         + TINY_E2E + ["--reps", "1"])
+    text = capsys.readouterr().out
+    assert "pipeline efficiency (end to end / bare step): ours" in text
+    doc = json.loads(out.read_text())
+    validate(doc)
+    (e,) = doc["results"]
+    assert e["suite"] == "e2e" and set(e["pipeline_efficiency"]) >= {"ours"}
+    assert e["pipeline_efficiency"]["ours"] > 0
+    procs = e["processes"]
+    pids = {p["pid"] for runs in procs.values() for p in runs}
+    assert os.getpid() not in pids and len(pids) == sum(len(r) for r in procs.values())  # one process each
+    assert all(p["torch_threads"] >= 1 for runs in procs.values() for p in runs)
+    if "reference" in procs:  # FFCV here: the authors' loader ran in its own process too
+        assert e["pipeline_efficiency"]["baseline"] > 0 and e["ratios"]["reference"] > 0
+    # ours end to end is mlpscale-train's own run (train.run), bare is Trainer.step
+    assert "train.run" in e["variants"]["mlpscale"]["what"] and "Trainer.step" in e["variants"]["mlpscale_bare"]["what"]
+
+
+def test_cli_fails_with_one_line_when_pipeline_efficiency_is_below_the_minimum(tmp_path, capsys, monkeypatch):
+    """A slow data path in ours' e2e process (injected: 5x the step's time idle after every step) must
+    fail the run, as CI runs it (--quick: minimum 0.7), with one clear line."""
+    # one torch thread per worker: at toy sizes on a busy 2-core machine two OpenMP threads make a tiny
+    # step wait for a descheduled core (100x swings), which would drown the injected stall
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    with pytest.raises(SystemExit) as exc:
+        main(["e2e", "--quick", "--root", str(tmp_path / "data"), "--inject", "stall=5"] + TINY_E2E + ["--reps", "1"])
+    assert exc.value.code == 3
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert len(err) == 1 and "pipeline efficiency of ours" in err[0] and "< 0.70" in err[0]
+
+
+def test_cli_eval_uses_the_evaluate_module(tmp_path, capsys, monkeypatch):
+    import mlpscale.evaluate as ev
+
+    calls = []
+    real = ev._tta_logits
+
+    def counted(*a, **kw):
+        calls.append(1)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(ev, "_tta_logits", counted)
+    out = tmp_path / "eval.json"
+    main(["eval", "--quick", "--json", str(out), "--tta-crops", "2", "--root", str(tmp_path / "data")] + TINY
+         + ["--reps", "1"])
+    doc = json.loads(out.read_text())
+    validate(doc)
+    (e,) = doc["results"]
+    assert calls, "the eval suite must time mlpscale.evaluate's TTA"
+    assert e["variants"]["bare_forward"]["role"] == "info" and e["pipeline_efficiency"]["ours"] > 0
+    assert e["config"]["views"] == 2
+    from mlpscale.bench import suites
+
+    assert not hasattr(suites, "tta_probs")  # one implementation
+
+
+def test_cli_tiered_decodes_once_into_two_tiers(tmp_path, capsys):
+    out = tmp_path / "tiered.json"
+    main(["tiered", "--quick", "--json", str(out), "--tiered-n", "256", "--tiered-res", "16",
+          "--root", str(tmp_path / "data")] + TINY + ["--reps", "1"])
+    doc = json.loads(out.read_text())
+    validate(doc)
+    (e,) = doc["results"]
+    assert e["config"]["device_rows"] == 128 and e["config"]["host_rows"] == 128  # rows straddle both tiers
+    assert e["decode"]["img_per_s"] > 0 and e["decode"]["host_bytes"] == 128 * 16 * 16 * 3
+    assert set(e["epoch_s"]) >= {"mlpscale", "mlpscale_one_tier"}
+    assert "one-time decode" in capsys.readouterr().out

@@ -168,7 +168,7 @@ def test_tta_with_one_centre_view_is_plain_eval():
     assert r["tta_top1"] == r["top1"] and r["tta_top5"] == r["top5"] and r["n_images"] == 40
     a = evaluate(model, loader, rt, view, 3, TTA(views=5, seed=3), (100.0,) * 3, (50.0,) * 3, 6)
     b = evaluate(model, loader, rt, view, 3, TTA(views=5, seed=3, max_rows=17), (100.0,) * 3, (50.0,) * 3, 6)
-    assert a["tta_top1"] == b["tta_top1"] or abs(a["tta_top1"] - b["tta_top1"]) <= 2.5  # reproducible, chunked
+    assert a == b  # the views are a function of (seed, batch, view): chunking changes nothing
 
 
 def test_real_scoring_hand_made():

@@ -1,12 +1,17 @@
-"""`mlpscale-bench SUITE... [--quick] [--json PATH] [--record]`: ours vs baseline, side by side.
+"""`mlpscale-bench SUITE... [--quick] [--json PATH] [--record] [--min-efficiency F]`: ours vs baseline.
 
-Suites: convert, loader, augment, step, e2e, eval, or `all`. Every figure is a median over
+Suites: convert, loader, augment, step, e2e, eval, tiered, or `all`. Every figure is a median over
 repetitions run alternately with its baselines after warm-up, printed with its spread and the
-ratio ours/baseline. `--quick` uses CI sizes (all suites in well under 3 minutes on 2 CPU cores);
-without it the sizes are those of the recorded CPU results (benchmarks/README.md).
+ratio ours/baseline; e2e and eval also print the pipeline efficiency (end to end / bare step) of
+each recipe. `--quick` uses CI sizes (all suites in under 3 minutes on 2 CPU cores); without it the
+sizes are those of the recorded CPU results (benchmarks/README.md).
+
+The gate: when ours' e2e pipeline efficiency is below --min-efficiency (default 0.7 with --quick,
+off otherwise) the command prints one line saying so and exits with status 3 (a suite that
+crashed: status 1).
 
   mlpscale-bench step --quick
-  mlpscale-bench all --quick --json /tmp/bench.json
+  mlpscale-bench all --quick --json /tmp/bench.json      # what CI runs
   mlpscale-bench e2e --record            # writes benchmarks/results/e2e_<hardware>_<date>.json
 """
 from __future__ import annotations
@@ -18,9 +23,11 @@ import json
 import os
 import sys
 import tempfile
+import time
 import traceback
 
 from ..errors import UserError, cli_entry
+from .e2e import gate_failures
 from .env import environment, format_environment, hardware_slug, run_command
 from .schema import SCHEMA, validate
 from .suites import REPO, SUITES, Sizes, run_suite
@@ -55,17 +62,30 @@ def parse_args(argv=None):
     g.add_argument("--warmup", type=int, help="untimed repetitions per variant first")
     g.add_argument("--threads", type=_ints, help="FFCV thread counts for the loader suite, e.g. 1,2")
     g.add_argument("--formats", type=lambda t: t.split(","), help="beton formats for the loader suite: raw,jpg")
-    g.add_argument("--tta-crops", type=int, help="crops per image in the eval suite")
+    g.add_argument("--tta-crops", type=int, help="views per image in the eval suite")
+    g.add_argument("--e2e-arch", help="model of the e2e suite (default: --arch; quick B_6-Wi_512)")
+    g.add_argument("--e2e-steps", type=int, help="timed optimizer steps per e2e process (default 10; quick 6)")
+    g.add_argument("--e2e-warmup", type=int, help="untimed steps first in each e2e process (default 3; quick 2)")
+    g.add_argument("--e2e-reps", type=int, help="rounds of e2e processes (default: --reps; quick 2)")
+    g.add_argument("--tiered-n", type=int, help="images in the tiered suite's JPEG beton (default 16384)")
+    g.add_argument("--tiered-res", type=int, help="resolution of the tiered suite's beton (default 64)")
+    g.add_argument("--tiered-device-share", type=float, help="share of rows in the device tier (default 0.5)")
     g.add_argument("--device", help="auto | cpu | cuda")
     g.add_argument("--root", help="folder for generated betons (kept, reused); default a temporary folder")
+    p.add_argument("--min-efficiency", type=float, metavar="F",
+                   help="fail (exit 3) when ours' e2e pipeline efficiency is below F (default: 0.7 with --quick)")
+    p.add_argument("--inject", default=os.environ.get("MLPSCALE_BENCH_INJECT", ""), help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    if a.min_efficiency is None:
+        a.min_efficiency = 0.7 if a.quick else 0.0
     names = SUITES if "all" in a.suites else a.suites
     bad = [n for n in names if n not in SUITES]
     if bad:
         raise UserError(f"unknown suite {', '.join(bad)}: choose from {', '.join(SUITES)} or all")
     s = Sizes.quick() if a.quick else Sizes()
     for k in ("arch", "res", "batch", "num_classes", "n_train", "precision", "compile", "steps", "batches", "reps",
-              "warmup", "threads", "formats", "tta_crops", "device", "root"):
+              "warmup", "threads", "formats", "tta_crops", "e2e_arch", "e2e_steps", "e2e_warmup", "e2e_reps", "tiered_n",
+              "tiered_res", "tiered_device_share", "device", "root"):
         v = getattr(a, k)
         if v is not None:
             setattr(s, k, v)
@@ -86,7 +106,8 @@ def main(argv=None):
     env = environment()
     print(format_environment(env), flush=True)
     doc = {"schema": SCHEMA, "command": run_command() if argv is None else "mlpscale-bench " + " ".join(argv),
-           "quick": a.quick, "sizes": dict(vars(s)), "env": env, "results": []}
+           "quick": a.quick, "sizes": dict(vars(s)), "min_efficiency": a.min_efficiency or None, "env": env,
+           "results": []}
     failed = []
     date = datetime.date.today().isoformat()
     with contextlib.ExitStack() as stack:
@@ -95,29 +116,44 @@ def main(argv=None):
         failed = _run_all(a, names, s, env, doc, date)
     if a.json:
         print(f"results in {a.json}")
+    code = 0
+    for e in doc["results"]:
+        eff = e.get("pipeline_efficiency", {}).get("ours") if e.get("suite") == "e2e" else None
+        if eff is not None:
+            verdict = (f"{'ok' if eff >= a.min_efficiency else 'FAIL'} (min {a.min_efficiency:.2f})"
+                       if a.min_efficiency else "(no minimum set)")
+            print(f"pipeline efficiency of ours (e2e / bare step): {eff:.2f} {verdict}", flush=True)
+    gate = gate_failures(doc["results"], a.min_efficiency)
+    if gate:
+        print("error: " + "; ".join(gate), file=sys.stderr)
+        code = 3
     if failed:
         print(f"error: suite(s) {', '.join(failed)} crashed (traceback above)", file=sys.stderr)
+        code = 1
     if argv is None:  # run as a program (not from tests): skip interpreter teardown, which with FFCV/numba
         sys.stdout.flush()  # threads and DataLoader workers alive can intermittently abort after all is written
         sys.stderr.flush()
-        os._exit(1 if failed else 0)
-    if failed:
-        sys.exit(1)
+        os._exit(code)
+    if code:
+        sys.exit(code)
 
 
 def _run_all(a, names, s, env, doc, date) -> list[str]:
     failed = []
     for name in names:
         print(f"== suite {name}", flush=True)
+        t0 = time.perf_counter()
         try:
-            entries = run_suite(name, s, a.quick, log=lambda m: print(m, flush=True))
+            entries = run_suite(name, s, a.quick, log=lambda m: print(m, flush=True), inject=a.inject)
         except UserError:
             raise
         except Exception as e:  # noqa: BLE001 - record the crash, run the other suites, exit non-zero
             traceback.print_exc()
             entries = [{"suite": name, "error": f"{type(e).__name__}: {e}"[:2000]}]
             failed.append(name)
+        print(f"== suite {name} took {time.perf_counter() - t0:.0f} s", flush=True)
         for e in entries:
+            e.setdefault("suite_s", round(time.perf_counter() - t0, 1))
             if "skipped" in e:
                 print(f"[{name}] skipped: {e['skipped']}", flush=True)
         doc["results"] += entries

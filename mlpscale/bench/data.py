@@ -2,68 +2,49 @@
 
 Raw images are uniform noise (a raw beton's cost does not depend on content); JPEG images are
 smooth colour fields with mild noise, so they compress and decode like photographs rather than
-like noise. Betons are written with FFCV's own DatasetWriter (mlpscale does not import
-data_prep; the inputs here are valid in-memory arrays, so none of its failure modes apply), plus
-the `meta_<res>.json` that lets the trainer's dataset registry know the generated dataset.
+like noise. Betons are written by mlpscale's own writer (`format.write_arrays`, FFCV's file format;
+no FFCV needed, so the GPU check can make them on a machine without it), plus the `meta_<res>.json`
+that lets the trainer's dataset registry know the generated dataset. `write_jpeg_beton` makes
+millions of JPEG samples without holding them: a few thousand distinct payloads, cycled, through
+the same writer's `BetonWriter`.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 
 import numpy as np
 import torch
 
-from ..datasets import CIFAR_MEAN, CIFAR_STD, beton_path, meta_path
+from .. import ffcv_compat
+from ..datasets import CIFAR_MEAN, CIFAR_STD
+from ..format import beton_path, meta_path, write_arrays, write_json_atomic
 
 NAME = "benchsynth"
 
 
-def make_images(n: int, res: int, smooth: bool, seed: int = 0) -> np.ndarray:
-    """(n, res, res, 3) uint8."""
+def make_images(n: int, res: int, smooth: bool, seed: int = 0, chunk: int = 4096) -> np.ndarray:
+    """(n, res, res, 3) uint8 (smooth ones made `chunk` at a time: the float intermediates stay small)."""
     rng = np.random.default_rng(seed)
     if not smooth:
         return rng.integers(0, 256, (n, res, res, 3), dtype=np.uint8)
-    coarse = torch.from_numpy(rng.uniform(0, 255, (n, 3, 4, 4)).astype(np.float32))
-    up = torch.nn.functional.interpolate(coarse, size=(res, res), mode="bilinear", align_corners=False)
-    up = up + torch.from_numpy(rng.normal(0, 6, (n, 3, res, res)).astype(np.float32))
-    return up.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+    g = torch.Generator().manual_seed(seed)
+    out = np.empty((n, res, res, 3), dtype=np.uint8)
+    for s in range(0, n, chunk):
+        k = min(chunk, n - s)
+        coarse = torch.rand((k, 3, 4, 4), generator=g) * 255
+        up = torch.nn.functional.interpolate(coarse, size=(res, res), mode="bilinear", align_corners=False)
+        up += torch.randn(up.shape, generator=g) * 6
+        out[s:s + k] = up.clamp_(0, 255).round_().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return out
 
 
 def make_labels(n: int, num_classes: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed + 1).integers(0, num_classes, n).astype(np.int64)
 
 
-class _Indexed:
-    def __init__(self, images, labels):
-        self.images, self.labels = images, labels
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, i):
-        return self.images[i], int(self.labels[i])
-
-
-def write_beton(path: str, images: np.ndarray, labels: np.ndarray, fmt: str = "raw", workers: int = 0) -> str:
-    from ffcv.fields import IntField, RGBImageField
-    from ffcv.writer import DatasetWriter
-
-    from ..loader import keep_torch_threads
-
-    res = images.shape[1]
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    import ffcv.writer
-    from tqdm import tqdm
-
-    quiet = lambda *a, **k: tqdm(*a, **{**k, "disable": True})  # noqa: E731 - its bar would flood CI logs
-    with keep_torch_threads(), _swapped(ffcv.writer, "tqdm", quiet):
-        w = DatasetWriter(tmp, {"image": RGBImageField(write_mode=fmt, max_resolution=res, jpeg_quality=90),
-                                "label": IntField()}, num_workers=workers or min(8, os.cpu_count() or 1))
-        w.from_indexed_dataset(_Indexed(images, labels))
-    os.replace(tmp, path)
+def write_beton(path: str, images: np.ndarray, labels: np.ndarray, fmt: str = "raw") -> str:
+    write_arrays(path, images, labels, fmt, quality=90)
     return path
 
 
@@ -83,27 +64,35 @@ def make_dataset(root: str, n_train: int, n_test: int, res: int, num_classes: in
     for split, n, s in (("train", n_train, seed), ("test", n_test, seed + 100)):
         write_beton(beton_path(root, NAME, split, res), make_images(n, res, smooth, s),
                     make_labels(n, num_classes, s), fmt)
-    os.makedirs(os.path.dirname(mp), exist_ok=True)
-    with open(mp, "w") as f:
-        json.dump(meta, f)
+    write_json_atomic(mp, meta)
     return NAME
 
 
-@contextlib.contextmanager
-def _swapped(module, name, value):
-    old = getattr(module, name)
-    setattr(module, name, value)
+def write_jpeg_beton(path: str, n: int, res: int, num_classes: int, distinct: int = 65536, seed: int = 0,
+                     workers: int = 0) -> str:
+    """A JPEG beton of `n` smooth res x res images for the tiered figures, without holding n images:
+    `distinct` images are encoded once (in threads) and their payloads cycled (a JPEG decodes at the
+    same cost whichever copy it is), written with mlpscale's own writer (no FFCV)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..format import MODE_JPG, BetonWriter, encode_image
+
+    k = min(n, distinct)
+    imgs = make_images(k, res, smooth=True, seed=seed)
+    with ThreadPoolExecutor(max_workers=workers or len(os.sched_getaffinity(0))) as pool:
+        payloads = [p for p, _ in pool.map(lambda a: encode_image(a, "jpg", 90), imgs, chunksize=256)]
+    labels = make_labels(n, num_classes, seed)
+    writer = BetonWriter(path, n, max(len(p) for p in payloads))
     try:
-        yield
+        for i in range(n):
+            writer.add(payloads[i % k], MODE_JPG, res, res, int(labels[i]))
+        writer.commit()
     finally:
-        setattr(module, name, old)
+        writer.abort()
+    return path
 
 
 def ffcv_status() -> str | None:
-    """None when FFCV imports and can read; otherwise why not (one line)."""
-    try:
-        import ffcv.fields.rgb_image  # noqa: F401 - loads the compiled extension
-        import ffcv.loader  # noqa: F401
-    except Exception as e:  # noqa: BLE001
-        return f"{type(e).__name__}: {e}"[:300]
-    return None
+    """None when FFCV imports here; otherwise why not (one line)."""
+    why = ffcv_compat.ffcv_status()
+    return None if why is None else why[:300]

@@ -52,11 +52,13 @@ def _git_commit() -> str | None:
 def environment() -> dict:
     cuda = torch.cuda.is_available()
     env = {
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "host_cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "torch_threads": torch.get_num_threads(),
+        "load_avg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "nice": os.nice(0) if hasattr(os, "nice") else None,   # scheduling priority the benchmark ran at
         "python": platform.python_version(),
         "platform": platform.platform(),
         "torch": torch.__version__,
@@ -92,7 +94,8 @@ def hardware_slug(env: dict | None = None) -> str:
 
 
 def format_environment(env: dict) -> str:
-    keys = ["date_utc", "gpu", "cuda", "host_cpu", "affinity_cpus", "torch_threads", "python", "torch", "numpy",
+    keys = ["date_utc", "gpu", "cuda", "host_cpu", "affinity_cpus", "torch_threads", "load_avg_1m", "nice", "python", "torch",
+            "numpy",
             "numba", "ffcv", "lion_pytorch", "kornia", "git_commit"]
     return "environment: " + ", ".join(f"{k}={env.get(k)}" for k in keys if env.get(k) is not None)
 

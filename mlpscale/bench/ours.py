@@ -1,12 +1,11 @@
-"""mlpscale's own training path, driven step by step for timing.
+"""mlpscale's own training path, set up for timing.
 
-The timed unit is `Trainer._train_step` - the real optimizer step (device augmentation, MixUp,
-bf16 autocast, label-smoothed CE, backward, foreach LION) - fed by the trainer's own loader.
-Two ways to get a Trainer:
-  * `trainer_on_betons`: the full path, `Trainer(cfg, run_dir)` on generated betons (reads them
-    with FFCV, resident or streaming exactly as a user's run would);
-  * `trainer_on_arrays`: the same Trainer, with `data_fn=arrays_data(...)`: in-memory arrays on the
-    device (no FFCV needed) - used by the step suite and by the GPU check when FFCV cannot load.
+  * `make_config`: the Config a user would write for a benchmark run (progress bar off).
+  * `trainer_on_arrays`: a `Trainer` whose data are in-memory arrays (`data.arrays_data`, no beton,
+    no FFCV) - the step suite and the GPU check's step figures.
+  * `FixedBatchDriver`: n calls of `Trainer.train_step` (augmentation + MixUp + step) on one
+    resident uint8 batch - the step suite's unit.
+End to end, ours is timed as a user runs it, in its own process: worker.py (`train.run` on a beton).
 """
 from __future__ import annotations
 
@@ -14,13 +13,8 @@ import torch
 
 from .. import train as train_mod
 from ..config import Config
+from ..data import arrays_data
 from ..datasets import CIFAR_MEAN, CIFAR_STD, DatasetInfo
-from ..optim import lion_source
-
-
-def ensure_lion() -> str:
-    """Which LION the trainer will use (lion-pytorch, or mlpscale's ForeachLion where it is absent)."""
-    return lion_source()
 
 
 def make_config(arch: str, res: int, batch: int, dataset: str = "benchsynth", root: str = "data",
@@ -37,44 +31,11 @@ def make_config(arch: str, res: int, batch: int, dataset: str = "benchsynth", ro
     return cfg
 
 
-def trainer_on_betons(cfg: Config, run_dir: str):
-    ensure_lion()
-    return train_mod.Trainer(cfg, run_dir)
-
-
 def trainer_on_arrays(cfg: Config, run_dir: str, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
                       mean=CIFAR_MEAN, std=CIFAR_STD):
     """A Trainer whose data is `images` (N, H, W, 3) uint8 / `labels` (N,), resident on its device."""
     info = DatasetInfo("arrays", num_classes, len(images), len(images), images.shape[1], tuple(mean), tuple(std))
-    return train_mod.Trainer(cfg, run_dir, data_fn=train_mod.arrays_data(images, labels, info))
-
-
-class StepDriver:
-    """Per call: a fresh epoch of the Trainer's own loader, n optimizer steps on it; returns images trained.
-
-    A fresh epoch per call keeps a paused streaming loader from prefetching while another variant
-    is timed."""
-
-    def __init__(self, trainer):
-        self.t = trainer
-        self.epoch, self.micro = 0, 0
-        self.loss = torch.zeros((), device=trainer.device)
-
-    def __call__(self, steps: int) -> int:
-        if steps > self.t.micro_per_epoch:
-            raise ValueError(f"{steps} steps is more than one epoch ({self.t.micro_per_epoch} batches)")
-        it = self.t.data.train.epoch(self.epoch)
-        self.epoch += 1
-        n = 0
-        try:
-            for _ in range(steps):
-                x_u8, y = next(it)
-                self.loss += self.t._train_step([(x_u8, y)], self.micro)
-                self.micro += 1
-                n += len(y)
-        finally:
-            it.close()
-        return n
+    return train_mod.Trainer(cfg, run_dir, data_fn=arrays_data(images, labels, info))
 
 
 class FixedBatchDriver:
@@ -82,12 +43,14 @@ class FixedBatchDriver:
 
     def __init__(self, trainer):
         self.t = trainer
-        self.batch = next(iter(trainer.data.train.epoch(0)))
+        it = trainer.data.train.epoch(0)
+        self.batch = next(it)
+        it.close()
         self.micro = 0
 
     def __call__(self, steps: int) -> int:
         x_u8, y = self.batch
         for _ in range(steps):
-            self.t._train_step([(x_u8, y)], self.micro)
+            self.t.train_step([(x_u8, y)], self.micro)
             self.micro += 1
         return steps * len(y)

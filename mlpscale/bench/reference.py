@@ -72,23 +72,38 @@ def mixed_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, smoothing: f
 
 
 class ReferenceStep:
-    """One optimizer step of the reference recipe on an already-augmented float NCHW batch."""
+    """One optimizer step of the reference recipe on an already-augmented float NCHW batch.
+
+    `bookkeeping=True` adds what the authors' training loop does per step besides the update: the
+    top-1/top-5 accuracy against both MixUp labels (`topk_acc`, kept on the device) and `loss.item()`
+    (one host sync per step). On CUDA, fp32 matmuls run as TF32, as their train.py enables
+    (`torch.backends.cuda.matmul.allow_tf32 = True`; ours runs bf16 autocast, unaffected)."""
 
     def __init__(self, arch: str, res: int, num_classes: int, mean, std, device, lr: float = 5e-5,
-                 weight_decay: float = 0.0, smoothing: float = 0.3):
+                 weight_decay: float = 0.0, smoothing: float = 0.3, bookkeeping: bool = False):
         self.device = torch.device(device)
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
         self.model = MLP(arch, res, num_classes).to(self.device)
         self.norm = Normalize(mean, std).to(self.device)
         self.opt = PythonLion(self.model.parameters(), lr=lr, weight_decay=weight_decay)
-        self.smoothing = smoothing
+        self.smoothing, self.bookkeeping = smoothing, bookkeeping
+        self.loss_sum, self.acc_sum = 0.0, torch.zeros((), device=self.device)
 
     def __call__(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         x = self.norm(x)                                   # (B, 3, r, r) fp32
         logits = self.model(x.reshape(x.shape[0], -1))      # CHW flatten: (B, 3*r*r)
         loss = mixed_cross_entropy(logits, labels, self.smoothing)
+        if self.bookkeeping:
+            with torch.no_grad():
+                top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+                acc = [(top[:, 0] == labels[:, j].long()).float().mean() for j in (0, 1)]
+                self.acc_sum += torch.maximum(*acc)
         loss.backward()
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
+        if self.bookkeeping:
+            self.loss_sum += loss.item()
         return loss.detach()
 
     @torch.no_grad()
@@ -115,13 +130,25 @@ def reference_loader(path: str, batch_size: int, res: int, device, workers: int 
     when mixup_alpha > 0, else (images, labels int (B,)). `augment=False` gives the plain centre path
     (SimpleRGBImageDecoder) for evaluation.
     """
-    from ffcv.fields.basics import IntDecoder
-    from ffcv.fields.rgb_image import RandomResizedCropRGBImageDecoder, SimpleRGBImageDecoder
-    from ffcv.loader import Loader, OrderOption
-    from ffcv.transforms import (Convert, ImageMixup, LabelMixup, RandomHorizontalFlip, Squeeze, ToDevice,
-                                 ToTensor, ToTorchImage)
+    from ..ffcv_compat import import_ffcv
 
-    from ..loader import keep_torch_threads
+    import_ffcv()
+    from ffcv.fields.basics import IntDecoder
+    from ffcv.fields.rgb_image import (
+        RandomResizedCropRGBImageDecoder,
+        SimpleRGBImageDecoder,
+    )
+    from ffcv.loader import Loader, OrderOption
+    from ffcv.transforms import (
+        Convert,
+        ImageMixup,
+        LabelMixup,
+        RandomHorizontalFlip,
+        Squeeze,
+        ToDevice,
+        ToTensor,
+        ToTorchImage,
+    )
 
     device = torch.device(device)
     if augment:
@@ -136,11 +163,10 @@ def reference_loader(path: str, batch_size: int, res: int, device, workers: int 
     label += [ToTensor(), ToDevice(device, non_blocking=True)]
     if not (augment and mixup_alpha > 0):
         label.insert(-1, Squeeze())
-    with keep_torch_threads():
-        return Loader(path, batch_size=batch_size, num_workers=workers or os.cpu_count() or 1,
-                      order=OrderOption.RANDOM if (augment if order_random is None else order_random)
-                      else OrderOption.SEQUENTIAL, os_cache=os_cache,
-                      drop_last=drop_last, seed=seed, pipelines={"image": image, "label": label})
+    return Loader(path, batch_size=batch_size, num_workers=workers or os.cpu_count() or 1,
+                  order=OrderOption.RANDOM if (augment if order_random is None else order_random)
+                  else OrderOption.SEQUENTIAL, os_cache=os_cache,
+                  drop_last=drop_last, seed=seed, pipelines={"image": image, "label": label})
 
 
 def iterate(loader):

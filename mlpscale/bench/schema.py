@@ -5,6 +5,9 @@
 An entry is one of
   * a comparison: suite, name, unit, timer, config, reps, warmup, ours, variants {name: {role, what,
     median, min, max, iqr, values} or {role, what, skipped}}, ratios {baseline: ours/baseline}, setup_s;
+    optionally (e2e, eval) pipeline_efficiency {recipe: end-to-end / bare rate, the median of same-round
+    ratios} with pipeline_efficiency_rounds {recipe: {median, min, max, values, of_medians}}, and
+    (e2e) processes {variant: [{img_per_s, torch_threads, setup_s, pid, ...} per repetition]};
   * {"suite", "skipped": why} - the suite could not run here (e.g. FFCV missing);
   * {"suite", "error": message} - the suite crashed (the CLI then exits non-zero);
   * {"suite", "external": {...}, "command"} - a figure produced by another benchmark script (convert);
@@ -70,6 +73,26 @@ def validate_entry(e: dict, where: str = "entry") -> None:
         _need(_num(r) and r > 0, f"{where}: ratio '{name}' must be a positive number")
         o, b = e["variants"][ours]["median"], e["variants"][name]["median"]
         _need(abs(r - o / b) <= 1e-6 * max(1.0, r), f"{where}: ratio '{name}' is not ours/baseline medians")
+    _validate_efficiency(e, where)
+
+
+def _validate_efficiency(e: dict, where: str) -> None:
+    eff = e.get("pipeline_efficiency")
+    if eff is None:
+        return
+    _need(isinstance(eff, dict) and all(_num(v) and v > 0 for v in eff.values()),
+          f"{where}: 'pipeline_efficiency' must map recipes to positive numbers")
+    rounds = e.get("pipeline_efficiency_rounds", {})
+    _need(isinstance(rounds, dict) and set(rounds) == set(eff),
+          f"{where}: 'pipeline_efficiency_rounds' must have the recipes of 'pipeline_efficiency'")
+    for k, r in rounds.items():
+        _need(all(_num(r.get(x)) for x in ("median", "min", "max")) and r["min"] <= r["median"] <= r["max"],
+              f"{where}: pipeline_efficiency_rounds.{k} needs min <= median <= max")
+        _need(abs(r["median"] - eff[k]) <= 1e-9 * max(1.0, eff[k]),
+              f"{where}: pipeline_efficiency.{k} is not the median of its rounds")
+    procs = e.get("processes", {})
+    _need(isinstance(procs, dict) and all(isinstance(v, list) for v in procs.values()),
+          f"{where}: 'processes' must map variants to lists (one object per repetition)")
 
 
 def validate(doc: dict) -> None:

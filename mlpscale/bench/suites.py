@@ -2,6 +2,10 @@
 and returns JSON-ready comparisons. Sizes come from `Sizes` (CI `--quick` or the recorded defaults)
 and can be overridden from the command line.
 
+In this module: step, loader, augment (in-process comparisons) and convert (benchmarks/bench_convert.py).
+Elsewhere: e2e (e2e.py: every variant a separate process, worker.py), eval (tta.py: TTA through
+`mlpscale.evaluate`), tiered (tiered.py: JPEG decoded once into two memory tiers vs FFCV streaming).
+
 Baselines (see reference.py): the paper's recipe - FFCV CPU crop/flip/MixUp, fp32 eager model on
 CHW-flattened input, per-parameter Python LION; for loading also a plain torch DataLoader over
 decoded arrays; for augmentation also kornia (the field's GPU augmentation library).
@@ -9,6 +13,7 @@ decoded arrays; for augmentation also kornia (the field's GPU augmentation libra
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import subprocess
@@ -20,14 +25,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..augment import DeviceAugment, mixup, mixup_lambda
+from ..datasets import CIFAR_MEAN, CIFAR_STD
+from ..errors import UserError
+from ..format import beton_path
 from . import data as bdata
 from . import ours as bours
 from . import reference as ref
 from .timing import Comparison, Variant, compare
-from ..augment import DeviceAugment, mixup, mixup_lambda
-from ..errors import UserError
-from ..datasets import CIFAR_MEAN, CIFAR_STD, beton_path
-from ..models import MLP
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -52,14 +57,26 @@ class Sizes:
     threads: list[int] = field(default_factory=lambda: sorted({1, max(1, len(os.sched_getaffinity(0)))}))
     tta_crops: int = 10
     formats: list[str] = field(default_factory=lambda: ["raw", "jpg"])
+    e2e_steps: int = 10             # e2e: timed optimizer steps per process
+    e2e_warmup: int = 3             # e2e: untimed steps first, in each process
+    e2e_arch: str = ""              # e2e: model ("" = arch)
+    e2e_reps: int = 0               # e2e: rounds of processes (0 = reps)
     e2e_stream: bool = True         # e2e: also time the Trainer streaming from the beton (data.resident=off)
+    tiered_res: int = 64            # tiered: JPEG beton resolution
+    tiered_n: int = 16_384          # tiered: images in it
+    tiered_device_share: float = 0.5  # tiered: share of the rows in the device tier (the rest on the host)
     device: str = "auto"
     root: str = ""                  # where generated betons go; "" = a temporary folder
 
     @classmethod
-    def quick(cls) -> "Sizes":
+    def quick(cls) -> Sizes:
         return cls(arch="B_2-Wi_256", batch=256, n_train=4_096, n_test=512, steps=3, batches=8, reps=3, warmup=1,
-                   tta_crops=4, threads=[max(1, len(os.sched_getaffinity(0)))], e2e_stream=False)
+                   tta_crops=4, threads=[max(1, len(os.sched_getaffinity(0)))], e2e_steps=6, e2e_warmup=2,
+                   e2e_arch="B_6-Wi_512", e2e_reps=2, e2e_stream=False, tiered_n=2_048)
+
+    def for_e2e(self) -> Sizes:
+        """These sizes with the e2e model as `arch` and the e2e rounds as `reps`."""
+        return dataclasses.replace(self, arch=self.e2e_arch or self.arch, reps=self.e2e_reps or self.reps)
 
     def prec(self) -> str:
         if self.precision == "auto":
@@ -112,11 +129,12 @@ def _ref_loader(path, batch, res, dev, workers=0, mixup_alpha=0.8, drop_last=Tru
 
 
 def _stream_loader(path, batch, dev, workers):
+    from ..format import open_beton
     from ..loader import StreamLoader
 
     key = ("stream", path, batch, str(dev), workers)
     if key not in _LOADERS:
-        _LOADERS[key] = _keep(StreamLoader(path, batch, 0, dev, workers=workers))
+        _LOADERS[key] = _keep(StreamLoader(open_beton(path), batch, 0, dev, workers=workers))
     return _LOADERS[key]
 
 
@@ -165,7 +183,7 @@ def reference_steps(s: Sizes, dev):
 
 def step_comparison(s: Sizes, run_dir: str, peak_flops: float | None = None, suite: str = "step",
                     with_reference: bool = True, log=print) -> dict:
-    """One optimizer step, data already on the device: ours (Trainer._train_step on uint8 NHWC, device
+    """One optimizer step, data already on the device: ours (Trainer.train_step on uint8 NHWC, device
     augmentation + MixUp included) vs the reference step (fp32 eager, Python LION) on the float batch
     its CPU loader would hand over (augmentation already done on the CPU, not timed here)."""
     dev = s.dev()
@@ -176,7 +194,7 @@ def step_comparison(s: Sizes, run_dir: str, peak_flops: float | None = None, sui
     trainer = bours.trainer_on_arrays(cfg, run_dir, x_u8, y, s.num_classes)
     ours = bours.FixedBatchDriver(trainer)
     variants = [Variant("mlpscale", lambda: ours(s.steps), "ours",
-                        f"Trainer._train_step: device crop/flip/MixUp, {s.prec()} autocast, "
+                        f"Trainer.train_step: device crop/flip/MixUp, {s.prec()} autocast, "
                         f"compile={s.compile}, foreach LION")]
     if with_reference:
         variants.append(Variant("reference", reference_steps(s, dev), "baseline",
@@ -201,74 +219,6 @@ def step_comparison(s: Sizes, run_dir: str, peak_flops: float | None = None, sui
 def suite_step(s: Sizes, log=print) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="mlpscale-bench-run-") as run_dir:
         return [step_comparison(s, run_dir, log=log)]
-
-
-# --- e2e ------------------------------------------------------------------------------------
-
-def e2e_comparison(s: Sizes, root: str, run_dir: str, log=print) -> dict:
-    """beton -> trained steps: ours (Trainer on the beton, resident; also streaming) vs the paper's recipe
-    (FFCV loader with CPU crop/flip/MixUp -> fp32 eager step with Python LION)."""
-    dev = s.dev()
-    root = os.path.join(root, "raw")
-    name = bdata.make_dataset(root, s.n_train, s.n_test, s.res, s.num_classes, "raw")
-    variants, setup = [], {}
-    t0 = time.perf_counter()
-    cfg = bours.make_config(s.arch, s.res, s.batch, name, root, s.prec(), s.compile, str(dev), "on",
-                            run_dir=run_dir)
-    tr = bours.trainer_on_betons(cfg, os.path.join(run_dir, "resident"))
-    setup["mlpscale"] = time.perf_counter() - t0  # read the beton once into device memory
-    drv = bours.StepDriver(tr)
-    variants.append(Variant("mlpscale", lambda: drv(s.steps), "ours",
-                            "Trainer on the beton, read once into device memory (resident), device aug, "
-                            f"{s.prec()}, compile={s.compile}, foreach LION"))
-    if s.e2e_stream:
-        cfg2 = bours.make_config(s.arch, s.res, s.batch, name, root, s.prec(), s.compile, str(dev), "off",
-                                 run_dir=run_dir)
-        t0 = time.perf_counter()
-        tr2 = bours.trainer_on_betons(cfg2, os.path.join(run_dir, "stream"))
-        setup["mlpscale_stream"] = time.perf_counter() - t0
-        _keep(tr2)
-        drv2 = bours.StepDriver(tr2)
-        variants.append(Variant("mlpscale_stream", lambda: drv2(s.steps), "info",
-                                "same Trainer, FFCV streaming uint8 batches (data.resident=off)"))
-    t0 = time.perf_counter()
-    rstep = ref.ReferenceStep(s.arch, s.res, s.num_classes, CIFAR_MEAN, CIFAR_STD, dev)
-    rl = _ref_loader(beton_path(root, name, "train", s.res), s.batch, s.res, dev)
-    setup["reference"] = time.perf_counter() - t0
-    if s.steps > len(rl):
-        raise UserError(f"--steps {s.steps} is more than one epoch ({len(rl)} batches); raise --n-train")
-
-    def reference():
-        it = ref.iterate(rl)
-        n = 0
-        try:
-            for _ in range(s.steps):
-                x, lab = next(it)
-                rstep(x, lab)
-                n += len(x)
-        finally:
-            it.close()
-        return n
-
-    variants.append(Variant("reference", reference, "baseline",
-                            "FFCV Loader: RandomResizedCrop decode + flip + ImageMixup/LabelMixup on the CPU "
-                            "threads -> fp32 eager CHW MLP -> mixed CE -> Python LION"))
-    cmp = Comparison("e2e", f"{s.arch} {s.res}px batch {s.batch} n={s.n_train} on {dev.type}", "img/s",
-                     f"{s.steps} optimizer steps from a fresh epoch iterator, batches fetched inside the timer, "
-                     f"closed by a device sync",
-                     {"arch": s.arch, "res": s.res, "batch": s.batch, "num_classes": s.num_classes,
-                      "n_train": s.n_train, "format": "raw", "precision": s.prec(), "compile": s.compile,
-                      "device": str(dev), "steps": s.steps, "ffcv_threads": os.cpu_count()},
-                     variants, s.reps, s.warmup, setup_s=setup)
-    return compare(cmp, dev, log).to_json()
-
-
-def suite_e2e(s: Sizes, log=print) -> list[dict]:
-    miss = _ffcv_missing("e2e")
-    if miss:
-        return [miss]
-    with _root(s) as root, tempfile.TemporaryDirectory(prefix="mlpscale-bench-run-") as run_dir:
-        return [e2e_comparison(s, root, run_dir, log)]
 
 
 # --- loader ---------------------------------------------------------------------------------
@@ -403,78 +353,6 @@ def suite_augment(s: Sizes, log=print) -> list[dict]:
         return [augment_comparison(s, root, log)]
 
 
-# --- eval (TTA) -----------------------------------------------------------------------------
-
-@torch.no_grad()
-def tta_probs(model, aug: DeviceAugment, x_u8: torch.Tensor, crops: int, gen, autocast_dtype=None,
-              chunk: int = 65536) -> torch.Tensor:
-    """Mean softmax over `crops` random crops+flips per image, the crops of many images batched together.
-    x_u8 (B, H, W, 3) -> (B, classes)."""
-    b = len(x_u8)
-    per = max(1, chunk // b)                      # crops per forward pass
-    total = None
-    for c0 in range(0, crops, per):
-        k = min(per, crops - c0)
-        xs = aug(x_u8.repeat(k, 1, 1, 1), gen)    # (k*B, r*r*3)
-        ctx = torch.autocast(xs.device.type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext()
-        with ctx:
-            p = model(xs).float().softmax(-1).view(k, b, -1).sum(0)
-        total = p if total is None else total + p
-    return total / crops
-
-
-def eval_comparison(s: Sizes, root: str | None, log=print) -> dict:
-    """Test-time augmentation over a whole test split (n_test images, `tta_crops` random crops each):
-    ours (split resident, all crops of a batch in one device pass) vs the reference (one pass of the CPU
-    crop/flip loader per crop, fp32 eager forward, softmax summed per image)."""
-    dev = s.dev()
-    x_test, _ = _uint8_batch(s.n_test, s.res, s.num_classes, dev)
-    model = MLP(s.arch, s.res, s.num_classes).to(dev).eval()
-    aug = DeviceAugment(CIFAR_MEAN, CIFAR_STD, s.res, train=True, device=dev,
-                        out_dtype=torch.bfloat16 if s.prec() == "bf16" else torch.float32)
-    gen = torch.Generator(device=dev).manual_seed(0)
-    amp = torch.bfloat16 if s.prec() == "bf16" else None
-
-    def ours():
-        for i in range(0, s.n_test, s.batch):
-            tta_probs(model, aug, x_test[i:i + s.batch], s.tta_crops, gen, amp)
-        return s.n_test
-
-    variants = [Variant("mlpscale", ours, "ours", f"test split resident; {s.tta_crops} crops per image batched "
-                                                  f"on the device, {s.prec()} forward")]
-    if root is not None and bdata.ffcv_status() is None:
-        sub = os.path.join(root, "raw")
-        name = bdata.make_dataset(sub, s.n_train, s.n_test, s.res, s.num_classes, "raw")
-        rl = _ref_loader(beton_path(sub, name, "test", s.res), s.batch, s.res, dev, mixup_alpha=0.0,
-                         drop_last=False, order_random=False)
-        rmodel = ref.ReferenceStep(s.arch, s.res, s.num_classes, CIFAR_MEAN, CIFAR_STD, dev)
-        rmodel.model.eval()
-        probs = torch.zeros(s.n_test, s.num_classes, device=dev)
-
-        def reference():
-            for _ in range(s.tta_crops):
-                i = 0
-                for x, _ in ref.iterate(rl):
-                    probs[i:i + len(x)] += rmodel.predict(x)
-                    i += len(x)
-            return s.n_test
-
-        variants.append(Variant("reference", reference, "baseline",
-                                "one pass of the paper's CPU crop/flip loader per crop, fp32 eager CHW forward"))
-    else:
-        variants.append(Variant("reference", lambda: 0, "baseline", "reference TTA", skipped="FFCV cannot load"))
-    cmp = Comparison("eval", f"TTA {s.tta_crops} crops {s.arch} {s.res}px n={s.n_test} on {dev.type}",
-                     "img/s", f"{s.n_test} test images x {s.tta_crops} crops each, closed by a device sync",
-                     {"arch": s.arch, "res": s.res, "batch": s.batch, "n_test": s.n_test, "crops": s.tta_crops,
-                      "precision": s.prec(), "device": str(dev)}, variants, s.reps, s.warmup)
-    return compare(cmp, dev, log).to_json()
-
-
-def suite_eval(s: Sizes, log=print) -> list[dict]:
-    with _root(s) as root:
-        return [eval_comparison(s, root, log)]
-
-
 # --- convert (owned by benchmarks/bench_convert.py) ------------------------------------------
 
 def suite_convert(s: Sizes, quick: bool, log=print) -> list[dict]:
@@ -495,11 +373,27 @@ def suite_convert(s: Sizes, quick: bool, log=print) -> list[dict]:
             return [{"suite": "convert", "external": json.load(f), "command": " ".join(cmd[1:])}]
 
 
-SUITES = ["convert", "loader", "augment", "step", "e2e", "eval"]
+def suite_e2e(s: Sizes, log=print, inject: str = "") -> list[dict]:
+    from .e2e import e2e_comparison
+
+    with _root(s) as root:
+        return [e2e_comparison(s.for_e2e(), root, log, inject=inject)]
 
 
-def run_suite(name: str, s: Sizes, quick: bool, log=print) -> list[dict]:
+SUITES = ["convert", "loader", "augment", "step", "e2e", "eval", "tiered"]
+
+
+def run_suite(name: str, s: Sizes, quick: bool, log=print, inject: str = "") -> list[dict]:
     if name == "convert":
         return suite_convert(s, quick, log)
-    return {"loader": suite_loader, "augment": suite_augment, "step": suite_step, "e2e": suite_e2e,
-            "eval": suite_eval}[name](s, log)
+    if name == "e2e":
+        return suite_e2e(s, log, inject)
+    if name == "eval":
+        from .tta import suite_eval
+
+        return suite_eval(s, log)
+    if name == "tiered":
+        from .tiered import suite_tiered
+
+        return suite_tiered(s, log)
+    return {"loader": suite_loader, "augment": suite_augment, "step": suite_step}[name](s, log)

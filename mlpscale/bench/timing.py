@@ -1,8 +1,10 @@
 """Side-by-side timing: ours and its baselines, alternately, in one process.
 
 A "variant" is a zero-argument callable that does one repetition of work (e.g. 5 train steps)
-and returns how many items (images) it processed. `compare()` warms every variant up, then
-runs them in turn, rotating the order each round (A B C, B C A, C A B, ...), so slow drift of
+and returns how many items (images) it processed; a `self_timed` variant instead returns the rate
+it measured itself (a separate process that warmed up and timed its own steady-state window).
+`compare()` warms every variant up, then runs them in turn, rotating the order each round
+(A B C, B C A, C A B, ...; or another `order`), so slow drift of
 a shared machine (other jobs, thermal) hits all variants alike. The timer covers exactly one
 call, closed by `sync()` (CUDA: torch.cuda.synchronize), and nothing else.
 
@@ -15,8 +17,8 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -53,6 +55,7 @@ class Variant:
     role: str = "baseline"          # "ours" or "baseline"
     what: str = ""                  # one line: what this variant does
     skipped: str = ""               # non-empty: why it could not run (e.g. library missing)
+    self_timed: bool = False        # fn() returns items/s measured by the callee (warm-up included there)
 
 
 @dataclass
@@ -94,17 +97,25 @@ class Comparison:
         return out
 
 
-def compare(cmp: Comparison, device=None, log=print) -> Comparison:
-    """Warm up, then time the variants alternately; fills cmp.results (throughput per second)."""
+def rotate(r: int, live: list) -> list:
+    """Round r's order: A B C, B C A, C A B, ..."""
+    return live[r % len(live):] + live[:r % len(live)] if live else []
+
+
+def compare(cmp: Comparison, device=None, log=print, order=rotate) -> Comparison:
+    """Warm up, then time the variants alternately (`order(round, variants)`); fills cmp.results
+    (throughput per second)."""
     live = [v for v in cmp.variants if not v.skipped]
     for v in live:
-        for _ in range(cmp.warmup):
+        for _ in range(0 if v.self_timed else cmp.warmup):
             v.fn()
         sync(device)
     per = {v.name: [] for v in live}
     for r in range(cmp.reps):
-        order = live[r % len(live):] + live[:r % len(live)] if live else []
-        for v in order:
+        for v in order(r, live):
+            if v.self_timed:
+                per[v.name].append(float(v.fn()))
+                continue
             sync(device)
             t0 = time.perf_counter()
             n = v.fn()
