@@ -151,6 +151,11 @@ def _resident(cfg, rt, info, res, crop_res, train_b, eval_b, indices, n_train, m
     labels = torch.from_numpy(train_b.labels[rows]).to(rt.device)
     train = ResidentLoader(store, labels, micro_batch, seed, shard, None, train=True, local=local)
     report = {**ts.as_dict("train"), **es.as_dict("eval"), "train_sharded_by_rank": local}
+    if progress:
+        mib = 2 ** 20
+        print(f"data: {len(rows)} train + {eval_rows} eval images resident ({ts.decoder}, "
+              f"{ts.images / max(ts.seconds, 1e-9):,.0f} img/s): device {ts.device_bytes / mib:,.1f} MiB, "
+              f"pinned host {ts.host_bytes / mib:,.1f} MiB" + (", sharded by rank" if local else ""), flush=True)
     return Data(info, res, crop_res, train, evl, n_train, True, mean, std, which, False, report)
 
 

@@ -188,23 +188,24 @@ class ImageStore:
                 event = self.stream.record_event()
         else:
             host_rows = buf
+        # the batch is [device rows, host rows] reordered by one gather: inv[j] = where sample j sits
+        inv = torch.empty(len(idx_t), dtype=torch.int64)
+        inv[torch.cat([dev_pos, host_pos])] = torch.arange(len(idx_t))
         to_dev = lambda t: t.to(self.device, non_blocking=True)  # noqa: E731
-        return idx_dev, (to_dev(dev_pos), to_dev(idx_t[dev_pos]), to_dev(host_pos), host_rows, event)
+        return idx_dev, (to_dev(idx_t[dev_pos]), to_dev(inv), host_rows, event)
 
     def assemble(self, staged) -> torch.Tensor:
         """Device side of one batch (the consumer's thread): (B, H, W, 3) uint8 in the order of `idx`."""
-        # index_select / index_copy_ rather than advanced indexing: the same rows, ~2x faster on CPUs
+        # gathers only (index_select): on CPUs advanced indexing is ~2x and index_copy_ of uint8 ~15x slower
         idx_dev, tiered = staged
         if tiered is None:
             return torch.index_select(self.dev, 0, idx_dev)
-        dev_pos, dev_rows, host_pos, host_rows, event = tiered
+        dev_rows, inv, host_rows, event = tiered
         if event is not None:
             torch.cuda.current_stream(self.device).wait_event(event)
             host_rows.record_stream(torch.cuda.current_stream(self.device))
-        out = torch.empty((len(idx_dev), *self.shape), dtype=torch.uint8, device=self.device)
-        out.index_copy_(0, dev_pos, torch.index_select(self.dev, 0, dev_rows))
-        out.index_copy_(0, host_pos, host_rows)
-        return out
+        both = torch.cat([torch.index_select(self.dev, 0, dev_rows), host_rows])   # (B, H, W, 3)
+        return torch.index_select(both, 0, inv)
 
 
 class ResidentLoader:
