@@ -495,7 +495,7 @@ def plot_allocation(analysis: dict, path: str, title: str | None = None) -> None
         ax.set_ylabel(f"{sym}: {unit}")
         ax.grid(True, which="major", alpha=0.3)
         ax.set_title(f"Compute-optimal {'model size' if key == 'p_star' else 'dataset size'} {sym}")
-        ax.legend(loc="upper left", frameon=False)
+        ax.legend(loc="best", framealpha=0.9)
     fig.suptitle(title or f"Compute-optimal allocation at {analysis['epochs_for_allocation']} epochs "
                           f"(frontier of the runs with that epoch count)")
     _save(fig, path)
