@@ -226,7 +226,6 @@ def main(argv=None):
         cfg.data.res = a.res
     cfg.data.crop_res = meta["res"]
     cfg.data.n_train = 0
-    cfg.train.device = a.device
     rt = Runtime.create(a.device, cfg.train.precision, "off")
     model = model_from_checkpoint(ck, rt.device)
     data = build_data(cfg, rt, a.batch)

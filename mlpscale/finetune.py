@@ -198,15 +198,10 @@ class Finetuner(Trainer):
     def eval_module(self) -> nn.Module:
         """The head on cached features; the Probe (body kept in eval mode) or the whole model otherwise."""
         return self.model
-    def _finish(self, status: str) -> dict:
-        s = super()._finish(status)
-        s.update(finetune_from=self.cfg.finetune.from_, mode=self.cfg.finetune.mode, features_cached=self.cached,
-                 source_arch=self.source_meta.get("arch"), source_dataset=self.source_meta.get("dataset"))
-        if self.dist.main:
-            from .format import write_json_atomic
-
-            write_json_atomic(f"{self.run_dir}/summary.json", s)
-        return s
+    def summary_extra(self) -> dict:
+        return {"finetune_from": self.cfg.finetune.from_, "mode": self.cfg.finetune.mode,
+                "features_cached": self.cached, "source_arch": self.source_meta.get("arch"),
+                "source_dataset": self.source_meta.get("dataset")}
 
 
 @cli_entry

@@ -239,6 +239,11 @@ class ResidentLoader:
         return order if self.indices is None else self.indices[order]
 
     def _staged(self, order: np.ndarray, start: int):
+        if not self.store.tiered:  # one upload of the epoch's order, then slices of it
+            order_dev = torch.from_numpy(order).to(self.store.device)
+            for s in range(start, len(order), self.batch_size):
+                yield order_dev[s:s + self.batch_size], None
+            return
         for s in range(start, len(order), self.batch_size):
             yield self.store.stage(order[s:s + self.batch_size])
 

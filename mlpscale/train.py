@@ -140,6 +140,10 @@ class Trainer:
         """The whole model: what checkpoints hold and evaluation scores."""
         return self.model
 
+    def summary_extra(self) -> dict:
+        """More fields for summary.json (fine-tuning adds its source and mode)."""
+        return {}
+
     def model_res(self) -> int:
         return self.export_model().res
 
@@ -418,6 +422,7 @@ class Trainer:
             **self.data.report,
             "best_test_top1": self.best_top1,
             **self.last_eval,
+            **self.summary_extra(),
         }
         if self.dist.main:
             write_json_atomic(os.path.join(self.run_dir, "summary.json"), summary)
