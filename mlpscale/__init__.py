@@ -1,1 +1,20 @@
+"""mlpscale: the software for "Scaling MLPs: A Tale of Inductive Bias" (Bachmann et al., NeurIPS 2023).
+
+The command-line tools are the main interface (see the README); the Python names here are loaded on
+first use, so `import mlpscale` stays cheap:
+
+    from mlpscale import from_paper_checkpoint   # the authors' released weights -> our MLP, same logits
+    from mlpscale import MLP                     # the paper's Standard and Bottleneck MLPs
+"""
 __version__ = "0.1.0"
+
+_LAZY = {"from_paper_checkpoint": "mlpscale.paper", "MLP": "mlpscale.models"}
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'mlpscale' has no attribute {name!r}")

@@ -6,7 +6,7 @@ the normalisation (`data.stats`) and the serving mode:
 
   resident (`data.resident: auto|on`) - the split is read once into memory: the device tier holds
       as much as the device budget allows (free device memory minus what the model, optimizer and
-      activations were measured to need, or `data.resident_max_gb`), pinned host memory the rest
+      activations were measured to need, or `data.resident_max_gb`), host memory the rest
       (`data.host_max_gb`, default most of the free RAM on GPU machines; on a CPU device the device
       tier already is host memory). Under DDP a split that needs the host tier is sharded: each
       rank holds 1/world of it.
@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .datasets import DatasetInfo, get_dataset, stats_for
+from .distributed import all_reduce_min
 from .errors import UserError
 from .format import check_dataset
 from .loader import ResidentLoader, Shard, StreamLoader, load_images
@@ -36,7 +37,7 @@ class Data:
     info: DatasetInfo
     res: int                     # stored resolution (the longer side's maximum for varying sizes)
     crop_res: int                # resolution the model sees
-    train: ResidentLoader | StreamLoader
+    train: ResidentLoader | StreamLoader | None  # None: build_data(eval_only=True)
     eval: ResidentLoader | StreamLoader
     n_train: int                 # images per epoch (after any subset): the paper's N
     resident: bool
@@ -76,33 +77,37 @@ def tier_budgets(rt: Runtime, d, reserve_bytes: int) -> tuple[int, int]:
     return dev, host
 
 
-def build_data(cfg, rt: Runtime, micro_batch: int, reserve_bytes: int = 0) -> Data:
+def build_data(cfg, rt: Runtime, micro_batch: int, reserve_bytes: int = 0, eval_only: bool = False) -> Data:
+    """The run's data; `eval_only` opens and loads the evaluation split alone (`train` is then None)."""
     d = cfg.data
     info = get_dataset(d.dataset, d.root, d.res or None)
     res = d.res or info.default_res
-    splits = ["train", info.eval_split]
+    splits = [info.eval_split] if eval_only else ["train", info.eval_split]
     betons = check_dataset(d.root, info.name, res, splits, info.convert_command(d.root, res))
     fixed = {s: b.resolution() for s, b in betons.items()}  # None: images of several sizes
-    train_b, eval_b = betons["train"], betons[info.eval_split]
-    labels = train_b.labels
-    if len(labels) and labels.max() >= info.num_classes:
-        raise UserError(f"{train_b.path} has label {labels.max()} but {info.name} has {info.num_classes} classes; "
-                        f"its meta_{res}.json does not belong to it: re-convert")
-    indices = balanced_subset(labels, d.n_train, d.subset_seed) if d.n_train else None
-    n_train = len(labels) if indices is None else len(indices)
+    train_b, eval_b = betons.get("train"), betons[info.eval_split]
+    indices, n_train = None, 0
+    if train_b is not None:
+        labels = train_b.labels
+        if len(labels) and labels.max() >= info.num_classes:
+            raise UserError(f"{train_b.path} has label {labels.max()} but {info.name} has {info.num_classes} "
+                            f"classes; its meta_{res}.json does not belong to it: re-convert")
+        indices = balanced_subset(labels, d.n_train, d.subset_seed) if d.n_train else None
+        n_train = len(labels) if indices is None else len(indices)
     crop_res = d.crop_res or res
     mean, std, which = stats_for(info, d.stats)
     shard, seed = Shard(rt.dist.rank, rt.dist.world), cfg.train.seed
     eval_batch = max(micro_batch, 256)
-    varying = fixed["train"] is None or fixed[info.eval_split] is None
+    varying = any(r is None for r in fixed.values())
 
     mode = auto_on_off(d.resident)
     report = {}
     if varying and mode:
-        raise UserError(f"{train_b.path} holds images of several sizes (the paper's layout); only streaming "
+        raise UserError(f"{(train_b or eval_b).path} holds images of several sizes (the paper's layout); only streaming "
                         f"can serve it: set data.resident=off (or re-convert with the default --layout square)")
     if not varying and mode is not False:
-        dev_budget, host_budget = tier_budgets(rt, d, reserve_bytes)
+        # every rank decides alike (resident or streamed, sharded or not): the smallest budgets win
+        dev_budget, host_budget = all_reduce_min(list(tier_budgets(rt, d, reserve_bytes)), rt.device)
         img = res * res * 3
         need_eval, need_train = eval_b.num_samples * img, n_train * img
         if need_eval + need_train <= dev_budget + host_budget:
@@ -120,8 +125,8 @@ def build_data(cfg, rt: Runtime, micro_batch: int, reserve_bytes: int = 0) -> Da
     if varying:  # FFCV crops on the CPU, as the paper's loader does
         train_crop = (crop_res, aug.crop_scale, aug.crop_ratio) if aug.enabled else (crop_res, None, None)
         eval_crop = (crop_res, None, None)
-    train = StreamLoader(train_b, micro_batch, seed, rt.device, shard, indices, True, d.workers, d.os_cache,
-                         crop=train_crop)
+    train = None if train_b is None else StreamLoader(train_b, micro_batch, seed, rt.device, shard, indices, True,
+                                                      d.workers, d.os_cache, crop=train_crop)
     evl = StreamLoader(eval_b, eval_batch, seed, rt.device, shard, None, False, d.workers, d.os_cache,
                        crop=eval_crop)
     return Data(info, res, crop_res, train, evl, n_train, False, mean, std, which, varying, report)
@@ -129,7 +134,7 @@ def build_data(cfg, rt: Runtime, micro_batch: int, reserve_bytes: int = 0) -> Da
 
 def _resident(cfg, rt, info, res, crop_res, train_b, eval_b, indices, n_train, micro_batch, eval_batch,
               dev_budget, mean, std, which) -> Data:
-    """Read both splits into tiers: the evaluation split first (small, on the device), then train."""
+    """Read both splits into tiers: the evaluation split first (small, on the device), then train (if any)."""
     d, seed = cfg.data, cfg.train.seed
     img = res * res * 3
     shard = Shard(rt.dist.rank, rt.dist.world)
@@ -139,6 +144,8 @@ def _resident(cfg, rt, info, res, crop_res, train_b, eval_b, indices, n_train, m
                                  workers=d.workers, desc="eval", progress=progress)
     evl = ResidentLoader(eval_store, torch.from_numpy(eval_b.labels).to(rt.device), eval_batch, seed, shard,
                          train=False)
+    if train_b is None:
+        return Data(info, res, crop_res, None, evl, 0, True, mean, std, which, False, es.as_dict("eval"))
     left = max(0, dev_budget - eval_store.nbytes()[0])
     rows = np.arange(train_b.num_samples) if indices is None else np.asarray(indices)
     local = False
@@ -155,7 +162,7 @@ def _resident(cfg, rt, info, res, crop_res, train_b, eval_b, indices, n_train, m
         mib = 2 ** 20
         print(f"data: {len(rows)} train + {eval_rows} eval images resident ({ts.decoder}, "
               f"{ts.images / max(ts.seconds, 1e-9):,.0f} img/s): device {ts.device_bytes / mib:,.1f} MiB, "
-              f"pinned host {ts.host_bytes / mib:,.1f} MiB" + (", sharded by rank" if local else ""), flush=True)
+              f"host {ts.host_bytes / mib:,.1f} MiB" + (", sharded by rank" if local else ""), flush=True)
     return Data(info, res, crop_res, train, evl, n_train, True, mean, std, which, False, report)
 
 

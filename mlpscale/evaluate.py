@@ -1,7 +1,7 @@
 """Evaluation, one implementation for training, fine-tuning and `mlpscale-eval`.
 
     mlpscale-eval RUN_DIR|CHECKPOINT [--data NAME --root ROOT --res R] [--tta N [--tta-average logits|probs]]
-                  [--real] [--out eval.json] [--json] [--filters filters.png]
+                  [--real] [--out eval.json] [--json] [--filters filters.png [--no-eval]]
 
 One pass over the evaluation split computes, per batch:
   * the centre view (the stored image resized to the model's resolution, normalised): top-1, top-5,
@@ -13,6 +13,12 @@ One pass over the evaluation split computes, per batch:
   * with ReaL labels (ImageNet-1k, Beyer et al. 2020): a top-1 prediction is right if it is in the
     image's set of ReaL labels; images whose set is empty are left out (`real_n_images` counts the rest).
 Under DDP every rank evaluates its share and the sums are all-reduced.
+
+`mlpscale-eval` reads only the evaluation split and writes `eval.json` next to the checkpoint (or at
+`--out`): `top1`, `top5` (percent), `loss`, `n_images`; with `--tta`: `tta_top1`, `tta_top5`,
+`tta_views`, `tta_average` (and `tta_real_top1` with `--real`); with `--real`: `real_top1`,
+`real_n_images`; and where the numbers come from: `checkpoint`, `arch`, `model_res`, `dataset`, `split`,
+`res`. `--filters PNG` draws the first layer from the weights alone; with `--no-eval` no data is read.
 """
 from __future__ import annotations
 
@@ -205,6 +211,7 @@ def _parse(argv):
     p.add_argument("--out", help="where to write eval.json (default: next to the run)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.add_argument("--filters", metavar="PNG", help="also draw the first layer's largest-norm units")
+    p.add_argument("--no-eval", action="store_true", help="only draw --filters: read no data, write no eval.json")
     return p.parse_args(argv)
 
 
@@ -214,10 +221,19 @@ def main(argv=None):
     from .data import build_data
 
     a = _parse(argv)
+    if a.no_eval and not a.filters:
+        raise UserError("--no-eval leaves nothing to do without --filters PNG")
     path = find_checkpoint(a.source)
     ck = load_checkpoint(path)
-    cfg = config_from_dict(ck.get("config") or {}, where=path) if ck.get("config") else Config()
     meta = ck["model_meta"]
+    if a.filters:  # the weights alone: drawn before (and without, with --no-eval) any data
+        from .filters import draw_filters
+
+        draw_filters(model_from_checkpoint(ck, "cpu"), a.filters, title=f"{meta['arch']} first layer ({meta['res']}px)")
+        if a.no_eval:
+            print(f"wrote {a.filters}")
+            return
+    cfg = config_from_dict(ck.get("config") or {}, where=path) if ck.get("config") else Config()
     if a.data:
         cfg.data.dataset = a.data
     if a.root:
@@ -228,7 +244,7 @@ def main(argv=None):
     cfg.data.n_train = 0
     rt = Runtime.create(a.device, cfg.train.precision, "off")
     model = model_from_checkpoint(ck, rt.device)
-    data = build_data(cfg, rt, a.batch)
+    data = build_data(cfg, rt, a.batch, eval_only=True)
     if data.info.num_classes != meta["num_classes"]:
         raise UserError(f"{path} predicts {meta['num_classes']} classes but {data.info.name} has "
                         f"{data.info.num_classes}; fine-tune it on {data.info.name} first (mlpscale-finetune)")
@@ -248,10 +264,6 @@ def main(argv=None):
     from .format import write_json_atomic
 
     write_json_atomic(out, res)
-    if a.filters:
-        from .filters import draw_filters
-
-        draw_filters(model.cpu(), a.filters, title=f"{meta['arch']} first layer ({meta['res']}px)")
     if a.json:
         print(json.dumps(res))
     else:

@@ -113,9 +113,11 @@ class Finetuner(Trainer):
 
     def build_model(self, info: DatasetInfo) -> nn.Module:
         cfg = self.cfg
-        if self.resuming:  # the architecture from our own last.pt; the weights come in _restore
-            meta = load_checkpoint(f"{self.run_dir}/last.pt")["model_meta"]
+        if self.resuming:  # model and weights from our own last.pt (features are cached before _restore runs)
+            ck = load_checkpoint(f"{self.run_dir}/last.pt")
+            meta = ck["model_meta"]
             model = MLP(meta["arch"], meta["res"], meta["num_classes"], act=meta["act"], norm=meta["norm"])
+            model.load_state_dict(ck["model"])
         else:
             model, meta = load_source(cfg)
             model.replace_head(info.num_classes)

@@ -105,9 +105,12 @@ def test_bottleneck_same_logits(ref_b, tmp_path):
 
 
 def test_standard_same_logits(ref_s, tmp_path):
+    import mlpscale
+
     p = tmp_path / "s.pt"
     torch.save(ref_s.state_dict(), p)
-    _same_logits(ref_s, from_paper_checkpoint(str(p), "S_3-Wi_16", RES, CLASSES))
+    _same_logits(ref_s, mlpscale.from_paper_checkpoint(str(p), "S_3-Wi_16", RES, CLASSES))  # the public name
+    assert mlpscale.from_paper_checkpoint is from_paper_checkpoint and mlpscale.MLP is MLP
 
 
 def test_permutation_is_the_flatten_order(ref_b):
