@@ -39,7 +39,7 @@ class DataConfig:
                                  # converter's (measured); auto = paper where the authors define them
     resident: OnOff = "auto"     # read the split once into memory tiers: auto (if it fits) | on | off (stream)
     resident_max_gb: float = 0.0  # device tier size; 0 = free device memory minus the measured training need
-    host_max_gb: float = 0.0     # pinned host tier size; 0 = most of the free RAM on GPUs, none on CPUs
+    host_max_gb: float = 0.0     # host tier size; 0 = most of the free RAM on GPUs, none on CPUs
     workers: int = 0             # threads for FFCV streaming and the one-time JPEG decode; 0 = all cores
     os_cache: bool = True        # FFCV: memory-map the beton (fast when it fits in RAM)
 

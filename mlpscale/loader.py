@@ -6,9 +6,12 @@ the device):
 * `ResidentLoader` - the split is read once (`load_images`: a vectorised copy of a raw beton's pages,
   or one parallel JPEG decode of a jpg beton) into an `ImageStore`; an epoch is a seeded permutation
   and index gathers. The store has two tiers: as many images as the device-memory budget allows
-  on the device, the rest in pinned host memory; a batch gathers its host part on a background
-  thread into a pinned buffer and copies it non-blocking on a side stream, overlapped with the
-  step (airbench's technique, extended to datasets bigger than the device: ImageNet-21k at 64px).
+  on the device, the rest in host memory; a batch gathers its host part on a background thread
+  into a pinned buffer and copies it non-blocking on a side stream, overlapped with the step
+  (airbench's technique, extended to datasets bigger than the device: ImageNet-21k at 64px). The
+  host tier itself stays pageable: only the buffer a copy reads from must be pinned, torch's pinned
+  allocator rounds every block up to a power of two (a 70 GiB tier would lock 128 GiB), and
+  page-locking most of the RAM starves the OS.
 * `StreamLoader` - FFCV streams the beton each epoch (memcpy or JPEG decode on its CPU threads) and
   moves each batch to the device. For betons of varying image sizes (the paper's layout) FFCV also
   takes the random-resized crop (or the centre crop) on the CPU, as the paper's loader does.
@@ -151,8 +154,9 @@ class Prefetch:
 class ImageStore:
     """uint8 images (N, H, W, 3): rows [0, k) in device memory, rows [k, N) in host memory.
 
-    On CUDA the host tier is pinned, so its gathered rows copy to the device asynchronously. On
-    the CPU both tiers are host memory (the tests force two tiers to check the gather logic).
+    On CUDA a batch's host-tier rows are gathered into a pinned buffer (small, reused by torch's
+    caching host allocator), so they copy to the device asynchronously. On the CPU both tiers are
+    host memory (the tests force two tiers to check the gather logic).
     """
 
     def __init__(self, device_part: torch.Tensor, host_part: torch.Tensor | None, device: torch.device):
@@ -349,11 +353,39 @@ class LoadStats:
                 f"{prefix}_host_bytes": self.host_bytes}
 
 
+class _LogLines:
+    """tqdm's update/close for logs that are not a terminal: one line per ~10% of the work."""
+
+    def __init__(self, total: int, desc: str):
+        self.total, self.desc, self.done, self.next = total, desc, 0, total / 10
+        self.t0 = time.perf_counter()
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.done >= self.next or self.done == self.total:
+            rate = self.done / max(time.perf_counter() - self.t0, 1e-9)
+            print(f"{self.desc}: {self.done:,}/{self.total:,} images ({rate:,.0f} img/s)", file=sys.stderr,
+                  flush=True)
+            self.next += self.total / 10
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, desc: str):
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=desc, unit="img", unit_scale=True, leave=False)
+    return _LogLines(total, desc)
+
+
 def load_images(b: Beton, device: torch.device, device_rows: int | None = None, rows: np.ndarray | None = None,
                 workers: int = 0, chunk: int = 1 << 15, desc: str = "", progress: bool = False
                 ) -> tuple[ImageStore, LoadStats]:
     """Read the images `rows` (default: all) of a fixed-size beton into a two-tier ImageStore:
-    the first `device_rows` (default: all) on `device`, the rest in (pinned) host memory."""
+    the first `device_rows` (default: all) on `device`, the rest in (pageable) host memory.
+    JPEG betons are decoded in parallel; `progress` shows a bar on a terminal, else a line per ~10%."""
     res = b.resolution()
     if res is None:
         raise UserError(f"{b.path} holds images of several sizes (the paper's layout); only streaming can "
@@ -365,13 +397,10 @@ def load_images(b: Beton, device: torch.device, device_rows: int | None = None, 
     raw = b.all_raw()
     t0 = time.perf_counter()
     dev = torch.empty((k, *shape), dtype=torch.uint8, device=device)
-    host = torch.empty((n - k, *shape), dtype=torch.uint8, pin_memory=device.type == "cuda") if n > k else None
+    host = torch.empty((n - k, *shape), dtype=torch.uint8) if n > k else None
     bar = None
-    if progress and not raw and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        bar = tqdm(total=n, desc=f"decoding {desc or os.path.basename(b.path)}", unit="img", unit_scale=True,
-                   leave=False)
+    if progress and not raw:
+        bar = _progress(n, f"decoding {desc or os.path.basename(b.path)}")
     decoder = "memcpy (raw pages)"
     stage = np.empty((min(chunk, n), *shape), dtype=np.uint8)
     for s in range(0, n, chunk):

@@ -18,10 +18,13 @@ Method
    error wins. 95% intervals: Wald, `value +- t(0.975, n-4) * sqrt(diag(cov))`, from curve_fit's
    covariance (scaled by the residual variance, mapped back through the Jacobian of the rescaling).
    They are linearised intervals: they can cross a bound, and are `null` where the covariance is not
-   defined; a parameter that ends on its bound is flagged `at_bound`. They take the frontier as given
-   (not which runs happen to form it), so they are somewhat narrow: on synthetic sweeps with known
-   parameters they held the true alpha for ~3 in 4 seeds; a bootstrap over runs (frontier re-selected
-   each time) did barely better at ~100x the cost, so it is not offered.
+   defined; a parameter that ends on its bound is flagged `at_bound`. Where the law is the data's
+   model (points on it plus noise) they are calibrated: 94-96% coverage for each parameter over 200
+   synthetic draws. They take the frontier as given (not which runs happen to form it, nor that
+   off-optimal runs lift it above the envelope), so on frontiers of synthetic sweeps they run narrow:
+   they held the true alpha in 8 of 10 seeds, E_inf in 4 and a in 2. A bootstrap over runs (frontier
+   re-selected each time) did barely better at ~100x the cost, so it is not offered; read them as the
+   fit's precision, not as the uncertainty of the study.
 3. Compute-optimal allocation at a fixed epoch count T (default: the smallest T present; the paper
    uses T = 50): the frontier of the runs with T epochs gives, for each compute, the optimal model
    size P* (params) and dataset size N* (n_train: distinct training samples, not samples seen = N x T).
@@ -433,7 +436,7 @@ def plot_error_vs_compute(points: list[dict], analysis: dict, path: str, title: 
     ax.axhline(fit["e_inf"]["value"], color="crimson", lw=0.8, ls="--", alpha=0.6, zorder=1)
     ax.set_xscale("log")
     ax.set_xlabel("compute (PFLOPs)")
-    ax.set_ylabel("test error")
+    ax.set_ylabel("error (fraction: 1 - top-1 accuracy)")
     ax.grid(True, which="major", alpha=0.3)
     ax.set_title(title or f"Test error vs training compute: {len(points)} runs, Pareto frontier and fitted law")
 

@@ -93,6 +93,7 @@ def test_subset_rows_only_are_loaded(tmp_path):
     assert same(batches(res.train, 2), batches(stream.train, 2))  # same subset, same order
 
 
+@pytest.mark.slow  # a subprocess
 def test_read_split_is_ffcv_free_for_raw(betons):
     import subprocess
     import sys
@@ -117,6 +118,30 @@ def test_damaged_jpeg_is_one_sentence(tmp_path, betons):
         f.write(b"\0" * 64)
     with pytest.raises(UserError, match="does not decode; the file is damaged"):
         load_images(open_beton(str(bad)), CPU)
+
+
+def test_a_tiered_jpeg_run_reports_decode_tiers_and_wait(tmp_path, capsys):
+    """A training run over a JPEG beton decoded once into two tiers: summary.json says how (decoder,
+    rate, bytes per tier, data wait), and a log that is not a terminal gets progress lines."""
+    import json
+
+    from mlpscale.train import run
+
+    (x, y), (xe, ye) = digits_arrays(8)
+    write_dataset(tmp_path, "dj", (x, y), (xe, ye), fmt="jpg")
+    img = 8 * 8 * 3
+    cfg = load_config(None, [f"data.root={tmp_path}", "data.dataset=dj", "data.res=8", "train.batch_size=64",
+                             f"data.resident_max_gb={(360 + 500) * img / 2 ** 30}", "data.host_max_gb=1",
+                             "model.arch=B_1-Wi_16", "train.epochs=2", "train.precision=fp32", "run.progress=true",
+                             f"run.out_dir={tmp_path}", "run.name=tiered"])
+    s = run(cfg)
+    assert s["status"] == "finished"
+    on_disk = json.load(open(tmp_path / "tiered" / "summary.json"))
+    assert on_disk["train_device_bytes"] == 500 * img and on_disk["train_host_bytes"] == 937 * img
+    assert "libffcv" in on_disk["train_decoder"] and on_disk["train_load_img_per_s"] > 0
+    assert 0 <= on_disk["data_wait_share"] <= 1
+    err = capsys.readouterr().err
+    assert "decoding train: 1,437/1,437 images" in err   # the last of the ~10% lines
 
 
 @pytest.mark.slow

@@ -3,7 +3,7 @@
 
     mlpscale          `load_images` (one parallel JPEG decode) into an ImageStore whose device tier is
                       forced to a share of the split (`tiered_device_share`), so batches straddle the
-                      device tier and the (pinned, on CUDA) host tier; then `ResidentLoader` epochs:
+                      device tier and the host tier (batches staged through a pinned buffer on CUDA); then `ResidentLoader` epochs:
                       permutation, device gather + host-tier gather on its worker thread, one copy
     mlpscale_one_tier (info) the same decoded split entirely in the device tier
     ffcv_stream       `StreamLoader`: FFCV reads and decodes the JPEG beton every epoch on all cores
@@ -69,7 +69,7 @@ def tiered_comparison(s, root: str, log=print, stream: bool | None = None) -> di
     variants = [
         Variant("mlpscale", _epochs(tiered, dev), "ours",
                 f"ResidentLoader over a two-tier ImageStore ({device_rows:,} rows device, {n - device_rows:,} "
-                f"rows {'pinned ' if dev.type == 'cuda' else ''}host), decoded once by load_images"),
+                f"rows host), decoded once by load_images"),
         Variant("mlpscale_one_tier", _epochs(one_tier, dev), "info",
                 "ResidentLoader with the whole decoded split in the device tier"),
     ]
@@ -188,7 +188,7 @@ def tiered_training(s, root: str, peak_flops: float | None = None, log=print) ->
 
     variants = [Variant("tiered", lambda: run("tiered", store), "ours",
                         f"Trainer over the two-tier store ({device_rows:,} rows device, {n - device_rows:,} rows "
-                        f"{'pinned ' if dev.type == 'cuda' else ''}host)", self_timed=True),
+                        f"host)", self_timed=True),
                 Variant("device_resident", resident, "info", "Trainer over the same images all in device memory",
                         self_timed=True)]
     cmp = Comparison("tiered", f"train {s.arch} {res}px batch {s.batch} from a decoded JPEG split n={n}, device "
