@@ -178,8 +178,15 @@ RULES = {
 
 def check(cfg: "Config", where: str) -> None:
     """Ranges (RULES), the architecture name and cross-field rules; one UserError naming the field."""
+    import math
+
     from .models import parse_arch
 
+    for section in dataclasses.fields(cfg):  # inf and nan pass every range test: refuse them first
+        for f in dataclasses.fields(getattr(cfg, section.name)):
+            v = getattr(getattr(cfg, section.name), f.name)
+            if any(isinstance(x, float) and not math.isfinite(x) for x in (v if isinstance(v, (list, tuple)) else [v])):
+                raise UserError(f"{where}: {section.name}.{f.name}={_show(v)} must be a finite number")
     for dotted, (ok, what) in RULES.items():
         section, name = dotted.split(".")
         value = getattr(getattr(cfg, section), name)

@@ -26,6 +26,21 @@ def paper_compute_pflops(flops_per_forward: int, n_train: int, epochs: float) ->
     return flops_per_forward * 3 * n_train * epochs / 1e15
 
 
+def process_age_s() -> float | None:
+    """Seconds since this process started (Linux /proc; None elsewhere): start-up as the user sees it,
+    interpreter and imports included."""
+    import time
+
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22, after the command name
+        with open("/proc/stat") as f:
+            boot = next(int(ln.split()[1]) for ln in f if ln.startswith("btime "))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return time.time() - (boot + start_ticks / os.sysconf("SC_CLK_TCK"))
+
+
 class TrainingDiverged(UserError):
     pass
 

@@ -47,7 +47,7 @@ from .hardware import peak_flops
 from .loader import Prefetch
 from .loss import soft_target_cross_entropy
 from .metrics import (EpochSums, FiniteGuard, MetricsLog, Progress, TrainingDiverged, epoch_row,  # noqa: F401
-                      paper_compute_pflops, read_rows)
+                      paper_compute_pflops, process_age_s, read_rows)
 from .models import MLP
 from .optim import build_optimizer
 from .runtime import Runtime, auto_on_off
@@ -112,6 +112,7 @@ class Trainer:
         self.log = MetricsLog(run_dir, cfg, resume_epoch=self.epoch if resume else None, enabled=self.dist.main)
         self.progress = Progress(self.dist.main and cfg.run.progress)
         self.stop_signal = None
+        self.first_step_s = None    # process start -> end of this process's first optimizer step
 
     # --- hooks (fine-tuning overrides them) ------------------------------------------------------
     def build_model(self, info: DatasetInfo) -> torch.nn.Module:
@@ -324,6 +325,9 @@ class Trainer:
                 wait += time.perf_counter() - t0
                 lr = self.set_lr()
                 loss = self.step(micro)
+                if self.first_step_s is None:
+                    self.rt.synchronize()
+                    self.first_step_s = process_age_s()
                 guard.update(loss, self.step_no)
                 loss_sum += loss
                 self.step_no += 1
@@ -415,6 +419,7 @@ class Trainer:
             "img_per_s": statistics.median(r["img_per_s"] for r in rows) if rows else None,
             "data_wait_share": statistics.median(r["data_wait_share"] for r in rows) if rows else None,
             "elapsed_s": self.elapsed_s,
+            "first_step_s": self.first_step_s,
             "device": self.rt.device_name(),
             "world_size": self.dist.world,
             "resident": self.data.resident,
@@ -465,9 +470,23 @@ def prepare_run(cfg: Config, resume_dir: str | None, overwrite: bool, tool: str 
 
 def run(cfg: Config, resume_dir: str | None = None, overwrite: bool = False, trainer_cls=None,
         tool: str = "mlpscale-train") -> dict:
+    new_folder = not resume_dir and not os.path.exists(os.path.join(cfg.run.out_dir, cfg.run.name))
     run_dir, lock = prepare_run(cfg, resume_dir, overwrite, tool)
     try:
-        return (trainer_cls or Trainer)(cfg, run_dir, resume=resume_dir is not None).fit()
+        trainer = (trainer_cls or Trainer)(cfg, run_dir, resume=resume_dir is not None)
+    except BaseException:
+        if new_folder and lock is not None:  # refused before it started (missing data, ...): leave no folder
+            for name in ("config.yaml", ".lock"):
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(run_dir, name))
+            with contextlib.suppress(OSError):
+                os.rmdir(run_dir)
+        shutdown()
+        if lock is not None:
+            lock.release()
+        raise
+    try:
+        return trainer.fit()
     finally:
         shutdown()
         if lock is not None:

@@ -266,3 +266,18 @@ def test_cli_tiered_decodes_once_into_two_tiers(tmp_path, capsys):
     assert e["decode"]["img_per_s"] > 0 and e["decode"]["host_bytes"] == 128 * 16 * 16 * 3
     assert set(e["epoch_s"]) >= {"mlpscale", "mlpscale_one_tier"}
     assert "one-time decode" in capsys.readouterr().out
+
+
+def test_readme_rows_are_the_generated_ones():
+    """benchmarks/README.md's result rows are what mlpscale.bench.table makes of results/*.json."""
+    import glob
+
+    from mlpscale.bench.table import rows
+
+    here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+    generated = {r for p in sorted(glob.glob(os.path.join(here, "results", "*.json"))) for r in rows(p)}
+    with open(os.path.join(here, "README.md")) as f:
+        in_readme = [ln for ln in f.read().splitlines() if ln.endswith(".json |")]
+    assert in_readme and set(in_readme) <= generated, set(in_readme) - generated
+    files_shown = {ln.rsplit("|", 2)[1].strip() for ln in in_readme}
+    assert files_shown == {os.path.basename(p) for p in glob.glob(os.path.join(here, "results", "*.json"))}

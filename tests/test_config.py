@@ -88,3 +88,10 @@ def test_bmlp12_is_the_imagenet21k_pretraining():
     c = load_config("bmlp12.yaml")
     assert (c.data.dataset, c.data.res, c.model.arch, c.train.batch_size, c.train.epochs) == \
         ("imagenet21k", 64, "B_12-Wi_1024", 16384, 800)
+
+
+@pytest.mark.parametrize("setting", ["optim.lr=inf", "optim.weight_decay=inf", "optim.lr=nan",
+                                     "aug.crop_ratio=[1,.inf]", "train.peak_tflops=-.inf"])
+def test_non_finite_numbers_are_refused(setting):
+    with pytest.raises(UserError, match=f"{setting.split('=')[0]}=.* must be a finite number"):
+        load_config(None, [setting])

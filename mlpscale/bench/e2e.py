@@ -41,7 +41,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 PROCESSES = {
     "mlpscale": ("ours", "e2e", "on", "ours",
                  "mlpscale-train's code (train.run) on the beton, read once into memory: its own loop, "
-                 "loader, device augmentation on the prefetch thread (CPU), step"),
+                 "loader, device augmentation (on the prefetch thread when train.prefetch resolves on; `auto` "
+                 "keeps it inline on a CPU whose cores torch already uses), step"),
     "mlpscale_bare": ("ours", "bare", "on", "info",
                       "Trainer.step on one prepared batch: model + loss + backward + LION, no data"),
     "reference": ("reference", "e2e", "", "baseline",

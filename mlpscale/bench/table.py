@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 
 from .schema import validate
@@ -39,9 +40,38 @@ def _efficiency(e: dict) -> str:
     return f"{one('ours')} / {one('baseline')}"
 
 
+def _convert_row(doc: dict, path: str) -> str:
+    """The converter's own benchmark (benchmarks/bench_convert.py): whole commands, or (older files)
+    both converters timed inside one process."""
+    w, h = doc["image_sizes"][0]
+    cmd = re.sub(r"\S*\.venv/bin/python", "python", doc["command"])
+    host = doc.get("versions", {}).get("cpu") or ""
+    hw = f"{host} x{doc['workers']} threads" if host else f"{doc['workers']} workers"
+    if "ours_s" in doc:  # whole commands
+        o, b, sr = doc["ours_s"], doc["baseline_s"], doc["same_round_ratios"]
+        return (f"| convert | {doc['images']:,} generated ImageNet-sized JPEGs ({w}x{h} ...) -> {doc['res']}px raw, "
+                f"train + val, {doc['workers']} workers, whole commands | `mlpscale-convert folder` "
+                f"{doc['ours_img_s']:.1f} img/s ({o['median']:.2f} s [{o['min']:.2f}-{o['max']:.2f}]; first image "
+                f"after {doc['ours_startup_s']['median']:.2f} s; {doc['ours_cpu_ms_per_img']:.2f} CPU ms/img) | the "
+                f"authors' converter, one process per split {doc['baseline_img_s']:.1f} img/s ({b['median']:.2f} s "
+                f"[{b['min']:.1f}-{b['max']:.1f}]; {doc['baseline_cpu_ms_per_img']:.2f} CPU ms/img) | "
+                f"**{doc['ratio']:.2f}x** (same-round {sr['min']:.2f}-{sr['max']:.2f}), {doc['cpu_ratio']:.2f}x in "
+                f"CPU time | - | {doc['timer']} | {hw} | `{cmd}` | {os.path.basename(path)} |")
+    o, b = doc["ours_s_runs"], doc["baseline_s_runs"]
+    rate = [doc["images"] / t for t in o], [doc["images"] / t for t in b]
+    return (f"| convert (in-process, superseded by a whole-command row) | {doc['images']:,} generated ImageNet-sized "
+            f"JPEGs ({w}x{h} ...) -> {doc['res']}px raw, {doc['workers']} workers | ours {_fmt(doc['ours_img_s'])} "
+            f"img/s (runs {_fmt(min(rate[0]))}-{_fmt(max(rate[0]))}; {doc['ours_cpu_ms_per_img']:.2f} CPU ms/img) | "
+            f"the authors' recipe (full decode + PIL + FFCV writer) {doc['baseline_img_s']:,.0f} img/s ({_fmt(min(rate[1]))}-{_fmt(max(rate[1]))}; "
+            f"{doc['baseline_cpu_ms_per_img']:.2f} CPU ms/img) | **{doc['ratio']:.2f}x** wall, {doc['cpu_ratio']:.2f}x "
+            f"CPU time | - | {doc['timer']} | {hw} | `{cmd}` | {os.path.basename(path)} |")
+
+
 def rows(path: str) -> list[str]:
     with open(path) as f:
         doc = json.load(f)
+    if str(doc.get("benchmark", "")).startswith("convert"):
+        return [_convert_row(doc, path)]
     if doc.get("schema") != "mlpscale-bench/1":
         return []
     validate(doc)
