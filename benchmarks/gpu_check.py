@@ -36,7 +36,6 @@ import argparse
 import datetime
 import gc
 import glob
-import json
 import os
 import sys
 import tempfile
@@ -67,6 +66,8 @@ def bootstrap(wheels: str, site: str, force_no_ffcv: bool, wanted=None) -> dict:
     system Python). Returns what happened, for the env report."""
     import torch
 
+    from mlpscale.format import atomic_folder
+
     threads = torch.get_num_threads()  # importing ffcv sets torch's thread count to 1; put it back below
     status = {}
     for mod, pattern in wanted or wanted_wheels():
@@ -86,14 +87,12 @@ def bootstrap(wheels: str, site: str, force_no_ffcv: bool, wanted=None) -> dict:
             continue
         target = os.path.join(site, os.path.basename(found[-1])[:-4])
         if not os.path.isdir(target):
-            tmp = f"{target}.tmp-{os.getpid()}"
-            with zipfile.ZipFile(found[-1]) as z:
+            with atomic_folder(target) as tmp, zipfile.ZipFile(found[-1]) as z:
                 z.extractall(tmp)
-            for root_, _, files in os.walk(tmp):  # zip keeps no exec bits; shared libraries want them
-                for f in files:
-                    if ".so" in f:
-                        os.chmod(os.path.join(root_, f), 0o755)
-            os.replace(tmp, target)
+                for root_, _, files in os.walk(tmp):  # zip keeps no exec bits; shared libraries want them
+                    for f in files:
+                        if ".so" in f:
+                            os.chmod(os.path.join(root_, f), 0o755)
         sys.path.insert(0, target)
         try:
             __import__(mod)
@@ -124,11 +123,9 @@ class Report:
         self.save()
 
     def save(self) -> None:
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        tmp = f"{self.path}.tmp-{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump(self.doc, f, indent=1)
-        os.replace(tmp, self.path)
+        from mlpscale.format import write_json_atomic
+
+        write_json_atomic(self.path, self.doc)
 
 
 def measure_matmul_peak(n: int, device, iters: int = 20) -> float:

@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--allow-empty-classes", action="store_true",
                         help="convert even when a class has no training images (it stays in the class "
                              "list, so label ids keep their meaning); without it that is an error")
-        sp.add_argument("--quiet", action="store_true", help="no progress bars")
+        sp.add_argument("--quiet", action="store_true", help="no progress bars, no 'wrote' lines")
         mod.add_arguments(sp)
     combine.add_parsers(sub)
     return p
@@ -126,9 +126,11 @@ def convert(args) -> dict:
                         f"has no training images in --src {args.src}", args.allow_empty_classes)
         results = {split: stage_split(args, data, split, shard, pool, out) for split in data.splits}
         meta = out.publish(build_meta(args, data, results, out, t_start))
-    for split, r in results.items():
-        print(f"wrote {out.beton_path(split)} ({r.count} images, {r.count / max(r.seconds, 1e-9):.0f} img/s)")
-    print(f"wrote {out.meta_path()}")
+    if not args.quiet:
+        for split, r in results.items():
+            rate = r.count / max(r.seconds, 1e-9)
+            print(f"wrote {out.beton_path(split)} ({r.count} images, {rate:.0f} img/s)")
+        print(f"wrote {out.meta_path()}")
     return meta
 
 
@@ -143,7 +145,7 @@ def stage_split(args, data, split: str, shard, pool, out: OutputFolder) -> Split
                         (f" in shard {args.shard}" if shard else "") + f"; check --src {args.src}")
     enc = Encoding(args.res, args.format, args.jpeg_quality, args.layout)
     r = write_split(out.beton_path(split), records, enc, pool, conversion_id=out.conversion_id, rename=False,
-                    desc=f"{args.name}/{split}", progress=not getattr(args, "quiet", False))
+                    desc=f"{args.name}/{split}", progress=not args.quiet)
     out.stage_beton(split, r.tmp)
     if split == "train":  # every image of a class unreadable: as bad as no images
         require_classes(records.labels[r.kept], data.classes,

@@ -40,7 +40,7 @@ def add_parsers(sub) -> None:
     c.add_argument("--res", type=int, required=True)
     c.add_argument("--out", required=True, help="ROOT holding ROOT/<name>/*.shard-I-of-K.*")
     c.add_argument("--delete-shards", action="store_true", help="remove the shard files afterwards")
-    c.add_argument("--quiet", action="store_true")
+    c.add_argument("--quiet", action="store_true", help="no progress bars, no 'wrote' lines")
     c.set_defaults(func=combine)
     s = sub.add_parser("subset", help="class-balanced subset of N training images", description=__doc__)
     s.add_argument("--name", required=True)
@@ -49,7 +49,7 @@ def add_parsers(sub) -> None:
     s.add_argument("--n", type=int, required=True, help="number of training images to keep")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--beton", action="store_true", help="also write the subset as its own beton")
-    s.add_argument("--quiet", action="store_true")
+    s.add_argument("--quiet", action="store_true", help="no progress bars, no 'wrote' lines")
     s.set_defaults(func=subset)
 
 
@@ -168,9 +168,10 @@ def combine(args) -> dict:
             "command": f"mlpscale-convert combine --name {args.name} --res {args.res} --out {args.out}",
             "seconds": round(sum(m["seconds"] for m in metas) + time.time() - t0, 2),
             "tool": f"mlpscale {__version__}"})
-        for split in splits:
-            print(f"wrote {out.beton_path(split)} ({counts[split]} images from {k} shards)")
-        print(f"wrote {out.meta_path()}")
+        if not args.quiet:
+            for split in splits:
+                print(f"wrote {out.beton_path(split)} ({counts[split]} images from {k} shards)")
+            print(f"wrote {out.meta_path()}")
         if args.delete_shards:
             for p in (p for files in shard_files for p in files):
                 os.remove(p)
@@ -199,10 +200,12 @@ def subset(args) -> np.ndarray:
             idx_path, beton = subset_paths(args.out, args.name, args.res, args.n)
             with atomic_file(idx_path) as f:
                 np.save(f, idx)
-            print(f"wrote {idx_path} ({len(idx)} of {len(labels)} indices, seed {args.seed})")
+            if not args.quiet:
+                print(f"wrote {idx_path} ({len(idx)} of {len(labels)} indices, seed {args.seed})")
             if args.beton:
                 copy_samples(beton, [(train.path, idx)], train.conversion_id, quiet=args.quiet)
-                print(f"wrote {beton}")
+                if not args.quiet:
+                    print(f"wrote {beton}")
         finally:
             remove_temps(folder)  # we hold the lock: any temp file is ours or a dead writer's
     return idx

@@ -23,7 +23,7 @@ import re
 
 from mlpscale.errors import UserError
 from mlpscale.format import (FolderLock, beton_path, dataset_dir, disk_error, meta_path, new_conversion_id,
-                             remove_temps, sidecar_path, write_json_staged)
+                             publish_staged, remove_temps, sidecar_path, write_json_staged)
 
 SHARD_RE = re.compile(r"\.shard-(\d+)-of-(\d+)")
 
@@ -100,22 +100,11 @@ class OutputFolder:
         meta = {**meta, "conversion_id": self.conversion_id, "files": dict(self.files)}
         mpath = self.meta_path()
         self.stage_json(mpath, meta)  # last in self.staged: renamed last
-        path = mpath
         try:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(mpath)  # from here until the last rename, check_dataset refuses the folder
-            for tmp, path in self.staged:
-                os.replace(tmp, path)
-            self.staged = []
-            _fsync_dir(self.folder)  # the renames survive a power cut
         except OSError as e:
-            raise disk_error(e, path) from None
+            raise disk_error(e, mpath) from None
+        publish_staged(self.staged)
+        self.staged = []
         return meta
-
-
-def _fsync_dir(folder: str) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

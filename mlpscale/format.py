@@ -22,9 +22,11 @@ A conversion stamps an id into every beton it writes (in the label field's descr
 whose files come from different conversions (e.g. a re-conversion killed half-way).
 
 Every file is written atomically: to `<path>.tmp-<pid>-<random>` in the same folder, flushed,
-fsynced and renamed. A process that writes into a folder holds its `.lock` (`FolderLock`), which
-the kernel releases when the process dies however it dies; so whoever next takes the lock knows
-that any temp file left there belongs to a dead process and removes it.
+fsynced and renamed, and the folder is fsynced after the rename (`atomic_file`; files made visible
+together: `publish_staged`; a whole folder tree: `atomic_folder`). A process that writes into a
+folder holds its `.lock` (`FolderLock`), which the kernel releases when the process dies however it
+dies; so whoever next takes the lock knows that any temp file left there belongs to a dead process
+and removes it.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ import errno
 import fcntl
 import json
 import os
+import shutil
 import sys
 import tempfile
 import uuid
@@ -255,7 +258,7 @@ class BetonWriter:
     side file, so 12M samples need no more memory than 50k. The header (sample count, allocation
     table pointer) is written last, the file lives under a temporary name, is fsynced and read back
     (`open_beton`) before `commit()` renames it; `commit(rename=False)` leaves it under `self.tmp`
-    for the caller to rename (several files of one conversion are renamed together).
+    for `publish_staged` (several files of one conversion are renamed together).
     """
 
     def __init__(self, path: str, capacity: int, max_payload: int, conversion_id: str | None = None,
@@ -371,6 +374,7 @@ class BetonWriter:
             os.chmod(self.tmp, 0o644)  # mkstemp creates 0600
             if rename:
                 os.replace(self.tmp, self.path)
+                _fsync_path(os.path.dirname(os.path.abspath(self.path)))
             ok = True
             return self.n
         except OSError as e:
@@ -452,6 +456,15 @@ def _fsync_close(f) -> None:
     f.close()
 
 
+def _fsync_path(path: str) -> None:
+    """fsync a file or folder by name (a folder: so that the renames in it survive a power cut)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def disk_error(e: OSError, path: str) -> UserError:
     """One sentence for the OSErrors a user can fix (full disk, read-only or missing folder, rights)."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -482,6 +495,7 @@ def atomic_file(path: str, mode: str = "wb"):
         _fsync_close(f)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
+        _fsync_path(os.path.dirname(os.path.abspath(path)))
         ok = True
     except OSError as e:
         raise disk_error(e, path) from None
@@ -500,7 +514,7 @@ def write_json_atomic(path: str, obj, indent: int | None = 1) -> None:
 
 def write_json_staged(path: str, obj, indent: int | None = 1) -> str:
     """Write `obj` for `path` into a fsynced temp file next to it and return the temp's name, for
-    the caller to `os.replace` into place together with other files of one conversion (the
+    `publish_staged` to rename into place together with other files of one conversion (the
     JSON counterpart of `BetonWriter.commit(rename=False)`)."""
     f, tmp = _open_temp(path)
     try:
@@ -515,6 +529,19 @@ def write_json_staged(path: str, obj, indent: int | None = 1) -> str:
         raise disk_error(e, path) from None
 
 
+def publish_staged(staged: list[tuple[str, str]]) -> None:
+    """Rename staged temp files into place, in order: `(temp, final path)` pairs from
+    `write_json_staged` and `BetonWriter.commit(rename=False)`; then fsync their folder once."""
+    path = ""
+    try:
+        for tmp, path in staged:
+            os.replace(tmp, path)
+        for folder in {os.path.dirname(os.path.abspath(p)) for _, p in staged}:
+            _fsync_path(folder)
+    except OSError as e:
+        raise disk_error(e, path) from None
+
+
 def write_text_atomic(path: str, text: str) -> None:
     with atomic_file(path, "w") as f:
         f.write(text)
@@ -525,6 +552,59 @@ def save_torch_atomic(path: str, obj) -> None:
 
     with atomic_file(path) as f:
         torch.save(obj, f)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str):
+    """`with atomic_folder(p) as tmp:` fill the new folder `tmp`; it then takes the place of `p`,
+    whose old content stays there until that moment. On failure `tmp` is removed and `p` is untouched."""
+    path = os.path.abspath(path)
+    parent = os.path.dirname(path)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=f"{os.path.basename(path)}.tmp-{os.getpid()}-", dir=parent)
+    except OSError as e:
+        raise disk_error(e, path) from None
+    old = tmp + ".old"
+    try:
+        yield tmp
+        for dirpath, _, files in os.walk(tmp):
+            for f in files:
+                _fsync_path(os.path.join(dirpath, f))
+            _fsync_path(dirpath)
+        os.chmod(tmp, 0o755)  # mkdtemp creates 0700
+        if not os.path.lexists(path):
+            os.rename(tmp, path)
+        elif not _exchange(tmp, path):  # the kernel cannot swap (e.g. NFS): two renames
+            os.rename(path, old)
+            try:
+                os.rename(tmp, path)
+            except BaseException:
+                os.rename(old, path)
+                raise
+        _fsync_path(parent)
+    except OSError as e:
+        raise disk_error(e, path) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # the new folder after a failure, else the old one (swapped)
+        if os.path.lexists(path):
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _exchange(a: str, b: str) -> bool:
+    """Swap the entries `a` and `b` in one step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    import ctypes
+
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), b)
 
 
 def is_temp_name(name: str) -> bool:

@@ -57,6 +57,26 @@ def test_combine_refuses_missing_shard(tmp_path, capsys):
     assert "shards [1] of 2 are missing" in capsys.readouterr().err
 
 
+def test_quiet_prints_nothing_but_errors(tmp_path, capsys):
+    """--quiet silences progress bars and 'wrote' lines of convert, combine and subset, not warnings
+    (the fixture holds a corrupt image) or errors."""
+    src = fx.make_folder(str(tmp_path / "dl"))
+    common = ["--name", "d", "--res", "8", "--out", str(tmp_path / "out")]
+    for argv in (["folder", "--src", src, *common, "--workers", "1", "--shard", "0/2"],
+                 ["folder", "--src", src, *common, "--workers", "1", "--shard", "1/2"],
+                 ["combine", *common],
+                 ["subset", *common, "--n", "3", "--beton"]):
+        main([*argv, "--quiet"])
+        out, err = capsys.readouterr()
+        assert out == "" and all(line.startswith("skipped ") for line in err.splitlines()), argv
+    main(["folder", "--src", src, *common, "--workers", "1"])
+    assert capsys.readouterr().out.count("wrote ") == 3  # train, val, meta
+    with pytest.raises(SystemExit):
+        main(["folder", "--src", str(tmp_path / "missing"), *common, "--quiet"])
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("error: ")
+
+
 def test_subset_index_file_and_beton(tmp_path):
     out = str(tmp_path / "out")
     main(["digits", "--res", "8", "--out", out, "--quiet"])

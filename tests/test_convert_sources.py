@@ -207,3 +207,62 @@ def test_source_load_raises_user_error_directly(tmp_path):
     with pytest.raises(UserError):
         imagenet1k.load(SimpleNamespace(src=str(tmp_path), source="imagenet1k", workers=1,
                                         val_labels=None, real=None, words=None))
+
+
+class _RunsCode:
+    """Unpickling this calls open(marker, "w"): what a hostile "CIFAR batch" could do instead."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def test_cifar_pickle_that_would_run_code_is_refused(tmp_path, capsys):
+    import pickle
+
+    src, _ = fx.make_cifar10(str(tmp_path / "dl"), archive=False)
+    marker = tmp_path / "marker"
+    batch = os.path.join(src, "cifar-10-batches-py", "data_batch_1")
+    with open(batch, "wb") as f:
+        pickle.dump({b"data": _RunsCode(str(marker)), b"labels": [0]}, f)
+    with pytest.raises(SystemExit) as e:
+        main(["cifar10", "--src", src, "--res", "32", "--out", str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and err.startswith("error: ") and "\n" not in err
+    assert "data_batch_1 is not a CIFAR batch" in err
+    assert not marker.exists()
+
+
+def _tree(folder) -> dict[str, bytes]:
+    return {os.path.relpath(os.path.join(d, f), folder): open(os.path.join(d, f), "rb").read()
+            for d, _, files in os.walk(folder) for f in files}
+
+
+@pytest.mark.parametrize("error,raised", [(OSError(28, "No space left on device"), UserError),
+                                          (KeyboardInterrupt(), KeyboardInterrupt)])
+def test_digits_export_keeps_the_previous_export_until_complete(tmp_path, monkeypatch, error, raised):
+    from PIL import Image as PILImage
+
+    from data_prep.sources.digits import export_folders
+
+    out = tmp_path / "pairs"
+    export_folders(str(out), {0: "a", 1: "b"})
+    before = _tree(out)
+    assert sorted(os.listdir(out / "train")) == ["a", "b"] and len(before) > 300
+    real, calls = PILImage.Image.save, []
+
+    def save(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 100:
+            raise error
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(PILImage.Image, "save", save)
+    with pytest.raises(raised):
+        export_folders(str(out), {7: "c"})
+    monkeypatch.undo()
+    assert _tree(out) == before and os.listdir(tmp_path) == ["pairs"]  # no temp folder left
+    export_folders(str(out), {7: "c"})  # a complete export replaces the old one whole
+    assert sorted(os.listdir(out / "train")) == ["c"] and os.listdir(tmp_path) == ["pairs"]

@@ -23,21 +23,36 @@ def _modules() -> dict[str, str]:
     return out
 
 
+def _with_packages(target: str, loaded: str) -> set[str]:
+    """`target` and the packages above it that importing it runs, short of `loaded` and its parents."""
+    parts = target.split(".")
+    skip = len(loaded.split(".")) if loaded else 0
+    return {".".join(parts[:i]) for i in range(skip + 1, len(parts) + 1)}
+
+
 def _imports(name: str, path: str, modules: dict) -> set[str]:
-    """data_prep modules that `name` imports anywhere in its file (also inside functions)."""
+    """data_prep modules that `name` imports anywhere in its file (also inside functions).
+
+    `import a.b.c` runs a/__init__.py, a/b/__init__.py and a/b/c.py, so it counts as importing all
+    three; a relative import starts from a package of the importer, loaded already, so only the
+    packages below that one count.
+    """
     package = name if path.endswith("__init__.py") else name.rsplit(".", 1)[0]
     found = set()
     for node in ast.walk(ast.parse(open(path).read())):
         if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names}
+            for a in node.names:
+                found |= _with_packages(a.name, "")
         elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
+            base, anchor = node.module or "", ""
             if node.level:
                 parts = package.split(".")
-                base = ".".join(parts[:len(parts) - node.level + 1] + ([base] if base else []))
+                anchor = ".".join(parts[:len(parts) - node.level + 1])
+                base = ".".join([anchor] + ([base] if base else []))
             for a in node.names:
                 # `from pkg import sub` is an import of the submodule, `from pkg import name` of pkg
-                found.add(f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base)
+                target = f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
+                found |= _with_packages(target, anchor)
     return {m for m in found if m in modules and m != name}
 
 

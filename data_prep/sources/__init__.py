@@ -6,7 +6,9 @@ sources with many class folders or archives use to index them in parallel. Recor
 arrays (`ArrayRecords`) or references to encoded images (`FileRecords`); `data_prep.cli` decodes,
 resizes and writes them (`data_prep.engine`) and writes `meta_<res>.json`.
 
-This package is only the registry: sources import `data_prep.records`, never this package.
+This package is only the registry. Importing any module in it first runs this file, which imports
+every source, so what sources share lives outside it (`data_prep.records`, `data_prep.scan`); a
+source imports a sibling relatively (`cifar10` -> `.cifar`), never this package.
 """
 from __future__ import annotations
 

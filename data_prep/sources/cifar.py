@@ -7,6 +7,7 @@ label ids. Splits: train (50,000) and test (10,000).
 """
 from __future__ import annotations
 
+import io
 import pickle
 
 import numpy as np
@@ -23,7 +24,7 @@ LAYOUT = {
 
 def _reader(src: str, layout: dict):
     """A function name -> unpickled dict, for an archive, its folder, or the folder's parent."""
-    from data_prep.sources._scan import file_reader
+    from data_prep.scan import file_reader
 
     expected = (f"the official {layout['archive']} or its extracted {layout['folder']}/ folder "
                 f"(with {', '.join(layout['train'] + layout['test'])} and {layout['meta']})")
@@ -37,17 +38,44 @@ def _reader(src: str, layout: dict):
     return load
 
 
+# All that CIFAR's pickles (Python 2's, or re-pickled by Python 3) name: numpy arrays (rebuilt by
+# _reconstruct, or _frombuffer under protocol 5) and dtypes, and _codecs.encode for bytes under
+# Python 3's protocol 2. A pickle naming anything else could run code.
+_CIFAR_GLOBALS = {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+                  *((f"numpy.{core}.multiarray", "_reconstruct") for core in ("core", "_core")),
+                  *((f"numpy.{core}.numeric", "_frombuffer") for core in ("core", "_core"))}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Builds dicts, lists, strings and numpy arrays only: a pickle that names anything else is refused."""
+
+    def __init__(self, data: bytes, where: str):
+        super().__init__(io.BytesIO(data), encoding="bytes")
+        self.where = where
+
+    def find_class(self, module, name):
+        if (module, name) not in _CIFAR_GLOBALS:
+            raise UserError(f"{self.where} is not a CIFAR batch (its pickle refers to {module}.{name}, which "
+                            "a CIFAR file never does); use the official archive")
+        return super().find_class(module, name)
+
+
 def _unpickle(data: bytes, where: str) -> dict:
     try:
-        d = pickle.loads(data, encoding="bytes")
+        d = _CifarUnpickler(data, where).load()
+    except UserError:
+        raise
     except Exception as e:  # noqa: BLE001
-        raise UserError(f"{where} is not a CIFAR pickle ({type(e).__name__}); re-download the archive") from None
+        raise UserError(f"{where} is not a CIFAR batch ({type(e).__name__}); re-download the archive") from None
+    if not isinstance(d, dict):
+        raise UserError(f"{where} is not a CIFAR batch (it holds a {type(d).__name__}, not a dict); "
+                        "re-download the archive")
     return {(k.decode() if isinstance(k, bytes) else k): v for k, v in d.items()}
 
 
 def load_cifar(args, which: str):
     from data_prep.records import ArrayRecords, SourceData
-    from data_prep.sources._scan import require_src
+    from data_prep.scan import require_src
 
     layout = LAYOUT[which]
     src = require_src(args, f"the official {layout['archive']} or its extracted {layout['folder']}/ folder")

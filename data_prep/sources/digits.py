@@ -7,7 +7,6 @@ Fixed split: the first 1437 images train, the last 360 test (80/20, in the order
 from __future__ import annotations
 
 import os
-import shutil
 
 import numpy as np
 
@@ -65,15 +64,14 @@ def export_folders(out: str, labels: dict | None = None) -> None:
     """
     from PIL import Image
 
+    from mlpscale.format import atomic_folder
+
     images, digits = read_digits()
     gray = np.clip(images * (255.0 / 16.0), 0, 255).astype(np.uint8)           # (1797, 8, 8)
     names = {int(k): str(v) for k, v in (labels or {d: str(d) for d in range(10)}).items()}
-    tmp = out.rstrip("/") + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    for i, d in enumerate(digits.tolist()):
-        if int(d) in names:
-            folder = os.path.join(tmp, "train" if i < N_TRAIN else "test", names[int(d)])
-            os.makedirs(folder, exist_ok=True)
-            Image.fromarray(gray[i], "L").save(os.path.join(folder, f"{i:04d}.png"))
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
+    with atomic_folder(out) as tmp:  # a previous export stays in place until this one is complete
+        for i, d in enumerate(digits.tolist()):
+            if int(d) in names:
+                folder = os.path.join(tmp, "train" if i < N_TRAIN else "test", names[int(d)])
+                os.makedirs(folder, exist_ok=True)
+                Image.fromarray(gray[i], "L").save(os.path.join(folder, f"{i:04d}.png"))

@@ -21,7 +21,7 @@ def add_arguments(parser) -> None:
 
 def load(args, pool=None):
     from data_prep.records import SourceData
-    from data_prep.sources._scan import RecordBuilder, add_indexed, class_entries, index_entries, require_src
+    from data_prep.scan import RecordBuilder, add_indexed, class_entries, index_entries, require_src
 
     src = require_src(args, EXPECTED)
     train_dir = os.path.join(src, "train")

@@ -63,7 +63,7 @@ def val_number(path: str) -> int | None:
 
 def load(args, pool=None):
     from data_prep.records import SourceData
-    from data_prep.sources._scan import (RecordBuilder, add_indexed, class_entries, index_entries,
+    from data_prep.scan import (RecordBuilder, add_indexed, class_entries, index_entries,
                                          list_images, read_words, require_src)
 
     src = require_src(args, EXPECTED)

@@ -23,7 +23,7 @@ def add_arguments(parser) -> None:
 
 def load(args, pool=None):
     from data_prep.records import ArrayRecords, SourceData
-    from data_prep.sources._scan import file_reader, require_src
+    from data_prep.scan import file_reader, require_src
 
     read = file_reader(require_src(args, EXPECTED), EXPECTED, "stl10_binary", "train_X.bin",
                        "stl10_binary.tar.gz")

@@ -20,7 +20,7 @@ def add_arguments(parser) -> None:
 
 def load(args, pool=None):
     from data_prep.records import SourceData
-    from data_prep.sources._scan import RecordBuilder, list_images, read_words, require_src
+    from data_prep.scan import RecordBuilder, list_images, read_words, require_src
 
     src = require_src(args, EXPECTED)
     if not os.path.isdir(os.path.join(src, "train")) and os.path.isdir(os.path.join(src, "tiny-imagenet-200")):

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import json
 import os
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import time
 import traceback
 
 from ..errors import UserError, cli_entry
+from ..format import write_json_atomic
 from .e2e import gate_failures
 from .env import environment, format_environment, hardware_slug, run_command
 from .schema import SCHEMA, validate
@@ -92,14 +92,6 @@ def parse_args(argv=None):
     return a, names, s
 
 
-def write_json(path: str, doc: dict) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(doc, f, indent=1)
-    os.replace(tmp, path)
-
-
 @cli_entry
 def main(argv=None):
     a, names, s = parse_args(argv)
@@ -159,11 +151,11 @@ def _run_all(a, names, s, env, doc, date) -> list[str]:
         doc["results"] += entries
         validate(doc)
         if a.json:
-            write_json(a.json, doc)
+            write_json_atomic(a.json, doc)
         if a.record:
             rec = {**doc, "results": entries}
             path = os.path.join(REPO, "benchmarks", "results", f"{name}_{hardware_slug(env)}_{date}.json")
-            write_json(path, rec)
+            write_json_atomic(path, rec)
             print(f"recorded {os.path.relpath(path, REPO)}", flush=True)
     return failed
 

@@ -6,7 +6,8 @@ RECIPE x MODE:
   ours e2e        `mlpscale-train`'s own code: `train.run(cfg)` (the function the CLI calls) on the
                   generated beton, `train.max_steps` = warm-up + timed steps; the Trainer reads the
                   beton itself (resident, or streamed with --resident off) and runs its own loop
-                  (prefetch thread on CPUs, progress, NaN guard). The timer covers the loop between
+                  (`train.prefetch`: a prefetch thread, or inline where `auto` finds no free core;
+                  progress, NaN guard). The timer covers the loop between
                   the end of warm-up step W and the end of step W+N: batch fetching, augmentation,
                   MixUp, step, bookkeeping.
   ours bare       `Trainer.step` on one prepared micro-batch (model + loss + backward + optimizer;
@@ -26,18 +27,19 @@ parent (e2e.e2e_comparison) alternates processes over repeats and takes medians.
 `--inject` (hidden; tests, demonstrations of the CI gate, diagnostics) changes ours' e2e process on
 purpose: `threads=N` sets torch's thread count after the Trainer is built (the FFCV bug this suite
 exists to catch), `stall=F` idles F x the step's duration after every step, `prep_threads=N` sets
-the thread count of the thread that runs `Trainer.prepare` (the prefetch thread on CPUs).
+the thread count of the thread that runs `Trainer.prepare` (the prefetch thread, when there is one).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
 import time
 
 import torch
+
+from ..format import write_json_atomic
 
 T_START = time.perf_counter()
 
@@ -126,7 +128,7 @@ def _config(a):
 
 class TimedLoader:
     """A training loader whose batches are clocked (on whichever thread takes them: the training
-    thread, or the prefetch thread on CPUs) while the window is open."""
+    thread, or the prefetch thread when train.prefetch is on) while the window is open."""
 
     def __init__(self, loader, window: Window):
         self.loader, self.window, self.seconds = loader, window, 0.0
@@ -156,9 +158,9 @@ def timed_run(cfg, warmup: int, steps: int, data_fn=None, inject: dict | None = 
     warmup+1 .. warmup+steps are timed (cfg.train.max_steps is set to warmup+steps). The loop, loader,
     prefetching and augmentation are the Trainer's own; `data_fn` replaces the betons (Trainer's hook).
     Returns the window's figures plus where its time went (shares of the window):
-      loader_share   time inside the loader's next() (training thread on GPUs: a data wait; on CPUs the
-                     prefetch thread's gather time, overlapped with the step)
-      prepare_share  time in Trainer.prepare (augmentation + MixUp; on CPUs on the prefetch thread)
+      loader_share   time inside the loader's next() (on the training thread: a data wait; on the
+                     prefetch thread, when there is one: gather time overlapped with the step)
+      prepare_share  time in Trainer.prepare (augmentation + MixUp; on whichever thread runs it)
       outside_step_share  (CPU) time of the training thread outside Trainer.step: waiting for the next
                      prepared batch + loop bookkeeping."""
     from .. import train as train_mod
@@ -337,10 +339,7 @@ def main(argv=None) -> int:
     out.update(recipe=a.recipe, mode=a.mode, batch=a.batch, arch=a.arch, res=a.res, device=a.device,
                torch_threads_at_start=threads_at_start, pid=os.getpid(),
                process_s=time.perf_counter() - T_START, load_avg_1m=round(os.getloadavg()[0], 2))
-    tmp = f"{a.json}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(out, f)
-    os.replace(tmp, a.json)
+    write_json_atomic(a.json, out, indent=None)
     return 0
 
 

@@ -1,4 +1,8 @@
-"""Finding images on disk: class folders, per-class `.tar` archives, class names, and clear layout errors."""
+"""Finding images on disk: class folders, per-class `.tar` archives, class names, and clear layout errors.
+
+Shared by the sources (data_prep/sources/); it imports only `data_prep.records`, so a worker that
+runs one of its functions does not load the sources.
+"""
 from __future__ import annotations
 
 import os
@@ -8,7 +12,7 @@ import numpy as np
 
 from mlpscale.errors import UserError
 
-from ..records import FileRecords
+from .records import FileRecords
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
 
