@@ -9,7 +9,7 @@ import torch
 
 from mlpscale.bench import reference as ref
 from mlpscale.bench.cli import main
-from mlpscale.bench.schema import SchemaError, validate
+from mlpscale.bench.schema import SchemaError, validate, validate_entry
 from mlpscale.bench.timing import Comparison, Variant, compare, summarize
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -281,3 +281,13 @@ def test_readme_rows_are_the_generated_ones():
     assert in_readme and set(in_readme) <= generated, set(in_readme) - generated
     files_shown = {ln.rsplit("|", 2)[1].strip() for ln in in_readme}
     assert files_shown == {os.path.basename(p) for p in glob.glob(os.path.join(here, "results", "*.json"))}
+
+
+@pytest.mark.slow  # two fresh processes
+def test_startup_suite_times_the_users_command():
+    from mlpscale.bench.startup import suite_startup
+
+    (e,) = suite_startup(1, log=None)
+    validate_entry(e)
+    assert e["suite"] == "startup" and e["unit"] == "s" and len(e["values"]) == 1
+    assert 0 < e["value"] <= e["command_wall_s"][0] + 1.0   # the first step comes before the command ends

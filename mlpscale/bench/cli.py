@@ -1,6 +1,6 @@
 """`mlpscale-bench SUITE... [--quick] [--json PATH] [--record] [--min-efficiency F]`: ours vs baseline.
 
-Suites: convert, loader, augment, step, e2e, eval, tiered, or `all`. Every figure is a median over
+Suites: convert, startup, loader, augment, step, e2e, eval, tiered, or `all`. Every figure is a median over
 repetitions run alternately with its baselines after warm-up, printed with its spread and the
 ratio ours/baseline; e2e and eval also print the pipeline efficiency (end to end / bare step) of
 each recipe. `--quick` uses CI sizes (all suites in under 3 minutes on 2 CPU cores); without it the

@@ -380,7 +380,7 @@ def suite_e2e(s: Sizes, log=print, inject: str = "") -> list[dict]:
         return [e2e_comparison(s.for_e2e(), root, log, inject=inject)]
 
 
-SUITES = ["convert", "loader", "augment", "step", "e2e", "eval", "tiered"]
+SUITES = ["convert", "startup", "loader", "augment", "step", "e2e", "eval", "tiered"]
 
 
 def run_suite(name: str, s: Sizes, quick: bool, log=print, inject: str = "") -> list[dict]:
@@ -392,6 +392,10 @@ def run_suite(name: str, s: Sizes, quick: bool, log=print, inject: str = "") -> 
         from .tta import suite_eval
 
         return suite_eval(s, log)
+    if name == "startup":
+        from .startup import suite_startup
+
+        return suite_startup(2 if quick else s.reps, log)
     if name == "tiered":
         from .tiered import suite_tiered
 

@@ -81,7 +81,8 @@ def rows(path: str) -> list[str]:
     for e in doc["results"]:
         if "variants" not in e:
             if "value" in e:
-                out.append(f"| {e['suite']} | {e['name']} | {_fmt(e['value'])} {e['unit']} | | | - | "
+                spread = f" [{_fmt(e['min'])}-{_fmt(e['max'])}]" if "min" in e else ""
+                out.append(f"| {e['suite']} | {e['name']} | {_fmt(e['value'])} {e['unit']}{spread} | | | - | "
                            f"{e.get('timer', '')} | {hw} | `{doc['command']}` | {os.path.basename(path)} |")
             continue
         ours = e["variants"].get(e["ours"], {})
