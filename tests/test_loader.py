@@ -33,8 +33,10 @@ def test_abandoned_epoch_does_not_leak_threads(digits_root):
         it = loader.epoch(e)
         next(it)
         it.close()  # what the trainer does when it stops mid-epoch
-    time.sleep(1.5)
-    assert threading.active_count() <= base + 1
+    deadline = time.monotonic() + 60  # bounds a hang only: the test waits for the threads to end (a state)
+    while threading.active_count() > base + 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() <= base + 1, [t.name for t in threading.enumerate()]
 
 
 def test_resident_start_batch_skips_exactly(digits_root):
@@ -50,12 +52,10 @@ def test_damaged_beton_fails_fast(digits_root, tmp_path):
     shutil.copy(beton(digits_root), bad)
     with open(bad, "r+b") as f:  # keep the header, cut the data region
         f.truncate(os.path.getsize(bad) // 3)
-    t0 = time.time()
-    with pytest.raises((UserError, RuntimeError)):
+    with pytest.raises((UserError, RuntimeError)):  # an error, not a silent short epoch
         loader = StreamLoader(str(bad), 100, 0, torch.device("cpu"), workers=1)
         for _ in loader.epoch(0):
             pass
-    assert time.time() - t0 < 60  # an error, never a hang
 
 
 def test_not_a_beton(tmp_path):

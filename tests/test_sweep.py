@@ -415,8 +415,8 @@ def test_mini_study(tmp_path):
                        check=False, capture_output=True, text=True, cwd=tmp_path, timeout=1800)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     took = time.monotonic() - t0
+    # reported, not asserted: speed is a measured figure (README: 158 s on 2 cores, with benchmarks/results/mini_cpu_scaling)
     print(f"mini-study: {took:.0f} s end to end")
-    assert took < 15 * 60
     rows = results(tmp_path / "sweep")
     assert len(rows) == 48 and all(x["status"] == "finished" for x in rows.values())
     r = subprocess.run([sys.executable, "-m", "mlpscale.scaling", str(tmp_path / "sweep"), "--out",

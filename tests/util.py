@@ -13,11 +13,15 @@ def cli(name: str) -> str:
 
 
 def run_cli(*args, env=None, timeout=300, cwd=None):
-    """Run a console script of the venv and capture its output. It runs in a fresh temporary folder
-    unless `cwd` says otherwise, so relative defaults (runs/, data/) never reach the repository."""
+    """Run a console script of the venv and capture its output. It runs in `cwd`, or else in a fresh
+    temporary folder removed when it returns, so relative defaults (runs/, data/) never reach the
+    repository and nothing piles up in /tmp. `timeout` only bounds a hang."""
     e = dict(os.environ, **(env or {}))
-    return subprocess.run([cli(args[0]), *args[1:]], capture_output=True, text=True, timeout=timeout, env=e,
-                          cwd=cwd or tempfile.mkdtemp(prefix="mlpscale-cli-"))
+    argv = [cli(args[0]), *args[1:]]
+    if cwd is not None:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=e, cwd=cwd)
+    with tempfile.TemporaryDirectory(prefix="mlpscale-cli-") as tmp:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=e, cwd=tmp)
 
 
 def write_dataset(root, name, train, evals, eval_split="test", fmt="raw", sidecars=None):
