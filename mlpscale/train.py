@@ -472,21 +472,18 @@ def run(cfg: Config, resume_dir: str | None = None, overwrite: bool = False, tra
         tool: str = "mlpscale-train") -> dict:
     new_folder = not resume_dir and not os.path.exists(os.path.join(cfg.run.out_dir, cfg.run.name))
     run_dir, lock = prepare_run(cfg, resume_dir, overwrite, tool)
+    trainer = None
     try:
         trainer = (trainer_cls or Trainer)(cfg, run_dir, resume=resume_dir is not None)
+        return trainer.fit()
     except BaseException:
-        if new_folder and lock is not None:  # refused before it started (missing data, ...): leave no folder
+        if trainer is None and new_folder and lock is not None:  # refused before it started: leave no folder
             for name in ("config.yaml", ".lock"):
                 with contextlib.suppress(OSError):
                     os.remove(os.path.join(run_dir, name))
             with contextlib.suppress(OSError):
                 os.rmdir(run_dir)
-        shutdown()
-        if lock is not None:
-            lock.release()
         raise
-    try:
-        return trainer.fit()
     finally:
         shutdown()
         if lock is not None:

@@ -232,3 +232,11 @@ def test_demo_reaches_95_percent(tmp_path):
     assert r.returncode == 0, r.stderr
     s = json.load(open(tmp_path / "runs" / "demo_digits" / "summary.json"))
     assert s["test_top1"] >= 95.0 and s["status"] == "finished"
+
+
+def test_a_run_refused_before_it_starts_leaves_no_folder(tmp_path):
+    """Missing data: one sentence, and no half-made run folder (config.yaml, .lock) left to puzzle over."""
+    cfg = load_config("demo_digits.yaml", [f"data.root={tmp_path / 'none'}", f"run.out_dir={tmp_path / 'runs'}"])
+    with pytest.raises(UserError, match="missing dataset file"):
+        run(cfg)
+    assert os.listdir(tmp_path / "runs") == []
