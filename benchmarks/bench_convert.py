@@ -167,7 +167,7 @@ class Tools:
 
 def pixel_difference(paper_beton: str, authors_beton: str) -> tuple[bool, float]:
     """(same image sizes?, mean |ours - authors| in 0..255) of ours --layout paper vs the authors'."""
-    from mlpscale.format import MODE_RAW, iter_payloads, open_beton
+    from mlpscale.beton import MODE_RAW, iter_payloads, open_beton
 
     def images(path):
         out = []

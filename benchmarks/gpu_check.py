@@ -66,7 +66,7 @@ def bootstrap(wheels: str, site: str, force_no_ffcv: bool, wanted=None) -> dict:
     system Python). Returns what happened, for the env report."""
     import torch
 
-    from mlpscale.format import atomic_folder
+    from mlpscale.io import atomic_folder
 
     threads = torch.get_num_threads()  # importing ffcv sets torch's thread count to 1; put it back below
     status = {}
@@ -123,7 +123,7 @@ class Report:
         self.save()
 
     def save(self) -> None:
-        from mlpscale.format import write_json_atomic
+        from mlpscale.io import write_json_atomic
 
         write_json_atomic(self.path, self.doc)
 

@@ -21,7 +21,7 @@ import pickle
 import torch
 
 from .errors import UserError
-from .format import save_torch_atomic
+from .io import save_torch_atomic
 
 FORMAT = "mlpscale-checkpoint/1"
 

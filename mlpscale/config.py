@@ -20,7 +20,7 @@ from typing import Literal
 import yaml
 
 from .errors import UserError
-from .format import write_text_atomic
+from .io import write_text_atomic
 
 OnOff = Literal["auto", "on", "off"]
 

@@ -24,7 +24,7 @@ import torch
 from .datasets import DatasetInfo, get_dataset, stats_for
 from .distributed import all_reduce_min
 from .errors import UserError
-from .format import check_dataset
+from .layout import check_dataset
 from .loader import ResidentLoader, Shard, StreamLoader, load_images
 from .runtime import Runtime, auto_on_off
 from .subsets import balanced_subset

@@ -173,7 +173,7 @@ def evaluate(model, loader, rt: Runtime, view=None, num_classes: int | None = No
 
 def load_real_labels(root: str, name: str, res: int, device) -> torch.Tensor:
     """The ReaL label matrix stored by `mlpscale-convert imagenet1k --real` next to the val beton."""
-    from .format import read_meta, sidecar_path
+    from .layout import read_meta, sidecar_path
 
     meta = read_meta(root, name, res) or {}
     path = os.path.join(root, name, meta["real_labels"]) if "real_labels" in meta else sidecar_path(root, name, "real_labels", res)
@@ -261,7 +261,7 @@ def main(argv=None):
     res.update(checkpoint=os.path.abspath(path), dataset=data.info.name, split=data.info.eval_split,
                res=data.res, model_res=meta["res"], arch=meta["arch"])
     out = a.out or os.path.join(os.path.dirname(os.path.abspath(path)), "eval.json")
-    from .format import write_json_atomic
+    from .io import write_json_atomic
 
     write_json_atomic(out, res)
     if a.json:

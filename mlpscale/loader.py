@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from .errors import UserError
-from .format import MODE_RAW, Beton, open_beton, read_raw_images
+from .beton import Beton, MODE_RAW, open_beton, read_raw_images
 from .ffcv_compat import import_ffcv
 
 

@@ -49,7 +49,7 @@ import warnings
 
 import torch
 
-from . import checkpoint, config, datasets, format
+from . import checkpoint, config, datasets, io
 from .errors import UserError, cli_entry
 from .models import MLP, ArchSpec, parse_arch
 
@@ -290,7 +290,7 @@ def import_paper(file: str, arch: str, res: int, num_classes: int, out_dir: str,
                         f"--dataset its head was trained on (e.g. cifar10 for a file fine-tuned on CIFAR-10)")
     sha = _sha256(file)
     out_dir = os.path.abspath(out_dir)
-    with format.FolderLock(out_dir, "import", advice="choose another --out"):
+    with io.FolderLock(out_dir, "import", advice="choose another --out"):
         _check_target(out_dir, sha, overwrite)
         cfg = config.Config()
         cfg.data.dataset, cfg.data.res, cfg.data.stats = info.name, res, "paper"
@@ -308,7 +308,7 @@ def import_paper(file: str, arch: str, res: int, num_classes: int, out_dir: str,
             "source": source,
         }, kind="model")
         config.save_config(cfg, os.path.join(out_dir, "config.yaml"))
-        format.write_json_atomic(os.path.join(out_dir, "summary.json"), {
+        io.write_json_atomic(os.path.join(out_dir, "summary.json"), {
             "kind": "import-paper", "arch": model.spec.name, "res": res, "num_classes": num_classes,
             "dataset": info.name, "params": model.get_num_params(), "norm": norm, "source": source,
         })

@@ -50,7 +50,7 @@ import warnings
 import numpy as np
 
 from .errors import UserError, cli_entry
-from .format import atomic_file, write_json_atomic
+from .io import atomic_file, write_json_atomic
 
 REQUIRED = ("arch", "params", "n_train", "epochs", "compute_pflops", "error")
 RESULTS_NAME = "results.csv"            # what a sweep folder holds

@@ -92,7 +92,7 @@ import yaml
 
 from .config import CONFIG_DIR, Config, load_config, resolve_config_path, to_dict
 from .errors import UserError, cli_entry
-from .format import FolderLock, atomic_file, write_json_atomic, write_text_atomic
+from .io import FolderLock, atomic_file, write_json_atomic, write_text_atomic
 
 # --- the spec ---------------------------------------------------------------------------------------
 

@@ -74,7 +74,7 @@ def test_data_prep_has_no_import_cycles():
     for m in sorted(graph):
         if m not in state:
             visit(m, [m])
-    assert "data_prep.beton" not in modules and "data_prep.writer" not in modules  # mlpscale.format owns it
+    assert "data_prep.beton" not in modules and "data_prep.writer" not in modules  # mlpscale.beton owns it
 
 
 @pytest.mark.slow

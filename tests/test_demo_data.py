@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from mlpscale.datasets import get_dataset, stats_for
-from mlpscale.format import open_beton
+from mlpscale.beton import open_beton
 from mlpscale.loader import read_split
 
 

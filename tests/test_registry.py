@@ -3,7 +3,7 @@ import json
 import pytest
 
 from mlpscale.datasets import BUILTIN, get_dataset, stats_for
-from mlpscale.format import beton_path, meta_path
+from mlpscale.layout import beton_path, meta_path
 from mlpscale.errors import UserError
 
 

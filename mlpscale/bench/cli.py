@@ -26,7 +26,7 @@ import time
 import traceback
 
 from ..errors import UserError, cli_entry
-from ..format import write_json_atomic
+from ..io import write_json_atomic
 from .e2e import gate_failures
 from .env import environment, format_environment, hardware_slug, run_command
 from .schema import SCHEMA, validate

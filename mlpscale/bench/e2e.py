@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 
-from ..format import beton_path
+from ..layout import beton_path
 from . import data as bdata
 from .timing import Comparison, Variant, compare
 

@@ -28,7 +28,7 @@ import torch
 from ..augment import DeviceAugment, mixup, mixup_lambda
 from ..datasets import CIFAR_MEAN, CIFAR_STD
 from ..errors import UserError
-from ..format import beton_path
+from ..layout import beton_path
 from . import data as bdata
 from . import ours as bours
 from . import reference as ref
@@ -129,7 +129,7 @@ def _ref_loader(path, batch, res, dev, workers=0, mixup_alpha=0.8, drop_last=Tru
 
 
 def _stream_loader(path, batch, dev, workers):
-    from ..format import open_beton
+    from ..beton import open_beton
     from ..loader import StreamLoader
 
     key = ("stream", path, batch, str(dev), workers)

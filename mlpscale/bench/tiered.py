@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from ..format import open_beton
+from ..beton import open_beton
 from ..loader import ResidentLoader, load_images
 from . import data as bdata
 from .timing import Comparison, Variant, compare, format_comparison

@@ -25,7 +25,8 @@ import torch
 from ..augment import DeviceAugment
 from ..datasets import CIFAR_MEAN, CIFAR_STD
 from ..evaluate import TTA, evaluate
-from ..format import beton_path, open_beton
+from ..beton import open_beton
+from ..layout import beton_path
 from ..loader import ResidentLoader, load_images
 from ..models import MLP
 from ..runtime import Runtime

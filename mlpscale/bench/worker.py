@@ -39,7 +39,7 @@ import time
 
 import torch
 
-from ..format import write_json_atomic
+from ..io import write_json_atomic
 
 T_START = time.perf_counter()
 
@@ -257,7 +257,7 @@ def _reference_step(a):
 
 
 def reference_e2e(a) -> dict:
-    from ..format import beton_path
+    from ..layout import beton_path
     from .reference import iterate, reference_loader
 
     rstep = _reference_step(a)
