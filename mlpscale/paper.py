@@ -1,6 +1,6 @@
 """Import the authors' released checkpoints into mlpscale models (`mlpscale-import-paper`).
 
-Which checkpoints exist (PAPER.md, "Released checkpoints"; the authors' `utils/download.py`):
+Which checkpoints exist (the paper's released checkpoints; the authors' `utils/download.py`):
 B_6-Wi_512, B_12-Wi_512, B_6-Wi_1024 and B_12-Wi_1024, all B-MLPs pre-trained on ImageNet-21k at
 64x64 (11,230 classes), plus fine-tuned versions (`..._in21k_cifar10`, `_cifar100`, `_imagenet`:
 10, 100, 1000 classes). Each download is `torch.save(model.state_dict())` of their module (no wrapper,

@@ -130,7 +130,7 @@ def tiered_data_fn(store, labels, info, res: int, eval_rows: int = 4096):
         train = ResidentLoader(store, labels, micro_batch, seed, shard, train=True)
         evl = ResidentLoader(store, labels, max(micro_batch, 256), seed, shard,
                              np.arange(min(store.n, eval_rows)), train=False)
-        return Data(info, res, res, train, evl, store.n, True, tuple(info.mean), tuple(info.std), "given")
+        return Data(info=info, res=res, crop_res=res, train=train, eval=evl, n_train=store.n, resident=True, mean=tuple(info.mean), std=tuple(info.std), stats="given")  # noqa: E501
 
     data_fn.info = info
     return data_fn

@@ -53,7 +53,7 @@ def tta_comparison(s, root: str | None, log=print, reference: bool | None = None
     torch.manual_seed(0)
 
     def ours() -> int:
-        evaluate(model, loader, rt, view, s.num_classes, tta, CIFAR_MEAN, CIFAR_STD, s.res)
+        evaluate(model, loader, view, rt=rt, tta=tta)
         return n
 
     # the bare forward: the same number of forwards per image, on views already in memory, in chunks of
