@@ -11,6 +11,7 @@ The fully resolved config is saved as `config.yaml` in the run directory.
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import re
 import typing
 from dataclasses import dataclass, field
@@ -24,7 +25,16 @@ from .io import write_text_atomic
 
 OnOff = Literal["auto", "on", "off"]
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+def _config_dir() -> Path | None:
+    """The shipped configs/: package data of `mlpscale._configs` (setup.py maps it to the top-level
+    configs/), so a wheel and an editable checkout both have it; None where it is not installed."""
+    try:
+        return Path(str(importlib.resources.files("mlpscale._configs")))
+    except ModuleNotFoundError:
+        return None
+
+
+CONFIG_DIR = _config_dir()
 
 
 @dataclass
@@ -105,7 +115,7 @@ class EvalConfig:
 
 @dataclass
 class FinetuneConfig:
-    """Used by mlpscale-finetune (defaults: the authors' fine-tuning recipe, PAPER.md)."""
+    """Used by mlpscale-finetune (defaults: the authors' fine-tuning recipe)."""
     from_: str = field(default="", metadata={"key": "from"})  # a run folder, one of our checkpoints, or a
                                  # paper checkpoint file (its arch is model.arch)
     mode: Literal["full", "linear"] = "full"  # full: all weights; linear: head only, body frozen (a probe)
@@ -301,15 +311,18 @@ def _set_path(d: dict, dotted: str, value, where: str):
 
 
 def resolve_config_path(path: str) -> Path:
-    """A path as given, else a bare name (with or without .yaml) inside the repository's configs/."""
+    """A path as given, else a bare name (with or without .yaml) among the shipped configs."""
     p = Path(path)
-    candidates = [p, CONFIG_DIR / p.name, CONFIG_DIR / (p.name + ".yaml")]
-    for c in candidates:
+    if p.is_file():
+        return p
+    shipped = CONFIG_DIR if CONFIG_DIR is not None and CONFIG_DIR.is_dir() else None
+    for c in ([shipped / p.name, shipped / (p.name + ".yaml")] if shipped else []):
         if c.is_file():
             return c
-    available = sorted(x.name for x in CONFIG_DIR.glob("*.yaml")) if CONFIG_DIR.is_dir() else []
+    available = sorted(x.name for x in shipped.glob("*.yaml")) if shipped else []
     raise UserError(
-        f"config file '{path}' not found (looked here and in {CONFIG_DIR}); available: {', '.join(available) or 'none'}"
+        f"config file '{path}' not found (looked here and in {shipped or 'the shipped configs, not installed'}); "
+        f"available: {', '.join(available) or 'none'}"
     )
 
 
