@@ -13,7 +13,7 @@ install: $(STAMP)
 
 # Idempotent: system packages only when missing, venv only when absent, pip only when
 # pyproject.toml changed since the last install.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	@if ! pkg-config --exists opencv4 2>/dev/null || [ ! -e /usr/include/turbojpeg.h ]; then \
 	  echo "== installing system packages FFCV compiles against"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \

@@ -15,8 +15,8 @@ last.pt and ends with the same weights as a run that was never interrupted.
 Exit codes: 0 finished (or stopped at train.max_steps), 2 a user error (one sentence on stderr),
 130 / 143 interrupted by SIGINT / SIGTERM after saving last.pt.
 
-`Trainer` is also the loop of fine-tuning (`mlpscale.finetune.Finetuner` overrides the model,
-optimizer and data hooks) and of the benchmarks (`prepare`, `step` and `train_step` are public).
+`Trainer` is also the loop of fine-tuning (`mlpscale.finetune.Finetuner` extends its build steps,
+see the class) and of the benchmarks (`prepare`, `step` and `train_step` are public).
 """
 from __future__ import annotations
 
