@@ -25,8 +25,8 @@ import time
 import numpy as np
 
 from mlpscale import __version__
-from mlpscale.errors import UserError
 from mlpscale.beton import BetonWriter, iter_payloads, open_beton
+from mlpscale.errors import UserError
 from mlpscale.io import FolderLock, atomic_file, disk_error, remove_temps
 from mlpscale.layout import beton_path, check_dataset, dataset_dir, read_meta
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mlpscale.beton import MODE_JPG, MODE_RAW, BetonWriter
 from mlpscale.errors import UserError
-from mlpscale.beton import BetonWriter, MODE_JPG, MODE_RAW
 from mlpscale.io import disk_error
 
 FORMATS = ("raw", "jpg")

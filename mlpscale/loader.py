@@ -42,8 +42,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .beton import MODE_RAW, Beton, open_beton, read_raw_images
 from .errors import UserError
-from .beton import Beton, MODE_RAW, open_beton, read_raw_images
 from .ffcv_compat import import_ffcv
 
 

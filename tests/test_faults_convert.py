@@ -21,8 +21,8 @@ import pytest
 
 import convert_fixtures as fx
 from data_prep.cli import main
-from mlpscale.errors import UserError
 from mlpscale.beton import BetonWriter, open_beton
+from mlpscale.errors import UserError
 from mlpscale.io import is_temp_name
 from mlpscale.layout import check_dataset
 

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from .. import ffcv_compat
-from ..datasets import CIFAR_MEAN, CIFAR_STD
 from ..beton import write_arrays
+from ..datasets import CIFAR_MEAN, CIFAR_STD
 from ..io import write_json_atomic
 from ..layout import beton_path, meta_path
 
@@ -77,7 +77,7 @@ def write_jpeg_beton(path: str, n: int, res: int, num_classes: int, distinct: in
     same cost whichever copy it is), written with mlpscale's own writer (no FFCV)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ..beton import BetonWriter, MODE_JPG, encode_image
+    from ..beton import MODE_JPG, BetonWriter, encode_image
 
     k = min(n, distinct)
     imgs = make_images(k, res, smooth=True, seed=seed)

@@ -23,9 +23,9 @@ import os
 import torch
 
 from ..augment import DeviceAugment
+from ..beton import open_beton
 from ..datasets import CIFAR_MEAN, CIFAR_STD
 from ..evaluate import TTA, evaluate
-from ..beton import open_beton
 from ..layout import beton_path
 from ..loader import ResidentLoader, load_images
 from ..models import MLP
