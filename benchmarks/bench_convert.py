@@ -189,7 +189,7 @@ def spread(values: list[float], digits: int = 3) -> dict:
 def versions() -> dict:
     import PIL
 
-    from mlpscale.bench.env import _cpu_model, _version
+    from benchmarks.env import _cpu_model, _version
 
     return {"python": platform.python_version(), "pillow": PIL.__version__, "numpy": np.__version__,
             "opencv": _version("cv2", "opencv-python-headless"), "ffcv": _version("ffcv"), "cpu": _cpu_model(),

@@ -22,15 +22,16 @@ import os
 
 import torch
 
-from ..augment import DeviceAugment
-from ..datasets import CIFAR_MEAN, CIFAR_STD
-from ..evaluate import TTA, evaluate
-from ..format import beton_path, open_beton
-from ..loader import ResidentLoader, load_images
-from ..models import MLP
-from ..runtime import Runtime
+from mlpscale.augment import DeviceAugment
+from mlpscale.datasets import CIFAR_MEAN, CIFAR_STD
+from mlpscale.evaluate import TTA, evaluate
+from mlpscale.format import beton_path, open_beton
+from mlpscale.loader import ResidentLoader, load_images
+from mlpscale.models import MLP
+from mlpscale.runtime import Runtime
 from . import data as bdata
 from . import reference as ref
+from .common import beton_root, ref_loader
 from .e2e import efficiency
 from .timing import Comparison, Variant, compare, format_comparison
 
@@ -89,9 +90,8 @@ def tta_comparison(s, root: str | None, log=print, reference: bool | None = None
     if reference:
         # their test loader with augment=True (crop + flip, no MixUp outside training), made once and
         # iterated N times, as their test_time_aug does
-        from .suites import _ref_loader
 
-        rl = _ref_loader(test_path, s.batch, s.res, dev, mixup_alpha=0.0, drop_last=False, order_random=False)
+        rl = ref_loader(test_path, s.batch, s.res, dev, mixup_alpha=0.0, drop_last=False, order_random=False)
 
         def reference_fn() -> int:
             probs = torch.zeros(n, s.num_classes)
@@ -144,8 +144,7 @@ def tta_comparison(s, root: str | None, log=print, reference: bool | None = None
 
 
 def suite_eval(s, log=print) -> list[dict]:
-    from .suites import _root
 
-    with _root(s) as root:
+    with beton_root(s) as root:
         return [tta_comparison(s, root, log)]
 
