@@ -1,9 +1,8 @@
 """The e2e suite: each recipe end to end and as a bare step, every figure from its own process.
 
 What a user runs is a process: `mlpscale-train` (ours) or the authors' `train.py` (the baseline).
-Timing both inside one benchmark process hides what only a fresh process shows - e.g. importing
-FFCV once set torch to one thread, which halved ours end to end in a real run but not in a shared
-benchmark process that had set the count before. So each variant below is a separate Python process
+Timing both inside one benchmark process hides what only a fresh process shows - e.g. a thread count
+that importing a library changes only in a fresh process. So each variant below is a separate Python process
 (`python -m benchmarks.worker RECIPE MODE`, see worker.py) that warms up and times its own
 steady-state window; the parent only alternates them over repeats and collects medians:
 

@@ -1,5 +1,5 @@
 """The tiered suite: a JPEG split decoded once into two memory tiers vs FFCV decoding it every epoch
-(issue 12; the path ImageNet-21k at 64px takes when it does not fit device memory).
+(the path ImageNet-21k at 64px takes when it does not fit device memory).
 
     mlpscale          `load_images` (one parallel JPEG decode) into an ImageStore whose device tier is
                       forced to a share of the split (`tiered_device_share`), so batches straddle the

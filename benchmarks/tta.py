@@ -1,4 +1,4 @@
-"""The eval suite: test-time augmentation over a whole test split (issue 8).
+"""The eval suite: test-time augmentation over a whole test split.
 
     mlpscale          `mlpscale.evaluate.evaluate(..., tta=TTA(N))` - the one implementation that
                       training, fine-tuning and `mlpscale-eval` use: the split resident, per batch the

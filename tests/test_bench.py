@@ -100,7 +100,7 @@ def test_reference_step_flattens_chw():
 def _good_doc():
     cmp = Comparison("step", "toy", "img/s", "one call", {"x": 1}, [Variant("ours", lambda: 10, "ours"),
                                                                    Variant("ref", lambda: 5, "baseline")], 2, 0)
-    return {"schema": "mlpscale-bench/1", "command": "mlpscale-bench step", "quick": True,
+    return {"schema": "mlpscale-bench/1", "command": "python -m benchmarks step", "quick": True,
             "env": {"date_utc": "x", "python": "3", "torch": "2", "host_cpu": "c", "cpu_count": 2},
             "results": [compare(cmp, log=None).to_json(), {"suite": "loader", "skipped": "FFCV cannot load"},
                         {"suite": "peak", "name": "matmul", "value": 1.0, "unit": "TFLOP/s"}]}
