@@ -9,7 +9,7 @@ from .state import probe_state, source, train_state
 
 TOOL_MODULES = {"mlpscale-train": "mlpscale.train", "mlpscale-finetune": "mlpscale.finetune",
                 "mlpscale-convert": "data_prep.cli", "mlpscale-eval": "mlpscale.evaluate",
-                "mlpscale-scaling": "mlpscale.scaling", "mlpscale-sweep": "mlpscale.sweep.cli"}
+                "mlpscale-scaling": "mlpscale.scaling", "mlpscale-sweep": "mlpscale.sweep"}
 
 
 def tool(name: str) -> list[str]:
