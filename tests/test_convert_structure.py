@@ -123,3 +123,15 @@ def test_a_conversion_never_imports_ffcv(tmp_path):
         r = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, cwd=ROOT, timeout=120)
         assert r.returncode == 0, r.stderr
         assert r.stdout.strip().endswith("NO FFCV"), (argv, r.stdout)
+
+
+def test_the_library_does_not_locate_the_checkout():
+    """mlpscale is what a user installs: no module of it builds paths from the repository checkout (the
+    developer benchmarks, which do, live in benchmarks/)."""
+    found = []
+    for name, path in _modules(ROOT, ("mlpscale",)).items():
+        with open(path) as f:
+            for i, line in enumerate(f, 1):
+                if "REPO" in line or "dirname(dirname" in line or "dirname(os.path.dirname" in line:
+                    found.append(f"{path}:{i}")
+    assert not found, found
