@@ -38,7 +38,7 @@ test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: install
-	$(BIN)/mlpscale-bench all --quick
+	$(BIN)/python -m benchmarks all --quick
 
 # FFCV + lion-pytorch wheels for the offline Python 3.12 GPU machine, into the ignored wheels/ (~10 MB)
 gpu-wheel:

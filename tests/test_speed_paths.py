@@ -93,7 +93,7 @@ def test_resident_run_never_imports_ffcv(digits_root, tmp_path):
     assert "IMPORTED False False" in out.stdout
     s = json.load(open(tmp_path / "demo_digits" / "summary.json"))
     assert s["resident"] is True
-    # start-up as the user sees it is reported (a figure, recorded by `mlpscale-bench startup`, not asserted here)
+    # start-up as the user sees it is reported (a figure, recorded by `python -m benchmarks startup`, not asserted here)
     assert 0 < s["first_step_s"] < s["elapsed_s"] + 600
 
 
