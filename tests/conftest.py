@@ -1,4 +1,8 @@
+"""Fixtures shared by tests/unit (in-process, fast: `make test-fast`) and tests/integration (processes,
+faults, studies). Plain helpers are in util.py."""
 import pytest
+
+from util import TinyConfig
 
 
 @pytest.fixture(autouse=True)
@@ -6,6 +10,17 @@ def _hermetic_cwd(tmp_path, monkeypatch):
     """Every test runs in its own temporary folder: relative defaults (runs/, data/) never reach the
     repository, so `make test` passes after `make demo` and twice in a row."""
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def tmpdir_under_tmp_path(tmp_path, monkeypatch):
+    """Temporary folders (run folders, generated betons, worker processes' files) under tmp_path."""
+    import tempfile
+
+    d = tmp_path / "tmp"
+    d.mkdir()
+    monkeypatch.setenv("TMPDIR", str(d))
+    monkeypatch.setattr(tempfile, "tempdir", str(d))
 
 
 @pytest.fixture(scope="session")
@@ -16,3 +31,11 @@ def digits_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
     main(["digits", "--res", "8", "--out", str(root), "--workers", "1", "--quiet"])
     return str(root)
+
+
+@pytest.fixture
+def tiny_config(digits_root, tmp_path):
+    """The tests' one tiny training setup (util.TINY) on the session's digits, run folders under tmp_path:
+    `tiny_config(name, *sets)` is a Config; `.argv(...)` its mlpscale-train arguments, `.sets(...)` its
+    `--set` values, `.spec_set(...)` a sweep spec's `set:`; `finetune=True` for mlpscale-finetune's recipe."""
+    return TinyConfig(digits_root, tmp_path)

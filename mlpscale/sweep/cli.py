@@ -38,7 +38,7 @@ total, so any warmup is fine), the points that differ only in T share one traini
 keeps `epoch_<T>.pt` for every T of the grid (`train.keep_epochs` lists them), and each T is probed from
 its kept checkpoint. This is exact, not an approximation: the data order, augmentation and learning rate of step s are pure
 functions of (seed, epoch, step), so the weights after T epochs of the long run are bit-identical to
-those of a separate T-epoch run (tests/test_sweep.py checks it). A cosine schedule depends on the total
+those of a separate T-epoch run (tests/integration/test_sweep.py checks it). A cosine schedule depends on the total
 length, so there each T trains separately (one note says so); `reuse_epochs: off` asks for that too.
 The compute of the point at T is the paper's C at T: paper_flops_per_forward x 3 x N x T.
 

@@ -14,7 +14,6 @@ from mlpscale.errors import UserError
 from mlpscale.models import MLP
 from mlpscale.paper import from_paper_checkpoint, import_paper, main
 
-
 # --- reference modules laid out like the authors' (parameter names, order of operations, CHW input) ----
 
 class RefBottleneck(nn.Module):

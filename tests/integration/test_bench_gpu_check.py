@@ -8,16 +8,16 @@ import pytest
 
 from benchmarks.schema import validate
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from util import ROOT
 
 
 def _run(tmp_path, *extra):
     out = tmp_path / "gpu_check.json"
     (tmp_path / "tmp").mkdir()
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "gpu_check.py"), "--toy", "--out",
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "gpu_check.py"), "--toy", "--out",
                            str(out), "--site", str(tmp_path / "site"), *extra],
                           check=False, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PYTHONPATH": REPO, "TMPDIR": str(tmp_path / "tmp")})
+                          env={**os.environ, "PYTHONPATH": ROOT, "TMPDIR": str(tmp_path / "tmp")})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     doc = json.loads(out.read_text())
     validate(doc)
@@ -56,7 +56,6 @@ def test_gpu_check_toy_without_ffcv_runs_everything_but_the_authors_loader(tmp_p
     assert "done in" in text
 
 
-@pytest.mark.slow
 def test_gpu_check_toy_with_ffcv(tmp_path):
     pytest.importorskip("ffcv")
     doc, _ = _run(tmp_path)
@@ -72,7 +71,7 @@ def test_bootstrap_imports_a_carried_wheel_without_pip(tmp_path):
     import importlib.util
     import zipfile
 
-    spec = importlib.util.spec_from_file_location("gpu_check", os.path.join(REPO, "benchmarks", "gpu_check.py"))
+    spec = importlib.util.spec_from_file_location("gpu_check", os.path.join(ROOT, "benchmarks", "gpu_check.py"))
     gpu_check = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gpu_check)
     wheels = tmp_path / "wheels"

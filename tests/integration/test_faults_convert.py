@@ -19,12 +19,13 @@ import time
 import numpy as np
 import pytest
 
-import convert_fixtures as fx
 from data_prep.cli import main
 from mlpscale.beton import BetonWriter, open_beton
 from mlpscale.errors import UserError
 from mlpscale.io import is_temp_name
 from mlpscale.layout import check_dataset
+
+import convert_fixtures as fx
 
 CONVERT = os.path.join(os.path.dirname(sys.executable), "mlpscale-convert")
 

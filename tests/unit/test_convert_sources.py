@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import convert_fixtures as fx
 from data_prep.cli import main
 from mlpscale.errors import UserError
 from mlpscale.io import is_temp_name
 from mlpscale.layout import check_dataset
+
+import convert_fixtures as fx
 
 
 def convert(*argv) -> dict:
@@ -120,7 +121,8 @@ def test_tinyimagenet(tmp_path):
 def test_imagenet1k_layouts_corrupt_and_real(tmp_path, tars, flat_val):
     src, truth, real = fx.make_imagenet1k(str(tmp_path / "dl"), tars=tars, flat_val=flat_val)
     out = str(tmp_path / "out")
-    meta = convert("imagenet1k", "--src", src, "--res", "16", "--out", out, "--real", str(tmp_path / "dl" / "real.json"))
+    meta = convert("imagenet1k", "--src", src, "--res", "16", "--out", out,
+                   "--real", str(tmp_path / "dl" / "real.json"))
     assert_common_meta(meta, {"train": 20, "val": 10}, "val", 5)
     assert meta["classes"] == sorted(fx.WNIDS)
     assert meta["num_skipped"]["train"] == 1 and "n01629819_4.JPEG" in meta["skipped"]["train"][0]

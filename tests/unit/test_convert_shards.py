@@ -8,11 +8,12 @@ import shutil
 import numpy as np
 import pytest
 
-import convert_fixtures as fx
 from data_prep.cli import main
 from mlpscale.beton import open_beton
 from mlpscale.layout import check_dataset
 from mlpscale.subsets import balanced_subset
+
+import convert_fixtures as fx
 
 
 def _meta(out, name, res, suffix=""):

@@ -8,7 +8,8 @@ The issue's rows, trainer side (the converter's are in test_faults_convert.py):
   kill -9 during a checkpoint save .. test_kill_9_during_a_checkpoint_save (and ..._then_resume_is_exact_...)
   config typos and ranges, lyon ..... test_config_mistakes_fail_before_any_data
   disk full during a checkpoint ..... test_full_disk_during_a_checkpoint_keeps_the_last_good_one
-  make demo, then make test ......... test_tests_pass_after_make_demo, test_cli_helper_runs_in_a_fresh_folder_it_removes
+  make demo, then make test ......... test_tests_pass_after_make_demo,
+                                      test_relative_defaults_resolve_in_the_working_folder
   SIGINT during training ............ test_sigint_saves_prints_the_resume_command_and_exits_130"""
 import errno
 import json
@@ -25,22 +26,8 @@ import torch
 from mlpscale.config import load_config
 from mlpscale.errors import UserError
 from mlpscale.train import run
-from util import ROOT, cli, run_cli
 
-pytestmark = pytest.mark.slow  # these start whole training processes
-
-BASE = ["model.arch=B_2-Wi_32", "train.batch_size=64", "train.precision=fp32", "run.progress=false",
-        "optim.schedule=constant", "aug.mixup=0.2", "data.res=8"]
-
-
-def args_for(root, out, name, *extra):
-    sets = BASE + [f"data.root={root}", f"run.out_dir={out}", f"run.name={name}", *extra]
-    return ["--config", "demo_digits.yaml"] + [a for kv in sets for a in ("--set", kv)]
-
-
-def start(root, out, name, *extra):
-    return subprocess.Popen([cli("mlpscale-train"), *args_for(root, out, name, *extra)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=str(out))
+from util import ROOT, run_cli, start, temps, weights
 
 
 def wait_rows(proc, path, n=1):
@@ -50,19 +37,11 @@ def wait_rows(proc, path, n=1):
     assert proc.poll() is None, proc.communicate()
 
 
-def weights(path):
-    return torch.load(path, weights_only=True)["model"]
-
-
-def temps(folder):
-    return [f for f in os.listdir(folder) if ".tmp-" in f]
-
-
-def test_second_run_in_the_same_folder_is_refused(digits_root, tmp_path):
-    a = start(digits_root, tmp_path, "race", "train.epochs=100000")
+def test_second_run_in_the_same_folder_is_refused(tiny_config, tmp_path):
+    a = start("mlpscale-train", *tiny_config.argv("race", "train.epochs=100000"), cwd=tmp_path)
     try:
         wait_rows(a, tmp_path / "race" / "metrics.jsonl")
-        b = run_cli("mlpscale-train", *args_for(digits_root, tmp_path, "race", "train.epochs=3"), "--overwrite")
+        b = run_cli("mlpscale-train", *tiny_config.argv("race", "train.epochs=3"), "--overwrite")
         assert b.returncode == 2 and "Traceback" not in b.stderr and len(b.stderr.strip().splitlines()) == 1
         assert "is in use by pid" in b.stderr and str(a.pid) in b.stderr
         r = run_cli("mlpscale-train", "--resume", str(tmp_path / "race"))
@@ -76,8 +55,8 @@ def test_second_run_in_the_same_folder_is_refused(digits_root, tmp_path):
     assert torch.load(tmp_path / "race" / "last.pt", weights_only=True)["step"] > 0
 
 
-def test_kill_9_then_resume_is_exact_and_cleans_up(digits_root, tmp_path):
-    a = start(digits_root, tmp_path, "k9", "train.epochs=100000")
+def test_kill_9_then_resume_is_exact_and_cleans_up(tiny_config, tmp_path):
+    a = start("mlpscale-train", *tiny_config.argv("k9", "train.epochs=100000"), cwd=tmp_path)
     wait_rows(a, tmp_path / "k9" / "metrics.jsonl", 2)
     a.kill()  # SIGKILL: no handler runs
     a.wait()
@@ -89,19 +68,18 @@ def test_kill_9_then_resume_is_exact_and_cleans_up(digits_root, tmp_path):
     r = run_cli("mlpscale-train", "--resume", str(d), "--set", f"train.epochs={epochs}")
     assert r.returncode == 0, r.stderr
     assert temps(d) == []
-    ref = run(load_config("demo_digits.yaml", BASE + [f"data.root={digits_root}", f"run.out_dir={tmp_path}",
-                                                      "run.name=ref", f"train.epochs={epochs}"]))
+    ref = run(tiny_config("ref", f"train.epochs={epochs}"))
     wa, wb = weights(d / "last.pt"), weights(os.path.join(ref["run_dir"], "last.pt"))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     rows = [json.loads(ln) for ln in open(d / "metrics.jsonl")]
     assert [r["epoch"] for r in rows] == list(range(1, epochs + 1))
 
 
-def test_sigint_saves_prints_the_resume_command_and_exits_130(digits_root, tmp_path):
+def test_sigint_saves_prints_the_resume_command_and_exits_130(tiny_config, tmp_path):
     """SIGINT once an epoch row exists (a state, not a time): last.pt saved mid-epoch, the resume command
     printed, exit code 130; running that command ends with the weights of an uninterrupted run."""
     d = tmp_path / "sig"
-    a = start(digits_root, tmp_path, "sig", "train.epochs=100000")
+    a = start("mlpscale-train", *tiny_config.argv("sig", "train.epochs=100000"), cwd=tmp_path)
     wait_rows(a, d / "metrics.jsonl")
     a.send_signal(signal.SIGINT)
     out, err = a.communicate(timeout=300)
@@ -126,12 +104,12 @@ def test_sigint_saves_prints_the_resume_command_and_exits_130(digits_root, tmp_p
 BIG = ["model.arch=B_2-Wi_512", "data.n_train=640", "train.ckpt_every=1"]
 
 
-def kill_inside_a_save(root, out, name, over_a_last_pt):
+def kill_inside_a_save(tiny_config, out, name, over_a_last_pt):
     """Start a run and SIGKILL it as soon as a `last.pt.tmp-*` appears (a state): during the first save
     (`over_a_last_pt=False`) or during a later one. True when the kill landed inside that save (its temp
     file is left behind), False when the save finished first."""
     d = out / name
-    a = start(root, out, name, *BIG, "train.epochs=100000")
+    a = start("mlpscale-train", *tiny_config.argv(name, *BIG, "train.epochs=100000"), cwd=out)
     try:
         while a.poll() is None:
             names = os.listdir(d) if d.exists() else []
@@ -150,13 +128,13 @@ def kill_inside_a_save(root, out, name, over_a_last_pt):
 
 
 @pytest.mark.parametrize("over_a_last_pt", [True, False], ids=["later_save", "first_save"])
-def test_kill_9_during_a_checkpoint_save(digits_root, tmp_path, over_a_last_pt):
+def test_kill_9_during_a_checkpoint_save(tiny_config, tmp_path, over_a_last_pt):
     """A real kill inside `torch.save` (not a planted file): the next run in the folder removes the dead
     writer's temp file, and the run ends bit-identical to an uninterrupted one. Killed in the first save,
     there is nothing to resume: --resume says so in one sentence and a plain rerun starts over."""
     for attempt in range(8):  # a loaded machine may let a save finish between two looks: try a fresh folder
         name = f"save{attempt}"
-        if kill_inside_a_save(digits_root, tmp_path, name, over_a_last_pt):
+        if kill_inside_a_save(tiny_config, tmp_path, name, over_a_last_pt):
             print(f"killed inside a checkpoint save on try {attempt + 1}")
             break
     else:
@@ -170,7 +148,7 @@ def test_kill_9_during_a_checkpoint_save(digits_root, tmp_path, over_a_last_pt):
         r = run_cli("mlpscale-train", "--resume", str(d), "--set", f"train.epochs={epochs}")
         assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
         assert f"{d} has no last.pt to resume from" in r.stderr and "without --resume" in r.stderr
-        r = run_cli("mlpscale-train", *args_for(digits_root, tmp_path, name, *BIG, f"train.epochs={epochs}"))
+        r = run_cli("mlpscale-train", *tiny_config.argv(name, *BIG, f"train.epochs={epochs}"))
     assert r.returncode == 0 and r.stdout.startswith("finished: "), r.stderr
     assert temps(d) == []
     ref = run(load_config(str(d / "config.yaml"), ["run.name=ref"]))
@@ -192,11 +170,18 @@ def snapshot(folder):
     return found
 
 
-def test_cli_helper_runs_in_a_fresh_folder_it_removes():
-    r = run_cli("python", "-c", "import os; open('litter', 'w').write('x'); print(os.getcwd())")
-    where = r.stdout.strip()
-    assert r.returncode == 0 and where and os.path.realpath(where) != os.path.realpath(ROOT)
-    assert not os.path.exists(where)  # nothing piles up in /tmp
+def test_relative_defaults_resolve_in_the_working_folder(tiny_config, tmp_path):
+    """What lets `make test` follow `make demo`: a command's relative default (run.out_dir: runs) is taken in
+    the folder it runs in, never in the checkout or next to the installed package."""
+    work = tmp_path / "work"
+    work.mkdir()
+    argv = tiny_config.argv("here", "train.epochs=1")
+    i = argv.index(f"run.out_dir={tmp_path}")
+    del argv[i - 1:i + 1]                                  # the config's default run.out_dir, relative
+    r = run_cli("mlpscale-train", *argv, cwd=str(work))
+    assert r.returncode == 0, r.stderr
+    assert os.listdir(work) == ["runs"] and (work / "runs" / "here" / "summary.json").exists()
+    assert not os.path.exists(os.path.join(ROOT, "runs", "here"))
 
 
 def test_tests_pass_after_make_demo(tmp_path, monkeypatch):
@@ -226,7 +211,8 @@ def test_tests_pass_after_make_demo(tmp_path, monkeypatch):
     assert f"mlpscale-convert digits --res 16 --out {empty}" in r.stderr
 
     # `make test` itself, started in the clone: the tests that met runs/demo_digits in the repository
-    tests = [f"{ROOT}/tests/test_train.py::{t}" for t in ("test_missing_beton_message", "test_bad_config_message")]
+    tests = [f"{ROOT}/tests/integration/test_train_runs.py::{t}"
+             for t in ("test_missing_beton_message", "test_bad_config_message")]
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                         f"--basetemp={tmp_path / 'inner'}", *tests], cwd=str(clone), env=env,
@@ -246,8 +232,8 @@ class Payload:
 
 
 @pytest.mark.parametrize("kind", ["code", "state_dict", "junk"])
-def test_hostile_or_foreign_checkpoint_is_refused(digits_root, tmp_path, kind):
-    r = run_cli("mlpscale-train", *args_for(digits_root, tmp_path, "ck", "train.epochs=1"))
+def test_hostile_or_foreign_checkpoint_is_refused(tiny_config, tmp_path, kind):
+    r = run_cli("mlpscale-train", *tiny_config.argv("ck", "train.epochs=1"))
     assert r.returncode == 0, r.stderr
     last = tmp_path / "ck" / "last.pt"
     marker = tmp_path / "pwned"
@@ -289,9 +275,10 @@ def test_config_mistakes_fail_before_any_data(tmp_path, setting, words):
     assert not (tmp_path / "demo_digits").exists()
 
 
-def test_full_disk_during_a_checkpoint_keeps_the_last_good_one(digits_root, tmp_path, monkeypatch):
-    cfg = lambda e: load_config("demo_digits.yaml", BASE + [f"data.root={digits_root}", f"run.out_dir={tmp_path}",  # noqa: E731
-                                                            "run.name=full", f"train.epochs={e}"])
+def test_full_disk_during_a_checkpoint_keeps_the_last_good_one(tiny_config, tmp_path, monkeypatch):
+    def cfg(epochs):
+        return tiny_config("full", f"train.epochs={epochs}")
+
     run(cfg(1))
     good = weights(tmp_path / "full" / "last.pt")
 

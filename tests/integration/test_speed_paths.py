@@ -12,6 +12,7 @@ import torch
 from mlpscale.config import load_config
 from mlpscale.models import MLP
 from mlpscale.train import run
+
 from util import ROOT
 
 THREADS = """
@@ -32,7 +33,6 @@ print(before, after_import, torch.get_num_threads(), n)
 """
 
 
-@pytest.mark.slow  # a fresh interpreter per case
 @pytest.mark.parametrize("how, want", [("default", len(os.sched_getaffinity(0))), ("user", 1), ("env", 1)])
 def test_torch_threads_survive_ffcv(digits_root, how, want):
     """FFCV sets torch to 1 thread when imported and to its worker count on loader creation and in every
@@ -47,6 +47,85 @@ def test_torch_threads_survive_ffcv(digits_root, how, want):
     assert out.returncode == 0, out.stderr
     before, after_import, after_epoch, n = map(int, out.stdout.split())
     assert before == after_import == after_epoch == want and n == 1400
+
+
+
+
+def test_resident_run_never_imports_ffcv(digits_root, tmp_path):
+    """The first step of a resident raw run waits for no numba compile: FFCV is not even imported."""
+    code = ("import sys\nfrom mlpscale.train import main\n"
+            "try:\n    main(sys.argv[1:])\nfinally:\n"
+            "    print('IMPORTED', 'ffcv' in sys.modules, 'numba' in sys.modules)")
+    args = ["--config", "demo_digits.yaml", "--set", f"data.root={digits_root}", "--set", "data.res=8",
+            "--set", f"run.out_dir={tmp_path}", "--set", "train.epochs=1", "--set", "run.progress=false"]
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, PYTHONPATH=ROOT))
+    assert out.returncode == 0, out.stderr
+    assert "IMPORTED False False" in out.stdout
+    s = json.load(open(tmp_path / "demo_digits" / "summary.json"))
+    assert s["resident"] is True
+    # start-up as the user sees it is reported (a figure, recorded by `python -m benchmarks startup`, not asserted here)
+    assert 0 < s["first_step_s"] < s["elapsed_s"] + 600
+
+
+
+
+def test_info_reports_the_papers_compute():
+    out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "mlpscale-info"), "B_12-Wi_1024", "--res",
+                          "64", "--num-classes", "11230", "--n-train", "1000000", "--epochs", "50", "--json"],
+                         capture_output=True, text=True, timeout=120)
+    d = json.loads(out.stdout)
+    assert d["compute_pflops"] == pytest.approx(d["paper_flops_per_forward"] * 3 * 1_000_000 * 50 / 1e15)
+    assert d["paper_flops_per_forward"] > d["macs_per_forward"]  # LayerNorm counted as fvcore counts it
+
+
+
+
+def _ffcv_written(root, name, res, n, seed, write_mode="smart"):
+    """A beton written by FFCV's own DatasetWriter with max_resolution (images keep their aspect ratio and
+    vary in size, as the paper's converter and FFCV's ImageNet example store them)."""
+    import numpy as np
+
+    from mlpscale.ffcv_compat import import_ffcv
+
+    import_ffcv()
+    from ffcv.fields import IntField, RGBImageField
+    from ffcv.writer import DatasetWriter
+
+    rng = np.random.default_rng(seed)
+    shapes = [(12, 8), (8, 12), (10, 10), (16, 6), (6, 6)]
+
+    class Images:
+        def __len__(self):
+            return n
+
+        def __getitem__(self, i):
+            h, w = shapes[i % len(shapes)]
+            return rng.integers(0, 256, (h, w, 3), dtype=np.uint8), int(i % 10)
+
+    for split in ("train", "test"):
+        path = os.path.join(root, name, f"{split}_{res}.beton")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        DatasetWriter(path, {"image": RGBImageField(write_mode=write_mode, max_resolution=res), "label": IntField()},
+                      num_workers=1).from_indexed_dataset(Images() if split == "train" else Images())
+
+
+@pytest.mark.parametrize("write_mode", ["smart", "jpg"])  # raw pixels, or JPEG as FFCV's ImageNet example
+def test_betons_of_varying_sizes_stream_with_cpu_crops(tmp_path, write_mode):
+    """Betons written by FFCV's own writer at max_resolution (the paper's layout) train: FFCV takes the
+    random-resized crop (or the centre crop) from each stored image on the CPU; resident mode says why not."""
+    from mlpscale.beton import open_beton
+    from mlpscale.errors import UserError
+
+    _ffcv_written(str(tmp_path / "d"), "cifar10", 8, 256, 0, write_mode)
+    assert open_beton(str(tmp_path / "d" / "cifar10" / "train_8.beton")).resolution() is None  # sizes vary
+    common = [f"data.root={tmp_path / 'd'}", "data.dataset=cifar10", "data.res=8", "data.workers=1",
+              "model.arch=B_1-Wi_16", "train.batch_size=32", "train.epochs=2", "train.precision=fp32",
+              f"run.out_dir={tmp_path}", "run.progress=false"]
+    s = run(load_config(None, common + ["run.name=var"]))
+    assert s["status"] == "finished" and s["resident"] is False and s["res"] == 8 and s["n_train"] == 256
+    with pytest.raises(UserError, match="several sizes.*data.resident=off"):
+        run(load_config(None, common + ["run.name=var2", "data.resident=on"]))
 
 
 def test_prefetching_changes_nothing(digits_root, tmp_path, monkeypatch):
@@ -77,124 +156,3 @@ def test_prefetching_changes_nothing(digits_root, tmp_path, monkeypatch):
     flops = MLP("B_2-Wi_32", 8, 10).paper_flops_per_forward()
     assert a["compute_pflops"] == pytest.approx(flops * 3 * a["n_train"] * 2 / 1e15, rel=1e-12)
     assert a["processed_pflops"] == pytest.approx(flops * 3 * a["steps"] * 64 / 1e15, rel=1e-12)
-
-
-@pytest.mark.slow  # a fresh interpreter
-def test_resident_run_never_imports_ffcv(digits_root, tmp_path):
-    """The first step of a resident raw run waits for no numba compile: FFCV is not even imported."""
-    code = ("import sys\nfrom mlpscale.train import main\n"
-            "try:\n    main(sys.argv[1:])\nfinally:\n"
-            "    print('IMPORTED', 'ffcv' in sys.modules, 'numba' in sys.modules)")
-    args = ["--config", "demo_digits.yaml", "--set", f"data.root={digits_root}", "--set", "data.res=8",
-            "--set", f"run.out_dir={tmp_path}", "--set", "train.epochs=1", "--set", "run.progress=false"]
-    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300,
-                         env=dict(os.environ, PYTHONPATH=ROOT))
-    assert out.returncode == 0, out.stderr
-    assert "IMPORTED False False" in out.stdout
-    s = json.load(open(tmp_path / "demo_digits" / "summary.json"))
-    assert s["resident"] is True
-    # start-up as the user sees it is reported (a figure, recorded by `python -m benchmarks startup`, not asserted here)
-    assert 0 < s["first_step_s"] < s["elapsed_s"] + 600
-
-
-@pytest.mark.parametrize("arch", ["B_2-Wi_32", "S_3-Wi_32", "B_1-Wi_16-E_8"])
-@pytest.mark.parametrize("res", [4, 8])
-@pytest.mark.parametrize("norm", ["layer", "none", "batch"])
-def test_paper_flops_equal_fvcore(arch, res, norm):
-    """compute_pflops uses fvcore's count of one forward (the paper's get_compute), checked against fvcore."""
-    fvcore = pytest.importorskip("fvcore.nn")
-    model = MLP(arch, res, 7, norm=norm).eval()
-    fca = fvcore.FlopCountAnalysis(model, torch.randn(1, res * res * 3))
-    fca.unsupported_ops_warnings(False)
-    fca.uncalled_modules_warnings(False)
-    assert model.paper_flops_per_forward() == fca.total()
-
-
-@pytest.mark.slow  # a fresh interpreter
-def test_info_reports_the_papers_compute():
-    out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "mlpscale-info"), "B_12-Wi_1024", "--res",
-                          "64", "--num-classes", "11230", "--n-train", "1000000", "--epochs", "50", "--json"],
-                         capture_output=True, text=True, timeout=120)
-    d = json.loads(out.stdout)
-    assert d["compute_pflops"] == pytest.approx(d["paper_flops_per_forward"] * 3 * 1_000_000 * 50 / 1e15)
-    assert d["paper_flops_per_forward"] > d["macs_per_forward"]  # LayerNorm counted as fvcore counts it
-
-
-def test_data_stats_switches_the_normalisation(digits_root, tmp_path):
-    from mlpscale.datasets import get_dataset
-
-    base = [f"data.root={digits_root}", "data.res=8", "data.dataset=cifar10"]
-    # a built-in dataset's paper constants vs the converter's measured ones (digits' meta posing as cifar10's)
-    os.makedirs(tmp_path / "cifar10")
-    meta = json.load(open(os.path.join(digits_root, "digits", "meta_8.json")))
-    for f in ("train_8.beton", "test_8.beton"):
-        os.symlink(os.path.join(digits_root, "digits", f), tmp_path / "cifar10" / f)
-    json.dump(meta, open(tmp_path / "cifar10" / "meta_8.json", "w"))
-    from mlpscale.data import build_data
-    from mlpscale.runtime import Runtime
-
-    rt = Runtime.create("cpu", "fp32", "off")
-    paper = build_data(load_config(None, base + [f"data.root={tmp_path}"]), rt, 64)
-    measured = build_data(load_config(None, base + [f"data.root={tmp_path}", "data.stats=measured"]), rt, 64)
-    info = get_dataset("cifar10")
-    assert paper.stats == "paper" and paper.mean == info.mean and paper.std == info.std
-    assert measured.stats == "measured" and measured.mean == tuple(meta["mean"])
-    # and the trainer normalises with them (its views, and the stats a checkpoint carries)
-    from mlpscale.train import Trainer
-
-    for name, d in (("paper", paper), ("measured", measured)):
-        cfg = load_config(None, base + [f"data.root={tmp_path}", f"data.stats={name}", "train.precision=fp32",
-                                        "train.batch_size=64", "model.arch=B_1-Wi_16", "run.progress=false"])
-        os.makedirs(tmp_path / name)
-        tr = Trainer(cfg, str(tmp_path / name))
-        for view in (tr.train_view, tr.eval_view):
-            assert torch.equal(view.mean, torch.tensor(d.mean, dtype=torch.float32))
-        assert tr.data.stats == name
-
-
-def _ffcv_written(root, name, res, n, seed, write_mode="smart"):
-    """A beton written by FFCV's own DatasetWriter with max_resolution (images keep their aspect ratio and
-    vary in size, as the paper's converter and FFCV's ImageNet example store them)."""
-    import numpy as np
-
-    from mlpscale.ffcv_compat import import_ffcv
-
-    import_ffcv()
-    from ffcv.fields import IntField, RGBImageField
-    from ffcv.writer import DatasetWriter
-
-    rng = np.random.default_rng(seed)
-    shapes = [(12, 8), (8, 12), (10, 10), (16, 6), (6, 6)]
-
-    class Images:
-        def __len__(self):
-            return n
-
-        def __getitem__(self, i):
-            h, w = shapes[i % len(shapes)]
-            return rng.integers(0, 256, (h, w, 3), dtype=np.uint8), int(i % 10)
-
-    for split, count in (("train", n), ("test", n // 4)):
-        path = os.path.join(root, name, f"{split}_{res}.beton")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        DatasetWriter(path, {"image": RGBImageField(write_mode=write_mode, max_resolution=res), "label": IntField()},
-                      num_workers=1).from_indexed_dataset(Images() if split == "train" else Images())
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("write_mode", ["smart", "jpg"])  # raw pixels, or JPEG as FFCV's ImageNet example
-def test_betons_of_varying_sizes_stream_with_cpu_crops(tmp_path, write_mode):
-    """Betons written by FFCV's own writer at max_resolution (the paper's layout) train: FFCV takes the
-    random-resized crop (or the centre crop) from each stored image on the CPU; resident mode says why not."""
-    from mlpscale.beton import open_beton
-    from mlpscale.errors import UserError
-
-    _ffcv_written(str(tmp_path / "d"), "cifar10", 8, 256, 0, write_mode)
-    assert open_beton(str(tmp_path / "d" / "cifar10" / "train_8.beton")).resolution() is None  # sizes vary
-    common = [f"data.root={tmp_path / 'd'}", "data.dataset=cifar10", "data.res=8", "data.workers=1",
-              "model.arch=B_1-Wi_16", "train.batch_size=32", "train.epochs=2", "train.precision=fp32",
-              f"run.out_dir={tmp_path}", "run.progress=false"]
-    s = run(load_config(None, common + ["run.name=var"]))
-    assert s["status"] == "finished" and s["resident"] is False and s["res"] == 8 and s["n_train"] == 256
-    with pytest.raises(UserError, match="several sizes.*data.resident=off"):
-        run(load_config(None, common + ["run.name=var2", "data.resident=on"]))

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import convert_fixtures as fx
 from data_prep.cli import main
 from data_prep.engine import decode_image
 from data_prep.resize import paper_size
 from mlpscale.beton import open_beton
 from mlpscale.layout import check_dataset
+
+import convert_fixtures as fx
 
 SIZES = [(500, 375), (375, 500), (500, 333), (640, 480), (64, 48), (30, 90), (64, 64), (1000, 1), (97, 65)]
 

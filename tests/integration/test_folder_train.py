@@ -1,13 +1,10 @@
 """A user's own class-folder dataset: convert it, then train on it without touching code."""
 import json
 
-import pytest
-
 from convert_fixtures import make_folder
 from util import run_cli
 
 
-@pytest.mark.slow  # convert and train processes
 def test_convert_folder_then_train(tmp_path):
     src = make_folder(str(tmp_path / "src"), classes=("cat", "dog", "zebra", "owl"), per_class=40, fmt="JPEG")
     r = run_cli("mlpscale-convert", "folder", "--src", src, "--name", "mydata", "--res", "8",

@@ -5,7 +5,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from mlpscale.errors import UserError
-from mlpscale.info import describe, main as info_main
+from mlpscale.info import describe
+from mlpscale.info import main as info_main
 from mlpscale.models import MLP, parse_arch
 
 # Table 5 of the paper: parameters at 64x64 with 11,230 classes (ImageNet-21k), in millions (truncated)
