@@ -11,9 +11,10 @@ from PIL import Image
 from data_prep.cli import main
 from mlpscale.errors import UserError
 from mlpscale.io import is_temp_name
-from mlpscale.layout import check_dataset
+from mlpscale.layout import beton_path, check_dataset
 
 import convert_fixtures as fx
+from util import tree
 
 
 def convert(*argv) -> dict:
@@ -33,10 +34,6 @@ def convert(*argv) -> dict:
     return meta
 
 
-def beton(out, name, split, res):
-    return fx.read_beton(os.path.join(out, name, f"{split}_{res}.beton"))
-
-
 def assert_common_meta(meta, counts, eval_split, num_classes):
     assert meta["counts"] == counts
     assert meta["eval_split"] == eval_split
@@ -54,7 +51,7 @@ def test_cifar10_from_archive_and_folder(tmp_path, archive):
     assert_common_meta(meta, {"train": 30, "test": 6}, "test", 10)
     assert meta["classes"][:2] == ["airplane", "automobile"]
     for split in ("train", "test"):
-        x, y = beton(out, "cifar10", split, 32)
+        x, y = fx.read_beton(beton_path(out, "cifar10", split, 32))
         np.testing.assert_array_equal(x, truth[split][0].transpose(0, 2, 3, 1))  # exact at native res
         np.testing.assert_array_equal(y, truth[split][1])
     x = truth["train"][0].transpose(0, 2, 3, 1).reshape(-1, 3).astype(np.float64)
@@ -66,7 +63,7 @@ def test_cifar10_upscaled_to_64(tmp_path):
     src, truth = fx.make_cifar10(str(tmp_path / "dl"))
     out = str(tmp_path / "out")
     meta = convert("cifar10", "--src", src, "--res", "64", "--out", out)
-    x, _ = beton(out, "cifar10", "train", 64)
+    x, _ = fx.read_beton(beton_path(out, "cifar10", "train", 64))
     assert x.shape == (30, 64, 64, 3) and meta["res"] == 64
     from data_prep.resize import square_resize
 
@@ -83,7 +80,7 @@ def test_cifar100_fine_and_coarse(tmp_path, label_type, classes):
                    "--allow-empty-classes")
     assert_common_meta(meta, {"train": 12, "test": 12}, "test", classes)
     assert meta["classes"][3] == f"{label_type}3" and meta["label_type"] == label_type
-    _, y = beton(out, "cifar100", "test", 32)
+    _, y = fx.read_beton(beton_path(out, "cifar100", "test", 32))
     np.testing.assert_array_equal(y, truth["test"][1 if label_type == "fine" else 2])
 
 
@@ -93,11 +90,11 @@ def test_stl10_column_major_and_labels(tmp_path):
     meta = convert("stl10", "--src", src, "--res", "96", "--out", out)
     assert_common_meta(meta, {"train": 10, "test": 4}, "test", 10)
     assert meta["classes"][7] == "monkey"
-    x, y = beton(out, "stl10", "train", 96)
+    x, y = fx.read_beton(beton_path(out, "stl10", "train", 96))
     np.testing.assert_array_equal(x, truth["train"][0])
     np.testing.assert_array_equal(y, truth["train"][1])
     meta = convert("stl10", "--src", os.path.join(src, "stl10_binary"), "--res", "64", "--out", out)
-    x, _ = beton(out, "stl10", "test", 64)
+    x, _ = fx.read_beton(beton_path(out, "stl10", "test", 64))
     expect = np.asarray(Image.fromarray(truth["test"][0][1]).resize((64, 64), Image.Resampling.BOX))
     assert np.abs(x[1].astype(int) - expect).max() <= 2
 
@@ -110,7 +107,7 @@ def test_tinyimagenet(tmp_path):
     assert meta["classes"] == sorted(fx.WNIDS)
     assert meta["class_names"][0] == "thing 537, other"
     for split in ("train", "val"):
-        x, y = beton(out, "tinyimagenet", split, 64)
+        x, y = fx.read_beton(beton_path(out, "tinyimagenet", split, 64))
         for img, label in zip(x, y):
             colour = fx.class_colour(fx.WNIDS.index(meta["classes"][label]))
             assert np.abs(img.reshape(-1, 3).mean(0) - colour).max() < 4
@@ -126,14 +123,14 @@ def test_imagenet1k_layouts_corrupt_and_real(tmp_path, tars, flat_val):
     assert_common_meta(meta, {"train": 20, "val": 10}, "val", 5)
     assert meta["classes"] == sorted(fx.WNIDS)
     assert meta["num_skipped"]["train"] == 1 and "n01629819_4.JPEG" in meta["skipped"]["train"][0]
-    x, y = beton(out, "imagenet1k", "val", 16)
+    x, y = fx.read_beton(beton_path(out, "imagenet1k", "val", 16))
     np.testing.assert_array_equal(y, [c for _, c in truth])  # file order, labels via the csv / folders
     for img, label in zip(x, y):
         assert np.abs(img.reshape(-1, 3).mean(0) - fx.class_colour(label)).max() < 4
     assert meta["real_labels"] == "real_labels_16.json"
     with open(os.path.join(out, "imagenet1k", meta["real_labels"])) as f:
         assert json.load(f) == real
-    _, ytr = beton(out, "imagenet1k", "train", 16)
+    _, ytr = fx.read_beton(beton_path(out, "imagenet1k", "train", 16))
     assert np.bincount(ytr).tolist() == [4] * 5
 
 
@@ -157,7 +154,7 @@ def test_imagenet21k_tars_filter_holdout_and_corrupt_member(tmp_path):
     skipped = meta["skipped"]["train"] + meta["skipped"]["val"]
     assert len(skipped) == 1 and f"{fx.WNIDS[0]}.tar:{fx.WNIDS[0]}_5.JPEG" in skipped[0]
     for split in ("train", "val"):
-        x, y = beton(out, "imagenet21k", split, 16)
+        x, y = fx.read_beton(beton_path(out, "imagenet21k", split, 16))
         for img, label in zip(x, y):
             colour = fx.class_colour(fx.WNIDS.index(meta["classes"][label]))
             assert np.abs(img.reshape(-1, 3).mean(0) - colour).max() < 6  # jpg round trip
@@ -174,7 +171,7 @@ def test_folder_source_own_dataset(tmp_path):
     assert_common_meta(meta, {"train": 9, "val": 3}, "val", 3)
     assert meta["classes"] == ["cat", "dog", "zebra"]
     assert meta["num_skipped"] == {"train": 1, "val": 0} and "broken.png" in meta["skipped"]["train"][0]
-    x, y = beton(out, "mydata", "train", 8)
+    x, y = fx.read_beton(beton_path(out, "mydata", "train", 8))
     assert y.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     for img, label in zip(x, y):
         np.testing.assert_array_equal(img.reshape(-1, 3), np.tile(fx.class_colour(label), (64, 1)))
@@ -238,11 +235,6 @@ def test_cifar_pickle_that_would_run_code_is_refused(tmp_path, capsys):
     assert not marker.exists()
 
 
-def _tree(folder) -> dict[str, bytes]:
-    return {os.path.relpath(os.path.join(d, f), folder): open(os.path.join(d, f), "rb").read()
-            for d, _, files in os.walk(folder) for f in files}
-
-
 @pytest.mark.parametrize("error,raised", [(OSError(28, "No space left on device"), UserError),
                                           (KeyboardInterrupt(), KeyboardInterrupt)])
 def test_digits_export_keeps_the_previous_export_until_complete(tmp_path, monkeypatch, error, raised):
@@ -252,7 +244,7 @@ def test_digits_export_keeps_the_previous_export_until_complete(tmp_path, monkey
 
     out = tmp_path / "pairs"
     export_folders(str(out), {0: "a", 1: "b"})
-    before = _tree(out)
+    before = tree(out)
     assert sorted(os.listdir(out / "train")) == ["a", "b"] and len(before) > 300
     real, calls = PILImage.Image.save, []
 
@@ -266,6 +258,6 @@ def test_digits_export_keeps_the_previous_export_until_complete(tmp_path, monkey
     with pytest.raises(raised):
         export_folders(str(out), {7: "c"})
     monkeypatch.undo()
-    assert _tree(out) == before and os.listdir(tmp_path) == ["pairs"]  # no temp folder left
+    assert tree(out) == before and os.listdir(tmp_path) == ["pairs"]  # no temp folder left
     export_folders(str(out), {7: "c"})  # a complete export replaces the old one whole
     assert sorted(os.listdir(out / "train")) == ["c"] and os.listdir(tmp_path) == ["pairs"]

@@ -8,10 +8,7 @@ import pytest
 from mlpscale import io as fmt
 from mlpscale.errors import UserError
 
-
-def _tree(folder) -> dict[str, str]:
-    return {os.path.relpath(os.path.join(d, f), folder): open(os.path.join(d, f)).read()
-            for d, _, files in os.walk(folder) for f in files}
+from util import tree
 
 
 def _fill(folder, files: dict[str, str]) -> None:
@@ -61,15 +58,15 @@ def test_atomic_folder_replaces_the_old_folder_whole(tmp_path, monkeypatch, can_
     with fmt.atomic_folder(str(out)) as tmp:
         assert fmt.is_temp_name(os.path.basename(tmp)) and os.path.dirname(tmp) == str(tmp_path)
         _fill(tmp, {"new/1.txt": "new", "keep.txt": "new"})
-        assert _tree(out) == {"old/1.txt": "old", "keep.txt": "old"}  # untouched while filling
-    assert _tree(out) == {"new/1.txt": "new", "keep.txt": "new"}
+        assert tree(out) == {"old/1.txt": b"old", "keep.txt": b"old"}  # untouched while filling
+    assert tree(out) == {"new/1.txt": b"new", "keep.txt": b"new"}
     assert os.listdir(tmp_path) == ["out"] and oct(os.stat(out).st_mode & 0o777) == "0o755"
 
 
 def test_atomic_folder_creates_a_new_folder(tmp_path):
     with fmt.atomic_folder(str(tmp_path / "a" / "out")) as tmp:
         _fill(tmp, {"x.txt": "x"})
-    assert _tree(tmp_path) == {"a/out/x.txt": "x"}
+    assert tree(tmp_path) == {"a/out/x.txt": b"x"}
 
 
 def test_atomic_folder_failure_leaves_the_old_folder(tmp_path):
@@ -80,7 +77,7 @@ def test_atomic_folder_failure_leaves_the_old_folder(tmp_path):
         raise KeyboardInterrupt
     with pytest.raises(UserError, match="is full"), fmt.atomic_folder(str(out)) as tmp:
         raise OSError(28, "No space left on device")
-    assert _tree(out) == {"1.txt": "old"} and os.listdir(tmp_path) == ["out"]
+    assert tree(out) == {"1.txt": b"old"} and os.listdir(tmp_path) == ["out"]
 
 
 def test_atomic_folder_without_exchange_puts_the_old_folder_back_when_the_second_rename_fails(
@@ -98,4 +95,4 @@ def test_atomic_folder_without_exchange_puts_the_old_folder_back_when_the_second
     monkeypatch.setattr(os, "rename", rename)
     with pytest.raises(UserError), fmt.atomic_folder(str(out)) as tmp:
         _fill(tmp, {"1.txt": "new"})
-    assert _tree(out) == {"1.txt": "old"} and os.listdir(tmp_path) == ["out"]
+    assert tree(out) == {"1.txt": b"old"} and os.listdir(tmp_path) == ["out"]

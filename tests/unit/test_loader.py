@@ -8,18 +8,15 @@ import pytest
 import torch
 
 from mlpscale.errors import UserError
+from mlpscale.layout import beton_path
 from mlpscale.loader import ResidentLoader, Shard, StreamLoader, epoch_order, read_split
 
 
-def beton(root):
-    return os.path.join(root, "digits", "train_8.beton")
-
-
 def test_stream_epochs_cover_the_data_once(digits_root):
-    loader = StreamLoader(beton(digits_root), 100, 7, torch.device("cpu"), workers=1)
+    loader = StreamLoader(beton_path(digits_root, "digits", "train", 8), 100, 7, torch.device("cpu"), workers=1)
     seen = [y for _, y in loader.epoch(3)]
     assert sum(len(y) for y in seen) == 1400  # 14 full batches; the last partial one is dropped
-    x, y = read_split(beton(digits_root), torch.device("cpu"))
+    x, y = read_split(beton_path(digits_root, "digits", "train", 8), torch.device("cpu"))
     expected = y[torch.from_numpy(epoch_order(1437, 7, 3, 100))]
     assert torch.equal(torch.cat(seen), expected)
 
@@ -27,7 +24,7 @@ def test_stream_epochs_cover_the_data_once(digits_root):
 def test_abandoned_epoch_does_not_leak_threads(digits_root):
     import threading
 
-    loader = StreamLoader(beton(digits_root), 50, 0, torch.device("cpu"), workers=1)
+    loader = StreamLoader(beton_path(digits_root, "digits", "train", 8), 50, 0, torch.device("cpu"), workers=1)
     base = threading.active_count()
     for e in range(5):
         it = loader.epoch(e)
@@ -40,7 +37,7 @@ def test_abandoned_epoch_does_not_leak_threads(digits_root):
 
 
 def test_resident_start_batch_skips_exactly(digits_root):
-    x, y = read_split(beton(digits_root), torch.device("cpu"))
+    x, y = read_split(beton_path(digits_root, "digits", "train", 8), torch.device("cpu"))
     r = ResidentLoader(x, y, 64, 1)
     full = [b for _, b in r.epoch(2)]
     tail = [b for _, b in r.epoch(2, start_batch=5)]
@@ -49,7 +46,7 @@ def test_resident_start_batch_skips_exactly(digits_root):
 
 def test_damaged_beton_fails_fast(digits_root, tmp_path):
     bad = tmp_path / "bad.beton"
-    shutil.copy(beton(digits_root), bad)
+    shutil.copy(beton_path(digits_root, "digits", "train", 8), bad)
     with open(bad, "r+b") as f:  # keep the header, cut the data region
         f.truncate(os.path.getsize(bad) // 3)
     with pytest.raises((UserError, RuntimeError)):  # an error, not a silent short epoch
