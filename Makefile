@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DATA ?= data
 RUNS ?= runs
 
-.PHONY: install demo test test-fast bench gpu-wheel gpu-check clean
+.PHONY: install demo lint test test-fast study bench gpu-wheel gpu-check clean
 
 install: $(STAMP)
 
@@ -31,11 +31,20 @@ demo: install
 	$(BIN)/mlpscale-train --config configs/demo_digits.yaml --set data.root=$(DATA) --set run.out_dir=$(RUNS) --overwrite
 	@echo "== demo done: results in $(RUNS)/demo_digits/ (summary.json, metrics.jsonl, last.pt)"
 
+lint: install
+	$(BIN)/ruff check .
+
+# tests/unit: in-process, seconds each (make test-fast); tests/integration: processes, faults, studies
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q tests/unit tests/integration
 
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q tests/unit
+
+# the whole mini scaling study (configs/sweeps/mini_cpu.yaml: 12 runs, 48 probes, ~3 min on 2 cores) and its fit
+study: install
+	$(BIN)/mlpscale-sweep configs/sweeps/mini_cpu.yaml --prepare --out $(RUNS)/sweeps/mini_cpu
+	$(BIN)/mlpscale-scaling $(RUNS)/sweeps/mini_cpu --out $(RUNS)/sweeps/mini_cpu/scaling
 
 bench: install
 	$(BIN)/python -m benchmarks all --quick

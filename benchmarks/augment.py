@@ -13,7 +13,7 @@ from mlpscale.layout import beton_path
 
 from . import data as bdata
 from . import reference as ref
-from .common import Sizes, fresh, ref_loader, beton_root, uint8_batch
+from .common import Sizes, beton_root, fresh, ref_loader, uint8_batch
 from .timing import Comparison, Variant, compare
 
 

@@ -68,7 +68,8 @@ def parse_args(argv=None):
     g.add_argument("--batch", type=int, help="batch size (default 512; quick 256)")
     g.add_argument("--classes", type=int, dest="num_classes", help="number of classes (default 10)")
     g.add_argument("--n-train", type=int, help="images in the generated training beton (default 50000)")
-    g.add_argument("--precision", choices=["auto", "bf16", "fp32"], help="ours' precision (default auto: bf16 on CUDA, fp32 on CPU)")
+    g.add_argument("--precision", choices=["auto", "bf16", "fp32"],
+                   help="ours' precision (default auto: bf16 on CUDA, fp32 on CPU)")
     g.add_argument("--compile", choices=["auto", "on", "off"], help="ours' torch.compile (default auto: CUDA only)")
     g.add_argument("--steps", type=int, help="optimizer steps per timed repetition")
     g.add_argument("--batches", type=int, help="loader/augment batches per timed repetition")
@@ -98,8 +99,8 @@ def parse_args(argv=None):
         raise UserError(f"unknown suite {', '.join(bad)}: choose from {', '.join(SUITES)} or all")
     s = Sizes.quick() if a.quick else Sizes()
     for k in ("arch", "res", "batch", "num_classes", "n_train", "precision", "compile", "steps", "batches", "reps",
-              "warmup", "threads", "formats", "tta_crops", "e2e_arch", "e2e_steps", "e2e_warmup", "e2e_reps", "tiered_n",
-              "tiered_res", "tiered_device_share", "device", "root"):
+              "warmup", "threads", "formats", "tta_crops", "e2e_arch", "e2e_steps", "e2e_warmup", "e2e_reps",
+              "tiered_n", "tiered_res", "tiered_device_share", "device", "root"):
         v = getattr(a, k)
         if v is not None:
             setattr(s, k, v)

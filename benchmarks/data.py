@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from mlpscale import ffcv_compat
-from mlpscale.datasets import CIFAR_MEAN, CIFAR_STD
 from mlpscale.beton import write_arrays
+from mlpscale.datasets import CIFAR_MEAN, CIFAR_STD
 from mlpscale.io import write_json_atomic
 from mlpscale.layout import beton_path, meta_path
 

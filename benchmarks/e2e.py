@@ -31,10 +31,10 @@ import sys
 import tempfile
 
 from mlpscale.layout import beton_path
+
 from . import data as bdata
 from .common import REPO, Sizes, beton_root
 from .timing import Comparison, Variant, compare
-
 
 # name: (recipe, mode, resident, role, what)
 PROCESSES = {

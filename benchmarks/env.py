@@ -27,7 +27,7 @@ def _version(mod: str, dist: str | None = None) -> str | None:
     None when absent, or why the import fails (a broken install is a fact worth reporting)."""
     try:
         m = __import__(mod)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - a broken install is reported, not raised
         return None if isinstance(e, ModuleNotFoundError) else f"import failed: {type(e).__name__}: {e}"[:200]
     try:
         from importlib.metadata import version
@@ -94,9 +94,8 @@ def hardware_slug(env: dict | None = None) -> str:
 
 
 def format_environment(env: dict) -> str:
-    keys = ["date_utc", "gpu", "cuda", "host_cpu", "affinity_cpus", "torch_threads", "load_avg_1m", "nice", "python", "torch",
-            "numpy",
-            "numba", "ffcv", "lion_pytorch", "kornia", "git_commit"]
+    keys = ["date_utc", "gpu", "cuda", "host_cpu", "affinity_cpus", "torch_threads", "load_avg_1m", "nice", "python",
+            "torch", "numpy", "numba", "ffcv", "lion_pytorch", "kornia", "git_commit"]
     return "environment: " + ", ".join(f"{k}={env.get(k)}" for k in keys if env.get(k) is not None)
 
 

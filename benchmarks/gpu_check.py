@@ -79,7 +79,7 @@ def bootstrap(wheels: str, site: str, force_no_ffcv: bool, wanted=None) -> dict:
             __import__(mod)
             status[mod] = "installed"
             continue
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - any import failure: try the carried wheel next
             first = f"{type(e).__name__}: {e}"
         found = sorted(glob.glob(os.path.join(wheels, pattern)))
         if not found:
@@ -98,9 +98,9 @@ def bootstrap(wheels: str, site: str, force_no_ffcv: bool, wanted=None) -> dict:
             __import__(mod)
             if mod == "ffcv":
                 import ffcv.fields.rgb_image
-                import ffcv.loader  # noqa: F401
+                import ffcv.loader  # noqa: F401 - importing is the check
             status[mod] = f"from {os.path.relpath(found[-1], REPO)} (unpacked to {target})"
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - the wheel does not load here: drop it, report why
             sys.path.remove(target)
             for name in [m for m in sys.modules if m == mod or m.startswith(mod + ".")]:
                 del sys.modules[name]
@@ -164,7 +164,8 @@ def parse_args(argv=None):
     p.add_argument("--no-ffcv", action="store_true", help="act as if FFCV were missing (tests the fallback)")
     p.add_argument("--models", help="comma-separated architectures for the step figures (default: Table 5)")
     p.add_argument("--root", help="folder for the generated betons (default: a temporary folder)")
-    p.add_argument("--tiered-n", type=int, help="images in the tiered figure's JPEG beton (default 2,000,000; toy 1024)")
+    p.add_argument("--tiered-n", type=int,
+                   help="images in the tiered figure's JPEG beton (default 2,000,000; toy 1024)")
     p.add_argument("--e2e-reps", type=int, help="rounds of the e2e processes (default 1: each round is ~4 processes)")
     return p.parse_args(argv)
 
@@ -205,11 +206,11 @@ def main(argv=None) -> int:
 
     from benchmarks import data as bdata
     from benchmarks.common import Sizes
-    from benchmarks.loader import loader_comparisons
-    from benchmarks.step import step_comparison
     from benchmarks.e2e import e2e_comparison
     from benchmarks.env import environment, format_environment, hardware_slug
+    from benchmarks.loader import loader_comparisons
     from benchmarks.schema import SCHEMA
+    from benchmarks.step import step_comparison
     from benchmarks.tiered import tiered_training
     from benchmarks.tta import tta_comparison
     from mlpscale.optim import lion_source
@@ -236,7 +237,7 @@ def main(argv=None) -> int:
         try:
             torch.compile(lambda t: t * 2 + 1)(torch.ones(8, device=dev))
             env["compile_probe"] = "ok"
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - no triton or compiler: fall back to eager, say so
             compile_mode = "off"
             env["compile_probe"] = f"failed, ours runs eager: {type(e).__name__}: {e}"[:300]
             print(f"torch.compile unavailable ({env['compile_probe']})", flush=True)

@@ -2,6 +2,7 @@
 loader and a plain torch DataLoader, per FFCV thread count."""
 from __future__ import annotations
 
+import functools
 import os
 import time
 
@@ -12,7 +13,7 @@ from mlpscale.layout import beton_path
 
 from . import data as bdata
 from . import reference as ref
-from .common import Counter, Sizes, ffcv_missing, fresh, ref_loader, beton_root, stream_loader
+from .common import Counter, Sizes, beton_root, ffcv_missing, fresh, ref_loader, stream_loader
 from .timing import Comparison, Variant, compare
 
 
@@ -32,7 +33,7 @@ def loader_comparisons(s: Sizes, root: str, fmt: str, log=print) -> list[dict]:
     x_all = y_all = None
     for threads in s.threads:
         sl = stream_loader(path, s.batch, dev, threads)
-        variants = [Variant("mlpscale_stream", lambda c=Counter(sl): fresh(c, s.batches), "ours",
+        variants = [Variant("mlpscale_stream", functools.partial(fresh, Counter(sl), s.batches), "ours",
                             "StreamLoader: FFCV SimpleRGBImageDecoder -> uint8 NHWC on the device")]
         setup = {}
         if threads == max(s.threads):
@@ -40,7 +41,7 @@ def loader_comparisons(s: Sizes, root: str, fmt: str, log=print) -> list[dict]:
             x_all, y_all = read_split(path, dev, threads)
             setup["mlpscale_resident"] = time.perf_counter() - t0
             rsl = ResidentLoader(x_all, y_all, s.batch, 0)
-            variants.append(Variant("mlpscale_resident", lambda c=Counter(rsl): fresh(c, s.batches), "info",
+            variants.append(Variant("mlpscale_resident", functools.partial(fresh, Counter(rsl), s.batches), "info",
                                     "ResidentLoader: split read once into device memory, randperm + gather"))
         rl = ref_loader(path, s.batch, s.res, dev, workers=threads)
         variants.append(Variant("reference_ffcv", lambda rl=rl: fresh(lambda: ref.iterate(rl), s.batches),

@@ -62,7 +62,8 @@ def _convert_row(doc: dict, path: str) -> str:
     return (f"| convert (in-process, superseded by a whole-command row) | {doc['images']:,} generated ImageNet-sized "
             f"JPEGs ({w}x{h} ...) -> {doc['res']}px raw, {doc['workers']} workers | ours {_fmt(doc['ours_img_s'])} "
             f"img/s (runs {_fmt(min(rate[0]))}-{_fmt(max(rate[0]))}; {doc['ours_cpu_ms_per_img']:.2f} CPU ms/img) | "
-            f"the authors' recipe (full decode + PIL + FFCV writer) {doc['baseline_img_s']:,.0f} img/s ({_fmt(min(rate[1]))}-{_fmt(max(rate[1]))}; "
+            f"the authors' recipe (full decode + PIL + FFCV writer) {doc['baseline_img_s']:,.0f} img/s "
+            f"({_fmt(min(rate[1]))}-{_fmt(max(rate[1]))}; "
             f"{doc['baseline_cpu_ms_per_img']:.2f} CPU ms/img) | **{doc['ratio']:.2f}x** wall, {doc['cpu_ratio']:.2f}x "
             f"CPU time | - | {doc['timer']} | {hw} | `{cmd}` | {os.path.basename(path)} |")
 

@@ -3,8 +3,9 @@
 
     mlpscale          `load_images` (one parallel JPEG decode) into an ImageStore whose device tier is
                       forced to a share of the split (`tiered_device_share`), so batches straddle the
-                      device tier and the host tier (batches staged through a pinned buffer on CUDA); then `ResidentLoader` epochs:
-                      permutation, device gather + host-tier gather on its worker thread, one copy
+                      device tier and the host tier (batches staged through a pinned buffer on CUDA); then
+                      `ResidentLoader` epochs: permutation, device gather + host-tier gather on its worker thread,
+                      one copy
     mlpscale_one_tier (info) the same decoded split entirely in the device tier
     ffcv_stream       `StreamLoader`: FFCV reads and decodes the JPEG beton every epoch on all cores
 
@@ -22,6 +23,7 @@ import torch
 
 from mlpscale.beton import open_beton
 from mlpscale.loader import ResidentLoader, load_images
+
 from . import data as bdata
 from .common import beton_root, stream_loader
 from .timing import Comparison, Variant, compare, format_comparison
@@ -129,7 +131,8 @@ def tiered_data_fn(store, labels, info, res: int, eval_rows: int = 4096):
         train = ResidentLoader(store, labels, micro_batch, seed, shard, train=True)
         evl = ResidentLoader(store, labels, max(micro_batch, 256), seed, shard,
                              np.arange(min(store.n, eval_rows)), train=False)
-        return Data(info=info, res=res, crop_res=res, train=train, eval=evl, n_train=store.n, resident=True, mean=tuple(info.mean), std=tuple(info.std), stats="given")  # noqa: E501
+        return Data(info=info, res=res, crop_res=res, train=train, eval=evl, n_train=store.n, resident=True,
+                    mean=tuple(info.mean), std=tuple(info.std), stats="given")
 
     data_fn.info = info
     return data_fn
@@ -142,6 +145,7 @@ def tiered_training(s, root: str, peak_flops: float | None = None, log=print) ->
     Returns [decode figure, training comparison]."""
     from mlpscale.datasets import IMAGENET_MEAN, IMAGENET_STD, DatasetInfo
     from mlpscale.loader import ImageStore
+
     from .ours import make_config
     from .worker import timed_run
 

@@ -30,6 +30,7 @@ from mlpscale.layout import beton_path
 from mlpscale.loader import ResidentLoader, load_images
 from mlpscale.models import MLP
 from mlpscale.runtime import Runtime
+
 from . import data as bdata
 from . import reference as ref
 from .common import beton_root, ref_loader

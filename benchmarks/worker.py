@@ -112,6 +112,7 @@ def _config(a):
     import yaml
 
     from mlpscale.config import config_from_dict, to_dict
+
     from .ours import make_config
 
     cfg = make_config(a.arch, a.res, a.batch, a.dataset, a.root, a.precision, a.compile, a.device, a.resident,
@@ -251,6 +252,7 @@ def ours_bare(a) -> dict:
 
 def _reference_step(a):
     from mlpscale.datasets import CIFAR_MEAN, CIFAR_STD
+
     from .reference import ReferenceStep
 
     return ReferenceStep(a.arch, a.res, a.num_classes, CIFAR_MEAN, CIFAR_STD, a.device_t, bookkeeping=True)
@@ -258,6 +260,7 @@ def _reference_step(a):
 
 def reference_e2e(a) -> dict:
     from mlpscale.layout import beton_path
+
     from .reference import iterate, reference_loader
 
     rstep = _reference_step(a)

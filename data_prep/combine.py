@@ -163,7 +163,8 @@ def combine(args) -> dict:
                 out.stage_json(os.path.join(folder, sidecars[key]), merged)
         mean, std = stats_from_sums(sums["train"])
         meta = out.publish({
-            **{key: v for key, v in first.items() if key != "startup_s"}, **sidecars, "counts": counts, "mean": mean, "std": std,
+            **{key: v for key, v in first.items() if key != "startup_s"}, **sidecars, "counts": counts, "mean": mean,
+            "std": std,
             "num_skipped": {s: len(v) for s, v in skipped.items()}, "skipped": skipped, "pixel_sums": sums,
             "shard": None, "combined_from": [os.path.basename(p) for p in meta_files],
             "command": f"mlpscale-convert combine --name {args.name} --res {args.res} --out {args.out}",

@@ -63,8 +63,13 @@ class FileRecords:
     def subset(self, keep: np.ndarray) -> "FileRecords":
         """Records at the (sorted) indices `keep`."""
         keep = np.asarray(keep, dtype=np.int64)
-        pick = (lambda xs: None if xs is None else [xs[i] for i in keep])
-        arr = (lambda xs: None if xs is None else xs[keep])
+
+        def pick(xs):
+            return None if xs is None else [xs[i] for i in keep]
+
+        def arr(xs):
+            return None if xs is None else xs[keep]
+
         return FileRecords(self.labels[keep], pick(self.paths), self.tars, arr(self.tar_index),
                            arr(self.offsets), arr(self.sizes), pick(self.blobs), pick(self.names))
 

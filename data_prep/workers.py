@@ -47,7 +47,7 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
     # warm the decoder while the parent still reads its source (time otherwise spent on the
     # first task)
-    from PIL import Image, JpegImagePlugin, PngImagePlugin  # noqa: F401
+    from PIL import Image, JpegImagePlugin, PngImagePlugin  # noqa: F401 - imported to load the decoders early
 
 
 def _ready() -> int:

@@ -35,7 +35,7 @@ def sample_boxes(batch: int, height: int, width: int, scale: tuple[float, float]
     h = torch.sqrt(target_area / aspect)
     ok = (w <= width) & (h <= height)
     first = ok.to(torch.uint8).argmax(dim=1, keepdim=True)  # first valid try (0 if none is valid)
-    pick = lambda t: t.gather(1, first).squeeze(1)  # noqa: E731
+    pick = lambda t: t.gather(1, first).squeeze(1)  # noqa: E731 - one-line helper, used four times below
     w, h, ux, uy = pick(w), pick(h), pick(u[..., 2]), pick(u[..., 3])
     # fallback when no try fits: the whole image with its aspect clamped into the ratio range
     in_ratio = width / height

@@ -51,9 +51,11 @@ def load_checkpoint(path: str) -> dict:
         if "Unsupported global" in str(e):  # a reference to a class or function: code would run
             raise UserError(f"{path} holds objects other than tensors and plain data (possibly code); "
                             f"mlpscale loads checkpoints as data only and will not open it") from None
-        raise UserError(f"cannot read checkpoint {path} (not a torch file); it is damaged or not a checkpoint") from None
+        raise UserError(f"cannot read checkpoint {path} (not a torch file); it is damaged or not a checkpoint") \
+            from None
     except Exception as e:  # noqa: BLE001 - a truncated, empty or foreign file
-        raise UserError(f"cannot read checkpoint {path} ({type(e).__name__}); it is damaged or not a checkpoint") from None
+        raise UserError(f"cannot read checkpoint {path} ({type(e).__name__}); it is damaged or not a checkpoint") \
+            from None
     if isinstance(ck, dict) and "model_meta" in ck and "model" in ck:
         return ck
     if isinstance(ck, dict) and _looks_like_state_dict(ck.get("model", ck.get("state_dict", ck))):

@@ -181,7 +181,8 @@ RULES = {
     "train.eval_every": _ONE_UP, "train.ckpt_every": _ONE_UP, "train.keep_every": _NONNEG,
     "train.keep_epochs": ((lambda v: all(e >= 1 for e in v)), "must list epochs >= 1"),
     "train.log_every": _ONE_UP, "train.peak_tflops": _NONNEG, "train.max_steps": _NONNEG,
-    "train.device": ((lambda v: re.fullmatch(r"auto|cpu|cuda(:\d+)?", v) is not None), "must be auto, cpu, cuda or cuda:N"),
+    "train.device": ((lambda v: re.fullmatch(r"auto|cpu|cuda(:\d+)?", v) is not None),
+                     "must be auto, cpu, cuda or cuda:N"),
     "eval.tta": _NONNEG,
     "finetune.body_lr_mult": _NONNEG, "finetune.source_classes": _ONE_UP, "finetune.source_res": _ONE_UP,
 }

@@ -103,8 +103,9 @@ def build_data(cfg, rt: Runtime, micro_batch: int, reserve_bytes: int = 0, eval_
     mode = auto_on_off(d.resident)
     report = {}
     if varying and mode:
-        raise UserError(f"{(train_b or eval_b).path} holds images of several sizes (the paper's layout); only streaming "
-                        f"can serve it: set data.resident=off (or re-convert with the default --layout square)")
+        raise UserError(f"{(train_b or eval_b).path} holds images of several sizes (the paper's layout); only "
+                        f"streaming can serve it: set data.resident=off (or re-convert with the default "
+                        f"--layout square)")
     if not varying and mode is not False:
         # every rank decides alike (resident or streamed, sharded or not): the smallest budgets win
         dev_budget, host_budget = all_reduce_min(list(tier_budgets(rt, d, reserve_bytes)), rt.device)

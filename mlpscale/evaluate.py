@@ -207,7 +207,8 @@ def load_real_labels(root: str, name: str, res: int, device) -> torch.Tensor:
     from .layout import read_meta, sidecar_path
 
     meta = read_meta(root, name, res) or {}
-    path = os.path.join(root, name, meta["real_labels"]) if "real_labels" in meta else sidecar_path(root, name, "real_labels", res)
+    path = (os.path.join(root, name, meta["real_labels"]) if "real_labels" in meta
+            else sidecar_path(root, name, "real_labels", res))
     if not os.path.exists(path):
         raise UserError(f"--real needs {path}: convert ImageNet-1k with `mlpscale-convert imagenet1k ... --real "
                         f"real.json` (the ReaL labels of Beyer et al. 2020)")

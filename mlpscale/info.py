@@ -1,4 +1,5 @@
-"""`mlpscale-info ARCH --res R --num-classes K [--n-train N --epochs T] [--json]`: size and compute of an architecture."""
+"""`mlpscale-info ARCH --res R --num-classes K [--n-train N --epochs T] [--json]`: size and compute of an
+architecture."""
 from __future__ import annotations
 
 import argparse

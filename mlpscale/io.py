@@ -20,6 +20,7 @@ import tempfile
 
 from .errors import UserError
 
+
 def open_temp(path: str, extra: str = ""):
     """A new temp file next to `path`, named `<base><extra>.tmp-<pid>-<random>`."""
     folder = os.path.dirname(os.path.abspath(path))

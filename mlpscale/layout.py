@@ -18,6 +18,7 @@ import uuid
 from .beton import Beton, open_beton
 from .errors import UserError
 
+
 def dataset_dir(root: str, name: str) -> str:
     return os.path.join(root, name)
 

@@ -47,7 +47,7 @@ from .errors import UserError
 from .ffcv_compat import import_ffcv
 
 
-@dataclass
+@dataclass(frozen=True)
 class Shard:
     rank: int = 0
     world: int = 1
@@ -195,7 +195,7 @@ class ImageStore:
         # the batch is [device rows, host rows] reordered by one gather: inv[j] = where sample j sits
         inv = torch.empty(len(idx_t), dtype=torch.int64)
         inv[torch.cat([dev_pos, host_pos])] = torch.arange(len(idx_t))
-        to_dev = lambda t: t.to(self.device, non_blocking=True)  # noqa: E731
+        to_dev = lambda t: t.to(self.device, non_blocking=True)  # noqa: E731 - one-line helper, used twice below
         return idx_dev, (to_dev(idx_t[dev_pos]), to_dev(inv), host_rows, event)
 
     def assemble(self, staged) -> torch.Tensor:
@@ -447,8 +447,7 @@ def _ffcv_loader(path: str, batch_size: int, workers: int, order_indices, os_cac
     to res x res on the CPU; `crop=(res, None, None)`: FFCV's centre crop (ratio 1) to res x res."""
     import_ffcv()
     from ffcv.fields.basics import IntDecoder
-    from ffcv.fields.rgb_image import (CenterCropRGBImageDecoder, RandomResizedCropRGBImageDecoder,
-                                       SimpleRGBImageDecoder)
+    from ffcv.fields.rgb_image import CenterCropRGBImageDecoder, RandomResizedCropRGBImageDecoder, SimpleRGBImageDecoder
     from ffcv.loader import Loader, OrderOption
     from ffcv.transforms import Squeeze, ToDevice, ToTensor
 

@@ -147,7 +147,8 @@ class MetricsLog:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
-                raise UserError("run.tensorboard is on but tensorboard is not installed: pip install tensorboard") from None
+                raise UserError("run.tensorboard is on but tensorboard is not installed: "
+                                "pip install tensorboard") from None
             self.tb = SummaryWriter(os.path.join(run_dir, "tb"))
         if cfg.run.wandb:
             try:

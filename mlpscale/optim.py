@@ -55,7 +55,7 @@ class ForeachLion(torch.optim.Optimizer):
 def lion_source() -> str:
     """Which LION implementation `build_optimizer` uses here, for reports."""
     try:
-        import lion_pytorch.foreach  # noqa: F401
+        import lion_pytorch.foreach  # noqa: F401 - only whether it imports matters
     except ImportError:
         return "mlpscale.optim.ForeachLion (lion-pytorch not installed)"
     from importlib.metadata import version

@@ -404,9 +404,9 @@ def _fit_label(fit: dict) -> str:
 def plot_error_vs_compute(points: list[dict], analysis: dict, path: str, title: str | None = None) -> None:
     """Figure-1 style: error vs compute (log x) for every run, one colour per model (params order),
     marker area by dataset size, the frontier and the fitted law."""
+    import matplotlib as mpl
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
-    import matplotlib as mpl
 
     fig = Figure(figsize=(9.5, 5.6), layout="constrained")
     ax = fig.add_subplot()

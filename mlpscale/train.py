@@ -45,8 +45,17 @@ from .hardware import peak_flops
 from .io import FolderLock, write_json_atomic
 from .loader import Prefetch
 from .loss import soft_target_cross_entropy
-from .metrics import (EpochSums, FiniteGuard, MetricsLog, Progress, TrainingDiverged, epoch_row,  # noqa: F401
-                      paper_compute_pflops, process_age_s, read_rows)
+from .metrics import (  # noqa: F401 - re-exported
+    EpochSums,
+    FiniteGuard,
+    MetricsLog,
+    Progress,
+    TrainingDiverged,
+    epoch_row,
+    paper_compute_pflops,
+    process_age_s,
+    read_rows,
+)
 from .models import MLP
 from .optim import STATE_PER_PARAM, build_optimizer
 from .runtime import Runtime, auto_on_off

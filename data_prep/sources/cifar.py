@@ -65,7 +65,7 @@ def _unpickle(data: bytes, where: str) -> dict:
         d = _CifarUnpickler(data, where).load()
     except UserError:
         raise
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means it is not a CIFAR batch
         raise UserError(f"{where} is not a CIFAR batch ({type(e).__name__}); re-download the archive") from None
     if not isinstance(d, dict):
         raise UserError(f"{where} is not a CIFAR batch (it holds a {type(d).__name__}, not a dict); "

@@ -63,8 +63,15 @@ def val_number(path: str) -> int | None:
 
 def load(args, pool=None):
     from data_prep.records import SourceData
-    from data_prep.scan import (RecordBuilder, add_indexed, class_entries, index_entries,
-                                         list_images, read_words, require_src)
+    from data_prep.scan import (
+        RecordBuilder,
+        add_indexed,
+        class_entries,
+        index_entries,
+        list_images,
+        read_words,
+        require_src,
+    )
 
     src = require_src(args, EXPECTED)
     train_dir, val_dir = os.path.join(src, "train"), os.path.join(src, "val")

@@ -63,8 +63,15 @@ def holdout(wnid: str, n: int, k: int, seed: int) -> tuple[np.ndarray, np.ndarra
 
 def load(args, pool=None):
     from data_prep.records import SourceData
-    from data_prep.scan import (RecordBuilder, add_indexed, class_entries, entry_size,
-                                         index_entries, read_words, require_src)
+    from data_prep.scan import (
+        RecordBuilder,
+        add_indexed,
+        class_entries,
+        entry_size,
+        index_entries,
+        read_words,
+        require_src,
+    )
 
     src = require_src(args, EXPECTED)
     if not os.path.isdir(src):

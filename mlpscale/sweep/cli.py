@@ -36,8 +36,8 @@ Reuse across epochs. When the grid varies train.epochs and the run's learning ra
 the run length (`optim.schedule: constant`; `optim.warmup_epochs` counts epochs, not a fraction of the
 total, so any warmup is fine), the points that differ only in T share one training run to max(T) that
 keeps `epoch_<T>.pt` for every T of the grid (`train.keep_epochs` lists them), and each T is probed from
-its kept checkpoint. This is exact, not an approximation: the data order, augmentation and learning rate of step s are pure
-functions of (seed, epoch, step), so the weights after T epochs of the long run are bit-identical to
+its kept checkpoint. This is exact, not an approximation: the data order, augmentation and learning rate of step s
+are pure functions of (seed, epoch, step), so the weights after T epochs of the long run are bit-identical to
 those of a separate T-epoch run (tests/integration/test_sweep.py checks it). A cosine schedule depends on the total
 length, so there each T trains separately (one note says so); `reuse_epochs: off` asks for that too.
 The compute of the point at T is the paper's C at T: paper_flops_per_forward x 3 x N x T.
@@ -81,7 +81,8 @@ def _dry_run(sweep: Sweep, units: list[Unit]) -> None:
     for u in units:
         ts = train_state(sweep, u)
         what = {"done": "trained", "resume": "resume from last.pt", "new": "train"}[ts]
-        line = f"{u.name}: {what} ({u.epochs} epochs{', keeps ' + ','.join(str(p.epochs) for p in u.points) if u.reuse else ''})"
+        keeps = ", keeps " + ",".join(str(p.epochs) for p in u.points) if u.reuse else ""
+        line = f"{u.name}: {what} ({u.epochs} epochs{keeps})"
         if sweep.spec.measure.kind == "probe":
             todo = [p.name for p in u.points if ts != "done" or probe_state(sweep, u, p) != "done"]
             line += f"; probes to run: {len(todo)} of {len(u.points)}"
@@ -95,7 +96,8 @@ def main_args(argv=None):
     p.add_argument("--launcher", choices=("local", "slurm", "submitit-local"), default="local",
                    help="local: subprocesses here (default); slurm: a submitit job array; submitit-local: "
                         "the same jobs through submitit on this machine")
-    p.add_argument("--jobs", type=int, default=None, help="local: runs at a time (default: the spec's local.jobs, or 1)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="local: runs at a time (default: the spec's local.jobs, or 1)")
     p.add_argument("--out", metavar="DIR", help="SWEEP_DIR (default: runs/sweeps/<spec name>)")
     p.add_argument("--prepare", action="store_true", help="first run the spec's data-preparation steps")
     p.add_argument("--print-commands", action="store_true",

@@ -124,7 +124,8 @@ def submit_jobs(sweep: Sweep, units: list[Unit], cluster: str) -> list:
     try:
         ex.update_parameters(**{k: v for k, v in params.items() if v is not None})
     except (NameError, AssertionError, ValueError) as e:
-        raise UserError(f"{sweep.spec.path}: slurm: submitit refused the resources ({str(e).splitlines()[0]})") from None
+        first = str(e).splitlines()[0]
+        raise UserError(f"{sweep.spec.path}: slurm: submitit refused the resources ({first})") from None
     job = UnitJob(sweep, torchrun=s.gpus_per_node or 0 if cluster == "slurm" else 0)
     jobs = ex.map_array(job, [u.name for u in units])
     with open(os.path.join(sweep.dir, "submitit", "jobs.jsonl"), "a") as f:

@@ -67,11 +67,11 @@ class SpecFile:
     set: Any = None              # overrides of the base config for every point: {a.b: value} or ["a.b=value", ...]
     grid: Any = None             # {a.b: [values]} expanded as a product (or a list of such mappings, concatenated)
     names: Any = None            # {a.b: prefix, or false to leave it out} for point names (defaults: NAME_PREFIX)
-    measure: Any = "test"        # 'test' (the run's own test top-1) or {probe: {config, set, mode}} (a fine-tune per point)
+    measure: Any = "test"        # 'test' (the run's own test top-1) or {probe: {config, set, mode}}, a fine-tune
     reuse_epochs: str = "auto"   # auto (one run to max(T) per point when the schedule allows it) or off
     local: LocalSection = field(default_factory=LocalSection, metadata={"section": True})
     slurm: SlurmSection = field(default_factory=SlurmSection, metadata={"section": True})
-    prepare: Any = None          # data-preparation steps run by --prepare: [{run: COMMAND | python: module:function, ...}]
+    prepare: Any = None          # data-preparation steps run by --prepare: [{run: COMMAND | python: module:func, ...}]
 
 
 # --- the resolved spec ---------------------------------------------------------------------------------

@@ -46,8 +46,8 @@ def test_shards_combine_to_the_unsharded_result(tmp_path):
         xa, ya = fx.read_beton(os.path.join(whole, "imagenet21k", f"{split}_8.beton"))
         xb, yb = fx.read_beton(os.path.join(sharded, "imagenet21k", f"{split}_8.beton"))
         # same samples, grouped by shard instead of by class
-        key = lambda x, y: sorted(zip(y.tolist(), [i.tobytes() for i in x]))  # noqa: E731
-        assert key(xa, ya) == key(xb, yb)
+        a, b = (sorted(zip(y.tolist(), [i.tobytes() for i in x])) for x, y in ((xa, ya), (xb, yb)))
+        assert a == b
 
 
 def test_combine_refuses_missing_shard(tmp_path, capsys):
