@@ -83,7 +83,7 @@ def test_cli_loader_prints_ours_baselines_and_ratio(tmp_path, capsys):
     assert {e["config"]["format"] for e in doc["results"]} == {"raw"}
 
 
-def test_cli_eval_uses_the_evaluate_module(tmp_path, capsys, monkeypatch):
+def test_cli_eval_uses_the_evaluate_module(tmp_path, monkeypatch):
     import mlpscale.evaluate as ev
 
     calls = []

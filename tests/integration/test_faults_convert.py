@@ -137,7 +137,7 @@ def test_kill_9_during_reconversion_leaves_the_old_dataset(tmp_path):
 
 
 @pytest.mark.parametrize("crash_at", range(3))
-def test_crash_while_publishing_is_refused_until_rerun(tmp_path, monkeypatch, capsys, crash_at):
+def test_crash_while_publishing_is_refused_until_rerun(tmp_path, monkeypatch, crash_at):
     """A kill in the publish phase, after the old meta is gone and `crash_at` of its 3 renames
     (train, test, meta) are done: check_dataset refuses the folder, naming the command that
     repairs it; that command then does."""

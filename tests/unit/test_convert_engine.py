@@ -70,7 +70,7 @@ def test_interrupted_write_leaves_no_complete_looking_file(tmp_path):
     assert open(path, "rb").read() == before
 
 
-def test_draft_decode_matches_full_decode(tmp_path):
+def test_draft_decode_matches_full_decode():
     rng = np.random.default_rng(0)
     small = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)  # smooth content: no aliasing either way
     big = Image.fromarray(small).resize((512, 384), Image.Resampling.BICUBIC)  # smooth content

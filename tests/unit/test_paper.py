@@ -296,7 +296,7 @@ def test_import_writes_a_loadable_run_folder(ref_b, tmp_path, capsys):
     import_paper(str(other), "B_2-Wi_16", RES, 10, str(out), "cifar10", True)
 
 
-def test_import_cli(ref_b, tmp_path, capsys):
+def test_import_cli(tmp_path, capsys):
     ref10 = _randomise(RefStandard(3 * RES * RES, 16, 3, 100), 7)
     src = tmp_path / "S_weights"
     torch.save({"_orig_mod." + k: v for k, v in ref10.state_dict().items()}, src)
