@@ -120,3 +120,11 @@ def test_the_library_does_not_locate_the_checkout():
                 if "REPO" in line or "dirname(dirname" in line or "dirname(os.path.dirname" in line:
                     found.append(f"{path}:{i}")
     assert not found, found
+
+
+def test_every_test_file_is_unit_or_integration():
+    """`make test-fast` runs tests/unit and `make test` both folders: a test file elsewhere would never run."""
+    tests = os.path.join(ROOT, "tests")
+    stray = sorted(f for f in os.listdir(tests) if f.startswith("test_") and f.endswith(".py"))
+    assert not stray, (f"tests/{stray[0]}: move it to tests/unit/ (in-process, seconds) or tests/integration/ "
+                       f"(processes, faults, studies)")
