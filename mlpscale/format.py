@@ -39,7 +39,7 @@ import shutil
 import sys
 import tempfile
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -102,6 +102,7 @@ class Beton:
     metadata: np.ndarray            # (N,) structured, one column per field ("f0", "f1", ...)
     alloc: np.ndarray               # (N,) ALLOC rows
     arguments: list                 # raw descriptor arguments per field (bytes)
+    _scan: dict | None = field(default=None, repr=False, compare=False)  # see scan()
 
     def column(self, name: str) -> np.ndarray:
         if name not in self.field_names:
@@ -123,23 +124,25 @@ class Beton:
 
     def resolution(self) -> tuple[int, int] | None:
         """(height, width) when every image has the same size, else None (variable-size betons)."""
-        img = self.images
-        if len(img) == 0:
-            return None
-        h, w = img["height"], img["width"]
-        if h.min() != h.max() or w.min() != w.max():
-            return None
-        return int(h[0]), int(w[0])
+        return self.scan()["resolution"]
 
     def all_raw(self) -> bool:
-        return bool(len(self.images)) and bool((self.images["mode"] == MODE_RAW).all())
+        return self.scan()["all_raw"]
 
     def sizes(self) -> np.ndarray:
         """Payload bytes of each image, in sample order."""
-        ptr = self.images["data_ptr"]
-        order = np.argsort(self.alloc["ptr"])
-        pos = np.searchsorted(self.alloc["ptr"][order], ptr)
-        return self.alloc["size"][order][pos].astype(np.int64)
+        return self.scan()["sizes"]
+
+    def data_ptrs(self) -> np.ndarray:
+        """File offset of each image's payload, in sample order (int64)."""
+        return self.scan()["ptrs"]
+
+    def scan(self) -> dict:
+        """The per-image facts derived from the index (one O(N log N) pass, then kept): chunked reads
+        of a 12M-sample file ask for them once per chunk and must not redo the pass each time."""
+        if self._scan is None:
+            self._scan = _scan_index(self)
+        return self._scan
 
     @property
     def conversion_id(self) -> str | None:
@@ -150,6 +153,24 @@ class Beton:
         if args[:8] != _STAMP_MAGIC:
             return None
         return str(uuid.UUID(bytes=bytes(args[8:24])))
+
+
+def _scan_index(b: Beton) -> dict:
+    """Payload offsets and sizes, modes, and the fixed resolution (or None) of a beton's images."""
+    img = b.images
+    ptrs = img["data_ptr"].astype(np.int64)
+    order = np.argsort(b.alloc["ptr"])
+    starts = b.alloc["ptr"][order]
+    pos = np.minimum(np.searchsorted(starts, ptrs), max(len(starts) - 1, 0))
+    if len(ptrs) and (starts[pos] != ptrs).any():  # each payload must start an allocation
+        raise UserError(f"{b.path} is damaged (an image points outside its allocation table); "
+                        f"re-convert it with mlpscale-convert")
+    h, w = img["height"], img["width"]
+    fixed = len(img) and h.min() == h.max() and w.min() == w.max()
+    return {"ptrs": ptrs, "sizes": b.alloc["size"][order][pos].astype(np.int64),
+            "modes": np.ascontiguousarray(img["mode"]),
+            "resolution": (int(h[0]), int(w[0])) if fixed else None,
+            "all_raw": bool(len(img)) and bool((img["mode"] == MODE_RAW).all())}
 
 
 def open_beton(path: str, hint: str = "") -> Beton:
@@ -213,7 +234,7 @@ def read_raw_images(b: Beton, indices: np.ndarray | None = None, out: np.ndarray
         out = np.empty((len(idx), h, w, 3), dtype=np.uint8)
     flat = out.reshape(len(idx), nbytes)
     mm = np.memmap(b.path, dtype=np.uint8, mode="r")
-    ptr_all = b.images["data_ptr"].astype(np.int64)
+    ptr_all = b.data_ptrs()
     for s in range(0, len(idx), chunk):
         part = idx[s:s + chunk]
         ptr = ptr_all[part]
