@@ -1,0 +1,297 @@
+"""Scale suite: how mlpscale's costs grow with the number of images, projected to ImageNet-21k.
+
+Made data (not timed): JPEG betons of N = 20k / 80k / 200k images at 32px (1,024 distinct encoded
+images cycled, labels over 1,000 classes, an evaluation split of 2,048 images, and a meta file), written
+with mlpscale's own BetonWriter; and a synthetic in-memory index of 11.8M samples over 11,230 classes
+(ImageNet-21k's training split as the paper uses it). Figures:
+
+  write      BetonWriter.add + commit per image (the converter's write stage, payloads already encoded)
+  startup    `data.build_data` as the trainer calls it at start (check_dataset, the class-balanced subset
+             `data.n_train` = 90% of N, the one-time JPEG decode of both splits into the resident store),
+             each size in a fresh process, 3 repetitions, median; with the resident bytes (VmRSS growth)
+             per image. The files sit in the page cache (just written): disk reads are not timed.
+  fit        growth exponent b of time ~ N^b (least squares in log-log) and the projection to
+             ImageNet-21k's 11.8M training images: t(200k) x (11.8M / 200k)^b.
+  decode     decode_images over the same 20k rows with 1 and 2 threads, the GIL-free batch loop (ours)
+             and the per-image Python loop (baseline), alternating, 5 rounds, medians; the load average
+             is recorded before and after (the machine is shared).
+  index      the 11.8M-row index: balanced_subset (wall and CPU seconds) against the per-class
+             reference at 1.18M labels (its cost grows with N x classes); one scan of the index
+             (`Beton.scan`: what every chunk of a load re-did before) and the index's bytes per sample.
+
+  .venv/bin/python benchmarks/bench_scale.py --json benchmarks/results/scale_<hw>_<date>.json
+  .venv/bin/python benchmarks/bench_scale.py --quick          # 5k / 10k / 20k, 1.18M index, 1 round
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import io
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+RES, CLASSES, EVAL_N, UNIQUE = 32, 1000, 2048, 1024
+IN21K_TRAIN, IN21K_CLASSES = 11_801_680, 11_230
+
+
+def _payloads(n_unique: int, res: int) -> list[bytes]:
+    """Distinct smooth-plus-noise JPEGs (quality 90), like downscaled photos."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    out = []
+    yy, xx = np.mgrid[0:res, 0:res] / res
+    for i in range(n_unique):
+        base = 255 * (0.5 + 0.5 * np.sin(2 * np.pi * (xx * rng.uniform(0.5, 3) + yy * rng.uniform(0.5, 3))))
+        img = np.clip(base[..., None] * rng.uniform(0.3, 1, 3) + rng.normal(0, 12, (res, res, 3)), 0, 255)
+        buf = io.BytesIO()
+        Image.fromarray(img.astype(np.uint8)).save(buf, format="JPEG", quality=90)
+        out.append(buf.getvalue())
+    return out
+
+
+def make_dataset(root: str, name: str, n: int) -> dict:
+    """ROOT/<name>/{train,val}_32.beton and meta_32.json; returns the write figure."""
+    from mlpscale.format import MODE_JPG, BetonWriter, write_json_atomic
+
+    folder = os.path.join(root, name)
+    os.makedirs(folder, exist_ok=True)
+    pays = _payloads(UNIQUE, RES)
+    rng = np.random.default_rng(n)
+    t0 = time.perf_counter()
+    for split, count in (("train", n), ("val", EVAL_N)):
+        w = BetonWriter(os.path.join(folder, f"{split}_{RES}.beton"), count, max(map(len, pays)))
+        for i, y in enumerate(rng.integers(0, CLASSES, count).tolist()):
+            w.add(pays[i % UNIQUE], MODE_JPG, RES, RES, y)
+        w.commit()
+    write_s = time.perf_counter() - t0
+    write_json_atomic(os.path.join(folder, f"meta_{RES}.json"),
+                      {"name": name, "res": RES, "num_classes": CLASSES, "classes": list(map(str, range(CLASSES))),
+                       "counts": {"train": n, "val": EVAL_N}, "eval_split": "val", "format": "jpg",
+                       "mean": [127.5] * 3, "std": [64.0] * 3})
+    return {"write_s": round(write_s, 3), "write_us_per_img": round(1e6 * write_s / (n + EVAL_N), 2)}
+
+
+def _rss() -> int:
+    with open("/proc/self/status") as f:
+        for ln in f:
+            if ln.startswith("VmRSS:"):
+                return int(ln.split()[1]) * 1024
+    return 0
+
+
+def one_size(root: str, name: str, n: int, reps: int) -> dict:
+    """(In a fresh process) the trainer's data start-up for one size, `reps` times."""
+    import gc
+
+    import torch
+
+    from mlpscale.config import load_config
+    from mlpscale.data import build_data
+    from mlpscale.runtime import Runtime
+
+    rt = Runtime.create("cpu", "fp32", "off")
+    cfg = load_config("demo_digits.yaml", [f"data.root={root}", f"data.dataset={name}", f"data.res={RES}",
+                                            f"data.n_train={int(0.9 * n)}", "data.resident=on",
+                                            "run.progress=false"])
+    times, rss, loads = [], [], []
+    for _ in range(reps):
+        gc.collect()
+        before = _rss()
+        t0 = time.perf_counter()
+        data = build_data(cfg, rt, 256)
+        times.append(time.perf_counter() - t0)
+        rss.append(_rss() - before)
+        loads.append(data.report.get("train_load_s"))
+        decoder = data.report.get("train_decoder")
+        del data
+    med = float(np.median(times))
+    return {"n": n, "n_train": int(0.9 * n), "startup_s": [round(t, 3) for t in times], "startup_median_s": round(med, 3),
+            "startup_us_per_img": round(1e6 * med / (int(0.9 * n) + EVAL_N), 2),
+            "train_load_s": loads, "train_load_us_per_img": round(1e6 * float(np.median(loads)) / int(0.9 * n), 2),
+            "resident_bytes_per_img": round(float(np.median(rss)) / (int(0.9 * n) + EVAL_N), 1),
+            "pixel_bytes_per_img": RES * RES * 3, "decoder": decoder, "torch_threads": torch.get_num_threads()}
+
+
+def decode_scaling(path: str, rows: int, rounds: int) -> dict:
+    """Median img/s of decode_images with 1 and 2 threads, batch (ours) and per image (baseline)."""
+    from mlpscale.format import open_beton
+    from mlpscale.loader import decode_images
+
+    b = open_beton(path)
+    idx = np.arange(rows)
+    out = np.empty((rows, RES, RES, 3), np.uint8)
+    decode_images(b, idx[:4096], out[:4096], batch=True)       # compile the batch loop (not timed)
+    variants = [("batch", 1), ("batch", 2), ("per_image", 1), ("per_image", 2)]
+    rates = {f"{k}_{t}t": [] for k, t in variants}
+    load = [os.getloadavg()[0]]
+    for r in range(rounds):
+        for k, t in (variants if r % 2 == 0 else variants[::-1]):
+            t0 = time.perf_counter()
+            decode_images(b, idx, out, workers=t, batch=k == "batch")
+            rates[f"{k}_{t}t"].append(rows / (time.perf_counter() - t0))
+    load.append(os.getloadavg()[0])
+    med = {k: float(np.median(v)) for k, v in rates.items()}
+    return {"rows": rows, "rounds": rounds, "img_per_s": {k: [round(x) for x in v] for k, v in rates.items()},
+            "median_img_per_s": {k: round(v) for k, v in med.items()},
+            "two_over_one_thread": {"batch": round(med["batch_2t"] / med["batch_1t"], 3),
+                                    "per_image": round(med["per_image_2t"] / med["per_image_1t"], 3)},
+            "load_avg_1m_before_after": [round(x, 2) for x in load]}
+
+
+def per_class_subset(labels, n, seed=0):
+    """The per-class reference (`labels == c` per class), as tests/test_scale.py has it."""
+    classes, counts = np.unique(labels, return_counts=True)
+    quota = counts * (n / len(labels))
+    take = np.floor(quota).astype(np.int64)
+    take[np.lexsort((classes, -(quota - take)))[:n - int(take.sum())]] += 1
+    rng = np.random.default_rng(seed)
+    picked = [np.flatnonzero(labels == c)[rng.permutation(int(cnt))[:k]]
+              for c, cnt, k in zip(classes, counts, take) if k]
+    return np.sort(np.concatenate(picked))
+
+
+def index_figures(n: int) -> dict:
+    from mlpscale.format import ALLOC, MODE_JPG, Beton, metadata_dtype
+    from mlpscale.subsets import balanced_subset
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, IN21K_CLASSES, n)
+
+    def timed(fn):
+        w, c = time.perf_counter(), time.process_time()
+        out = fn()
+        return out, time.perf_counter() - w, time.process_time() - c
+
+    walls, cpus = [], []
+    for _ in range(3):
+        _, w, c = timed(lambda: balanced_subset(labels, n // 2, 0))
+        walls.append(w)
+        cpus.append(c)
+    small = labels[: n // 10]
+    ref, rw, rc = timed(lambda: per_class_subset(small, len(small) // 2, 0))
+    ours_small, ow, oc = timed(lambda: balanced_subset(small, len(small) // 2, 0))
+    # a synthetic index of n JPEG samples, 3 KB each, packed in 4 MiB pages
+    meta = np.zeros(n, metadata_dtype([2, 1]))
+    sizes = rng.integers(2000, 4000, n)
+    ptr = np.cumsum(sizes) - sizes + 4096
+    meta["f0"]["mode"], meta["f0"]["width"], meta["f0"]["height"] = MODE_JPG, 64, 64
+    meta["f0"]["data_ptr"], meta["f1"] = ptr, labels
+    alloc = np.zeros(n, ALLOC)
+    alloc["sample_id"], alloc["ptr"], alloc["size"] = np.arange(n), ptr, sizes
+    b = Beton("synthetic", n, 1 << 22, ["image", "label"], [2, 1], meta, alloc, [b"", b""])
+    _, sw, sc = timed(b.scan)
+    chunks = -(-n // (1 << 15))
+    return {"labels": n, "classes": IN21K_CLASSES,
+            "subset_wall_s": [round(x, 2) for x in walls], "subset_cpu_s": [round(x, 2) for x in cpus],
+            "subset_wall_median_s": round(float(np.median(walls)), 2),
+            "subset_cpu_median_s": round(float(np.median(cpus)), 2),
+            "reference_at": len(small), "reference_wall_s": round(rw, 2), "reference_cpu_s": round(rc, 2),
+            "ours_at_reference_size_wall_s": round(ow, 3), "ours_at_reference_size_cpu_s": round(oc, 3),
+            "equal_to_reference": bool(np.array_equal(ref, ours_small)),
+            "index_scan_wall_s": round(sw, 2), "index_scan_cpu_s": round(sc, 2),
+            "chunks_per_load": chunks, "per_chunk_rescans_would_cost_s": round(sw * chunks, 1),
+            "index_bytes_per_sample": meta.itemsize + alloc.itemsize}
+
+
+def fit_exponent(ns, ts) -> float:
+    return float(np.polyfit(np.log(ns), np.log(ts), 1)[0])
+
+
+def environment() -> dict:
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    import numba
+    import torch
+
+    return {"date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "host_cpu": cpu,
+            "affinity_cpus": len(os.sched_getaffinity(0)), "load_avg_1m": round(os.getloadavg()[0], 2),
+            "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
+            "numba": numba.__version__, "nice": os.nice(0)}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="20000,80000,200000")
+    p.add_argument("--index-n", type=int, default=IN21K_TRAIN)
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--quick", action="store_true", help="5k / 10k / 20k, a 1.18M index, 1 round")
+    p.add_argument("--json", help="write the results here")
+    p.add_argument("--tmp", default=None, help="folder for the made betons (default: a temp folder)")
+    p.add_argument("--one", nargs=3, metavar=("ROOT", "NAME", "N"), help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.one:
+        print(json.dumps(one_size(a.one[0], a.one[1], int(a.one[2]), a.reps)))
+        return 0
+    sizes = [5000, 10000, 20000] if a.quick else [int(s) for s in a.sizes.split(",")]
+    index_n = IN21K_TRAIN // 10 if a.quick else a.index_n
+    rounds = 1 if a.quick else a.rounds
+    doc = {"suite": "scale", "command": "python benchmarks/bench_scale.py " + " ".join(sys.argv[1:] if argv is None else argv),
+           "env": environment(), "res": RES, "format": "jpg", "classes": CLASSES, "eval_images": EVAL_N}
+    t_all = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="mlpscale-scale-", dir=a.tmp) as root:
+        per = []
+        for n in sizes:
+            name = f"scale{n}"
+            w = make_dataset(root, name, n)
+            proc = subprocess.run([sys.executable, __file__, "--reps", str(a.reps), "--one", root, name, str(n)],
+                                  capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": REPO})
+            if proc.returncode:
+                print(proc.stderr[-3000:], file=sys.stderr)
+                return 1
+            r = {**w, **json.loads(proc.stdout.strip().splitlines()[-1])}
+            per.append(r)
+            print(f"N={n}: write {r['write_us_per_img']} us/img, start-up {r['startup_median_s']} s "
+                  f"({r['startup_us_per_img']} us/img), load {r['train_load_us_per_img']} us/img, "
+                  f"resident {r['resident_bytes_per_img']} B/img", flush=True)
+            if n == sizes[0]:
+                doc["decode"] = decode_scaling(os.path.join(root, name, f"train_{RES}.beton"), min(n, 20000), rounds)
+                print(f"decode: {doc['decode']['median_img_per_s']} img/s, 2t/1t {doc['decode']['two_over_one_thread']}",
+                      flush=True)
+        doc["sizes"] = per
+    ns = [r["n"] for r in per]
+    doc["fit"] = {key: round(fit_exponent(ns, [r[src] * r["n"] for r in per]), 3) for key, src in
+                  (("startup_exponent", "startup_us_per_img"), ("load_exponent", "train_load_us_per_img"),
+                   ("write_exponent", "write_us_per_img"))}
+    doc["load_per_img_ratio_largest_over_smallest"] = round(per[-1]["train_load_us_per_img"] / per[0]["train_load_us_per_img"], 3)
+    big = per[-1]
+    scale = IN21K_TRAIN / (0.9 * big["n"])
+    doc["projection_imagenet21k"] = {
+        "train_images": IN21K_TRAIN,
+        "startup_s": round(big["startup_median_s"] * scale ** doc["fit"]["startup_exponent"], 1),
+        "load_s_one_thread_per_core": round(big["train_load_us_per_img"] * 1e-6 * IN21K_TRAIN * scale ** (doc["fit"]["load_exponent"] - 1), 1),
+        "resident_gb_at_32px": round(big["resident_bytes_per_img"] * IN21K_TRAIN / 2 ** 30, 1),
+        "resident_gb_at_64px": round(big["resident_bytes_per_img"] * 4 * IN21K_TRAIN / 2 ** 30, 1),
+        "note": "this machine's cores (2, shared); at 64px a JPEG decodes ~2-3x slower than at 32px"}
+    doc["index"] = index_figures(index_n)
+    print(f"index: {doc['index']}", flush=True)
+    doc["total_s"] = round(time.perf_counter() - t_all, 1)
+    doc["env"]["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
+    doc["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(json.dumps({k: doc[k] for k in ("fit", "load_per_img_ratio_largest_over_smallest", "projection_imagenet21k")}))
+    if a.json:
+        from mlpscale.format import write_json_atomic
+
+        write_json_atomic(a.json, doc)
+        print(f"wrote {a.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
