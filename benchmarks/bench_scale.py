@@ -6,10 +6,13 @@ with mlpscale's own BetonWriter; and a synthetic in-memory index of 11.8M sample
 (ImageNet-21k's training split as the paper uses it). Figures:
 
   write      BetonWriter.add + commit per image (the converter's write stage, payloads already encoded)
-  startup    `data.build_data` as the trainer calls it at start (check_dataset, the class-balanced subset
+  startup    `data.build_data` as the trainer calls it at start, after numba's one-time compile of the
+             batch decoder (a constant per process, recorded apart as decoder_compile_s) (check_dataset, the class-balanced subset
              `data.n_train` = 90% of N, the one-time JPEG decode of both splits into the resident store),
-             each size in a fresh process, 3 repetitions, median; with the resident bytes (VmRSS growth)
-             per image. The files sit in the page cache (just written): disk reads are not timed.
+             each run a fresh process, the sizes alternating (order flipped every round), 3 rounds,
+             medians of wall and CPU seconds (all threads; less sensitive to other load on the machine);
+             with the resident bytes (VmRSS growth) per image. The files sit in the page cache (just
+             written): disk reads are not timed.
   fit        growth exponent b of time ~ N^b (least squares in log-log) and the projection to
              ImageNet-21k's 11.8M training images: t(200k) x (11.8M / 200k)^b.
   decode     decode_images over the same 20k rows with 1 and 2 threads, the GIL-free batch loop (ours)
@@ -105,23 +108,42 @@ def one_size(root: str, name: str, n: int, reps: int) -> dict:
     cfg = load_config("demo_digits.yaml", [f"data.root={root}", f"data.dataset={name}", f"data.res={RES}",
                                             f"data.n_train={int(0.9 * n)}", "data.resident=on",
                                             "run.progress=false"])
-    times, rss, loads = [], [], []
+    from mlpscale.loader import _batch_decoder
+
+    t0 = time.perf_counter()
+    _batch_decoder()  # numba's one-time compile of the batch decoder: a constant, reported apart
+    compile_s = time.perf_counter() - t0
+    times, cpus, rss, loads = [], [], [], []
     for _ in range(reps):
         gc.collect()
         before = _rss()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         data = build_data(cfg, rt, 256)
         times.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
         rss.append(_rss() - before)
         loads.append(data.report.get("train_load_s"))
         decoder = data.report.get("train_decoder")
         del data
-    med = float(np.median(times))
-    return {"n": n, "n_train": int(0.9 * n), "startup_s": [round(t, 3) for t in times], "startup_median_s": round(med, 3),
-            "startup_us_per_img": round(1e6 * med / (int(0.9 * n) + EVAL_N), 2),
-            "train_load_s": loads, "train_load_us_per_img": round(1e6 * float(np.median(loads)) / int(0.9 * n), 2),
-            "resident_bytes_per_img": round(float(np.median(rss)) / (int(0.9 * n) + EVAL_N), 1),
-            "pixel_bytes_per_img": RES * RES * 3, "decoder": decoder, "torch_threads": torch.get_num_threads()}
+    return {"n": n, "n_train": int(0.9 * n), "startup_s": times, "startup_cpu_s": cpus, "train_load_s": loads,
+            "resident_bytes": rss, "decoder": decoder, "torch_threads": torch.get_num_threads(),
+            "decoder_compile_s": [compile_s]}
+
+
+def summarise(n: int, runs: list[dict]) -> dict:
+    """Medians over the rounds of one size, per image."""
+    imgs = int(0.9 * n) + EVAL_N
+    cat = {k: [x for r in runs for x in r[k]]
+           for k in ("startup_s", "startup_cpu_s", "train_load_s", "resident_bytes", "decoder_compile_s")}
+    med = {k: float(np.median(v)) for k, v in cat.items()}
+    return {"n": n, "n_train": int(0.9 * n), **{k: [round(x, 3) for x in v] for k, v in cat.items()},
+            "startup_median_s": round(med["startup_s"], 3),
+            "startup_us_per_img": round(1e6 * med["startup_s"] / imgs, 2),
+            "startup_cpu_us_per_img": round(1e6 * med["startup_cpu_s"] / imgs, 2),
+            "train_load_us_per_img": round(1e6 * med["train_load_s"] / int(0.9 * n), 2),
+            "resident_bytes_per_img": round(med["resident_bytes"] / imgs, 1),
+            "pixel_bytes_per_img": RES * RES * 3, "decoder": runs[0]["decoder"],
+            "torch_threads": runs[0]["torch_threads"]}
 
 
 def decode_scaling(path: str, rows: int, rounds: int) -> dict:
@@ -246,30 +268,35 @@ def main(argv=None) -> int:
            "env": environment(), "res": RES, "format": "jpg", "classes": CLASSES, "eval_images": EVAL_N}
     t_all = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mlpscale-scale-", dir=a.tmp) as root:
+        writes = {n: make_dataset(root, f"scale{n}", n) for n in sizes}
+        runs = {n: [] for n in sizes}
+        for r in range(a.reps):  # the sizes alternate, the order flipping every round (the machine is shared)
+            for n in (sizes if r % 2 == 0 else sizes[::-1]):
+                proc = subprocess.run([sys.executable, __file__, "--reps", "1", "--one", root, f"scale{n}", str(n)],
+                                      capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": REPO})
+                if proc.returncode:
+                    print(proc.stderr[-3000:], file=sys.stderr)
+                    return 1
+                runs[n].append(json.loads(proc.stdout.strip().splitlines()[-1]))
         per = []
         for n in sizes:
-            name = f"scale{n}"
-            w = make_dataset(root, name, n)
-            proc = subprocess.run([sys.executable, __file__, "--reps", str(a.reps), "--one", root, name, str(n)],
-                                  capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": REPO})
-            if proc.returncode:
-                print(proc.stderr[-3000:], file=sys.stderr)
-                return 1
-            r = {**w, **json.loads(proc.stdout.strip().splitlines()[-1])}
-            per.append(r)
-            print(f"N={n}: write {r['write_us_per_img']} us/img, start-up {r['startup_median_s']} s "
-                  f"({r['startup_us_per_img']} us/img), load {r['train_load_us_per_img']} us/img, "
-                  f"resident {r['resident_bytes_per_img']} B/img", flush=True)
-            if n == sizes[0]:
-                doc["decode"] = decode_scaling(os.path.join(root, name, f"train_{RES}.beton"), min(n, 20000), rounds)
-                print(f"decode: {doc['decode']['median_img_per_s']} img/s, 2t/1t {doc['decode']['two_over_one_thread']}",
-                      flush=True)
+            row = {**writes[n], **summarise(n, runs[n])}
+            per.append(row)
+            print(f"N={n}: write {row['write_us_per_img']} us/img, start-up {row['startup_median_s']} s "
+                  f"({row['startup_us_per_img']} us/img, CPU {row['startup_cpu_us_per_img']} us/img), load "
+                  f"{row['train_load_us_per_img']} us/img, resident {row['resident_bytes_per_img']} B/img", flush=True)
+        doc["decode"] = decode_scaling(os.path.join(root, f"scale{sizes[0]}", f"train_{RES}.beton"),
+                                       min(sizes[0], 20000), rounds)
+        print(f"decode: {doc['decode']['median_img_per_s']} img/s, 2t/1t {doc['decode']['two_over_one_thread']}",
+              flush=True)
         doc["sizes"] = per
     ns = [r["n"] for r in per]
     doc["fit"] = {key: round(fit_exponent(ns, [r[src] * r["n"] for r in per]), 3) for key, src in
-                  (("startup_exponent", "startup_us_per_img"), ("load_exponent", "train_load_us_per_img"),
-                   ("write_exponent", "write_us_per_img"))}
+                  (("startup_exponent", "startup_us_per_img"), ("startup_cpu_exponent", "startup_cpu_us_per_img"),
+                   ("load_exponent", "train_load_us_per_img"), ("write_exponent", "write_us_per_img"))}
     doc["load_per_img_ratio_largest_over_smallest"] = round(per[-1]["train_load_us_per_img"] / per[0]["train_load_us_per_img"], 3)
+    doc["startup_cpu_per_img_ratio_largest_over_smallest"] = round(
+        per[-1]["startup_cpu_us_per_img"] / per[0]["startup_cpu_us_per_img"], 3)
     big = per[-1]
     scale = IN21K_TRAIN / (0.9 * big["n"])
     doc["projection_imagenet21k"] = {
@@ -284,7 +311,8 @@ def main(argv=None) -> int:
     doc["total_s"] = round(time.perf_counter() - t_all, 1)
     doc["env"]["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
     doc["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    print(json.dumps({k: doc[k] for k in ("fit", "load_per_img_ratio_largest_over_smallest", "projection_imagenet21k")}))
+    print(json.dumps({k: doc[k] for k in ("fit", "load_per_img_ratio_largest_over_smallest",
+                                          "startup_cpu_per_img_ratio_largest_over_smallest", "projection_imagenet21k")}))
     if a.json:
         from mlpscale.format import write_json_atomic
 

@@ -352,23 +352,56 @@ class BetonWriter:
         self.f.seek(self.data_start + self.page_no * self.page_size)
         self.f.write(self.page.tobytes())  # whole pages: FFCV's page cache reads page_size bytes
 
+    def add_many(self, data: np.ndarray, sizes, modes, heights, widths, labels) -> None:
+        """Append samples whose payloads lie back to back in `data` (uint8), packed exactly as `add`
+        packs them, but one slice copy per page instead of Python steps per sample (combine, subsets)."""
+        sizes = np.asarray(sizes, dtype=np.int64)
+        n = len(sizes)
+        if self.n + n > self.capacity:
+            raise RuntimeError(f"more samples than the {self.capacity} reserved in {self.path}")
+        if n and int(sizes.max()) > self.page_size:
+            raise ValueError(f"a sample of {int(sizes.max())} bytes does not fit a {self.page_size}-byte page")
+        self._flush_rows()
+        ends = np.cumsum(sizes)
+        starts = ends - sizes
+        ptrs = np.empty(n, dtype=np.int64)
+        i = 0
+        while i < n:
+            free = self.page_size - self.page_used
+            k = int(np.searchsorted(ends[i:], starts[i] + free, side="right"))  # samples i.. that fit
+            if k == 0:
+                self._flush_page()
+                self.page_no += 1
+                self.page_used = 0
+                continue
+            a, e = int(starts[i]), int(ends[i + k - 1])
+            ptrs[i:i + k] = self.data_start + self.page_no * self.page_size + self.page_used + starts[i:i + k] - a
+            self.page[self.page_used:self.page_used + e - a] = data[a:e]
+            self.page_used += e - a
+            i += k
+        self._write_rows(modes, widths, heights, ptrs, labels, sizes)
+        self.n += n
+        self.total_payload += int(ends[-1]) if n else 0
+
     def _flush_rows(self) -> None:
-        b = len(self._rows)
-        if not b:
-            return
-        rows = np.array(self._rows, dtype=np.int64)  # (b, 6)
+        if self._rows:
+            rows = np.array(self._rows, dtype=np.int64)  # (b, 6)
+            self._write_rows(*rows.T)
+            self._rows = []
+
+    def _write_rows(self, modes, widths, heights, ptrs, labels, sizes) -> None:
+        b = len(ptrs)
         meta = np.zeros(b, dtype=self.meta_type)
-        for j, key in enumerate(("mode", "width", "height", "data_ptr")):
-            meta["f0"][key] = rows[:, j]
-        meta["f1"] = rows[:, 4]
+        for key, col in (("mode", modes), ("width", widths), ("height", heights), ("data_ptr", ptrs)):
+            meta["f0"][key] = col
+        meta["f1"] = labels
         alloc = np.zeros(b, dtype=ALLOC)
         alloc["sample_id"] = np.arange(self._meta_first, self._meta_first + b)
-        alloc["ptr"], alloc["size"] = rows[:, 3], rows[:, 5]
+        alloc["ptr"], alloc["size"] = ptrs, sizes
         self.f.seek(self.meta_start + self._meta_first * self.meta_type.itemsize)
         self.f.write(meta.tobytes())
         self.spool.write(alloc.tobytes())
         self._meta_first += b
-        self._rows = []
 
     def commit(self, rename: bool = True) -> int:
         """Finish, fsync, verify and (by default) rename into place; returns the sample count."""
