@@ -33,6 +33,7 @@ import io
 import json
 import os
 import platform
+import re
 import resource
 import subprocess
 import sys
@@ -247,6 +248,62 @@ def environment() -> dict:
             "numba": numba.__version__, "nice": os.nice(0)}
 
 
+def table(path: str) -> str:
+    """benchmarks/README.md's rows for a results file of this script."""
+    with open(path) as f:
+        d = json.load(f)
+    env, per, fit, ix, dec = d["env"], d["sizes"], d["fit"], d["index"], d["decode"]
+    hw = f"{env['host_cpu']} x{env['affinity_cpus']} (load {env['load_avg_1m']}-{env['load_avg_1m_end']})"
+    cmd, name = re.sub(r"\S*\.venv/bin/python", "python", d["command"]), os.path.basename(path)
+    sizes = " / ".join(f"{r['n'] // 1000}k" for r in per)
+    head = "| figure | " + " | ".join(f"N={r['n']:,}" for r in per) + " | growth N^b | ImageNet-21k (11.8M) |"
+    lines = [head, "|" + "---|" * (len(per) + 3),
+             "| start-up, wall s (`build_data`: check, subset, decode) | "
+             + " | ".join(f"{r['startup_median_s']}" for r in per)
+             + f" | b = {fit['startup_exponent']} | {d['projection_imagenet21k']['startup_s']} s (2 shared cores) |",
+             "| start-up, CPU us/img | " + " | ".join(f"{r['startup_cpu_us_per_img']}" for r in per)
+             + f" | b = {fit['startup_cpu_exponent']} | |",
+             "| one-time load (JPEG decode), wall us/img | " + " | ".join(f"{r['train_load_us_per_img']}" for r in per)
+             + f" | b = {fit['load_exponent']} | ratio {per[-1]['n'] // 1000}k / {per[0]['n'] // 1000}k: "
+             f"{d['load_per_img_ratio_largest_over_smallest']} |",
+             "| resident bytes/img (pixels: " + str(per[0]["pixel_bytes_per_img"]) + ") | "
+             + " | ".join(f"{r['resident_bytes_per_img']}" for r in per) + " | | "
+             + f"{d['projection_imagenet21k']['resident_gb_at_64px']} GB at 64px |",
+             "| write us/img (BetonWriter) | " + " | ".join(f"{r['write_us_per_img']}" for r in per)
+             + f" | b = {fit['write_exponent']} | |"]
+    m, two = dec["median_img_per_s"], dec["two_over_one_thread"]
+    lines += ["", f"Decode threads ({dec['rows']:,} rows, {dec['rounds']} alternating rounds, load "
+              f"{dec['load_avg_1m_before_after'][0]}-{dec['load_avg_1m_before_after'][1]} on 2 cores): batch nogil "
+              f"{m['batch_1t']:,} -> {m['batch_2t']:,} img/s (**{two['batch']}x** with 2 threads); per-image Python "
+              f"loop {m['per_image_1t']:,} -> {m['per_image_2t']:,} img/s ({two['per_image']}x).",
+              f"Index of {ix['labels']:,} samples / {ix['classes']:,} classes: `balanced_subset` "
+              f"**{ix['subset_wall_median_s']} s** wall ({ix['subset_cpu_median_s']} CPU s); the per-class reference "
+              f"at {ix['reference_at']:,} labels {ix['reference_cpu_s']} CPU s vs ours {ix['ours_at_reference_size_cpu_s']} "
+              f"(equal: {ix['equal_to_reference']}); one index scan {ix['index_scan_wall_s']} s, once per load instead "
+              f"of once per chunk ({ix['chunks_per_load']} chunks: ~{ix['per_chunk_rescans_would_cost_s']} s); "
+              f"{ix['index_bytes_per_sample']} B of index per sample.",
+              f"Hardware: {hw}; sizes {sizes}; `{cmd}`; {name}."]
+    return "\n".join(lines)
+
+
+def decode_only(a) -> int:
+    """Re-measure the decode thread figure alone (e.g. when the shared machine is quieter); a results
+    file given with --json keeps its other figures and gets this one under "decode_rerun"."""
+    with tempfile.TemporaryDirectory(prefix="mlpscale-scale-", dir=a.tmp) as root:
+        make_dataset(root, "scale20000", 20000)
+        dec = decode_scaling(os.path.join(root, "scale20000", f"train_{RES}.beton"), 20000, a.rounds)
+    dec["env"] = environment()
+    print(json.dumps(dec))
+    if a.json and os.path.exists(a.json):
+        from mlpscale.format import write_json_atomic
+
+        with open(a.json) as f:
+            doc = json.load(f)
+        doc.setdefault("decode_reruns", []).append(dec)
+        write_json_atomic(a.json, doc)
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="20000,80000,200000")
@@ -256,11 +313,19 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="5k / 10k / 20k, a 1.18M index, 1 round")
     p.add_argument("--json", help="write the results here")
     p.add_argument("--tmp", default=None, help="folder for the made betons (default: a temp folder)")
+    p.add_argument("--decode-only", action="store_true",
+                   help="only the decode thread figure (on the 20k beton), added to --json if it exists")
+    p.add_argument("--table", metavar="JSON", help="print benchmarks/README.md's rows for a results file")
     p.add_argument("--one", nargs=3, metavar=("ROOT", "NAME", "N"), help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    if a.table:
+        print(table(a.table))
+        return 0
     if a.one:
         print(json.dumps(one_size(a.one[0], a.one[1], int(a.one[2]), a.reps)))
         return 0
+    if a.decode_only:
+        return decode_only(a)
     sizes = [5000, 10000, 20000] if a.quick else [int(s) for s in a.sizes.split(",")]
     index_n = IN21K_TRAIN // 10 if a.quick else a.index_n
     rounds = 1 if a.quick else a.rounds

@@ -159,15 +159,20 @@ def _scan_index(b: Beton) -> dict:
     """Payload offsets and sizes, modes, and the fixed resolution (or None) of a beton's images."""
     img = b.images
     ptrs = img["data_ptr"].astype(np.int64)
-    order = np.argsort(b.alloc["ptr"])
-    starts = b.alloc["ptr"][order]
-    pos = np.minimum(np.searchsorted(starts, ptrs), max(len(starts) - 1, 0))
-    if len(ptrs) and (starts[pos] != ptrs).any():  # each payload must start an allocation
-        raise UserError(f"{b.path} is damaged (an image points outside its allocation table); "
-                        f"re-convert it with mlpscale-convert")
+    alloc = b.alloc[:len(ptrs)]
+    if np.array_equal(alloc["ptr"], ptrs):  # allocation rows in sample order (our writer, FFCV's): no sort
+        sizes = alloc["size"].astype(np.int64)
+    else:
+        order = np.argsort(b.alloc["ptr"])
+        starts = b.alloc["ptr"][order]
+        pos = np.minimum(np.searchsorted(starts, ptrs), max(len(starts) - 1, 0))
+        if len(ptrs) and (starts[pos] != ptrs).any():  # each payload must start an allocation
+            raise UserError(f"{b.path} is damaged (an image points outside its allocation table); "
+                            f"re-convert it with mlpscale-convert")
+        sizes = b.alloc["size"][order][pos].astype(np.int64)
     h, w = img["height"], img["width"]
     fixed = len(img) and h.min() == h.max() and w.min() == w.max()
-    return {"ptrs": ptrs, "sizes": b.alloc["size"][order][pos].astype(np.int64),
+    return {"ptrs": ptrs, "sizes": sizes,
             "modes": np.ascontiguousarray(img["mode"]),
             "resolution": (int(h[0]), int(w[0])) if fixed else None,
             "all_raw": bool(len(img)) and bool((img["mode"] == MODE_RAW).all())}

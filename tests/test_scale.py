@@ -248,3 +248,24 @@ def test_subset_beton_equals_its_indices(digits_root, tmp_path):
     full, sub = open_beton(str(root / "digits" / "train_8.beton")), open_beton(str(root / "digits" / "train_8_n500.beton"))
     assert sub.conversion_id == full.conversion_id
     assert list(iter_payloads(sub)) == list(iter_payloads(full, idx))
+
+
+def test_an_image_pointing_outside_the_allocation_table_is_refused_once(betons, tmp_path):
+    import shutil
+
+    import torch
+
+    from mlpscale.errors import UserError
+    from mlpscale.format import HEADER, FIELD_DESC, open_beton
+    from mlpscale.loader import load_images
+
+    bad = tmp_path / "bad.beton"
+    shutil.copy(betons["jpg"], bad)
+    b = open_beton(str(bad))
+    row = b.metadata.dtype.itemsize
+    ptr_at = HEADER.itemsize + 2 * FIELD_DESC.itemsize + 5 * row + b.metadata.dtype["f0"].fields["data_ptr"][1]
+    with open(bad, "r+b") as f:                 # image 5's payload pointer moved by 3 bytes
+        f.seek(ptr_at)
+        f.write(np.array([int(b.data_ptrs()[5]) + 3], "<u8").tobytes())
+    with pytest.raises(UserError, match="points outside its allocation table"):
+        load_images(open_beton(str(bad)), torch.device("cpu"))
