@@ -9,15 +9,16 @@ with mlpscale's own BetonWriter; and a synthetic in-memory index of 11.8M sample
   startup    `data.build_data` as the trainer calls it at start, after numba's one-time compile of the
              batch decoder (a constant per process, recorded apart as decoder_compile_s) (check_dataset, the class-balanced subset
              `data.n_train` = 90% of N, the one-time JPEG decode of both splits into the resident store),
-             each run a fresh process, the sizes alternating (order flipped every round), 3 rounds,
-             medians of wall and CPU seconds (all threads; less sensitive to other load on the machine);
+             each run a fresh process, the sizes alternating (order flipped every round), --reps rounds,
+             medians (and the largest/smallest ratio within each round) of wall and CPU seconds (all threads; less sensitive to other load on the machine);
              with the resident bytes (VmRSS growth) per image. The files sit in the page cache (just
              written): disk reads are not timed.
   fit        growth exponent b of time ~ N^b (least squares in log-log) and the projection to
              ImageNet-21k's 11.8M training images: t(200k) x (11.8M / 200k)^b.
   decode     decode_images over the same 20k rows with 1 and 2 threads, the GIL-free batch loop (ours)
              and the per-image Python loop (baseline), alternating, 5 rounds, medians; the load average
-             is recorded before and after (the machine is shared).
+             is recorded before and after (the machine is shared). Also one decode thread beside a
+             Python thread that spins: the share of its own rate it keeps shows whether it needs the GIL.
   index      the 11.8M-row index: balanced_subset (wall and CPU seconds) against the per-class
              reference at 1.18M labels (its cost grows with N x classes); one scan of the index
              (`Beton.scan`: what every chunk of a load re-did before) and the index's bytes per sample.
@@ -164,12 +165,37 @@ def decode_scaling(path: str, rows: int, rounds: int) -> dict:
             t0 = time.perf_counter()
             decode_images(b, idx, out, workers=t, batch=k == "batch")
             rates[f"{k}_{t}t"].append(rows / (time.perf_counter() - t0))
+    # beside a Python thread that never sleeps: a decoder that needs the GIL per image waits for it (up
+    # to the 5 ms switch interval each time); one that releases it only shares the core
+    import threading
+
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            pass
+
+    for k in ("batch", "per_image"):
+        rates[f"{k}_1t_beside_python"] = []
+    for r in range(rounds):
+        for k in (("batch", "per_image") if r % 2 == 0 else ("per_image", "batch")):
+            stop.clear()
+            t = threading.Thread(target=spin)
+            t.start()
+            t0 = time.perf_counter()
+            decode_images(b, idx[:4096], out[:4096], workers=1, batch=k == "batch")
+            rates[f"{k}_1t_beside_python"].append(4096 / (time.perf_counter() - t0))
+            stop.set()
+            t.join()
     load.append(os.getloadavg()[0])
     med = {k: float(np.median(v)) for k, v in rates.items()}
     return {"rows": rows, "rounds": rounds, "img_per_s": {k: [round(x) for x in v] for k, v in rates.items()},
             "median_img_per_s": {k: round(v) for k, v in med.items()},
             "two_over_one_thread": {"batch": round(med["batch_2t"] / med["batch_1t"], 3),
                                     "per_image": round(med["per_image_2t"] / med["per_image_1t"], 3)},
+            "beside_a_python_thread_over_alone": {
+                "batch": round(med["batch_1t_beside_python"] / med["batch_1t"], 3),
+                "per_image": round(med["per_image_1t_beside_python"] / med["per_image_1t"], 3)},
             "load_avg_1m_before_after": [round(x, 2) for x in load]}
 
 
@@ -224,7 +250,7 @@ def index_figures(n: int) -> dict:
             "ours_at_reference_size_wall_s": round(ow, 3), "ours_at_reference_size_cpu_s": round(oc, 3),
             "equal_to_reference": bool(np.array_equal(ref, ours_small)),
             "index_scan_wall_s": round(sw, 2), "index_scan_cpu_s": round(sc, 2),
-            "chunks_per_load": chunks, "per_chunk_rescans_would_cost_s": round(sw * chunks, 1),
+            "chunks_per_load": chunks,
             "index_bytes_per_sample": meta.itemsize + alloc.itemsize}
 
 
@@ -265,7 +291,9 @@ def table(path: str) -> str:
              + f" | b = {fit['startup_cpu_exponent']} | |",
              "| one-time load (JPEG decode), wall us/img | " + " | ".join(f"{r['train_load_us_per_img']}" for r in per)
              + f" | b = {fit['load_exponent']} | ratio {per[-1]['n'] // 1000}k / {per[0]['n'] // 1000}k: "
-             f"{d['load_per_img_ratio_largest_over_smallest']} |",
+             f"{d['load_per_img_ratio_largest_over_smallest']} (same-round median "
+             f"{d['load_per_img_ratio_same_round']['median']}, {min(d['load_per_img_ratio_same_round']['values'])}-"
+             f"{max(d['load_per_img_ratio_same_round']['values'])}) |",
              "| resident bytes/img (pixels: " + str(per[0]["pixel_bytes_per_img"]) + ") | "
              + " | ".join(f"{r['resident_bytes_per_img']}" for r in per) + " | | "
              + f"{d['projection_imagenet21k']['resident_gb_at_64px']} GB at 64px |",
@@ -275,12 +303,19 @@ def table(path: str) -> str:
     lines += ["", f"Decode threads ({dec['rows']:,} rows, {dec['rounds']} alternating rounds, load "
               f"{dec['load_avg_1m_before_after'][0]}-{dec['load_avg_1m_before_after'][1]} on 2 cores): batch nogil "
               f"{m['batch_1t']:,} -> {m['batch_2t']:,} img/s (**{two['batch']}x** with 2 threads); per-image Python "
-              f"loop {m['per_image_1t']:,} -> {m['per_image_2t']:,} img/s ({two['per_image']}x).",
+              f"loop {m['per_image_1t']:,} -> {m['per_image_2t']:,} img/s ({two['per_image']}x)."
+              + "".join(f" Rerun at load {r['load_avg_1m_before_after'][0]}: batch {r['two_over_one_thread']['batch']}x, "
+                        f"per image {r['two_over_one_thread']['per_image']}x with 2 threads"
+                        + (f"; beside a spinning Python thread one decode thread keeps {g['batch']} (batch) / "
+                           f"{g['per_image']} (per image) of its rate" if (g := r.get("beside_a_python_thread_over_alone"))
+                           else "") + "."
+                        for r in d.get("decode_reruns", [])),
               f"Index of {ix['labels']:,} samples / {ix['classes']:,} classes: `balanced_subset` "
               f"**{ix['subset_wall_median_s']} s** wall ({ix['subset_cpu_median_s']} CPU s); the per-class reference "
               f"at {ix['reference_at']:,} labels {ix['reference_cpu_s']} CPU s vs ours {ix['ours_at_reference_size_cpu_s']} "
-              f"(equal: {ix['equal_to_reference']}); one index scan {ix['index_scan_wall_s']} s, once per load instead "
-              f"of once per chunk ({ix['chunks_per_load']} chunks: ~{ix['per_chunk_rescans_would_cost_s']} s); "
+              f"(equal: {ix['equal_to_reference']}); one index scan {ix['index_scan_wall_s']} s, done once per open "
+              f"(a load of this index reads {ix['chunks_per_load']} chunks, each of which re-sorted the whole index "
+              f"before); "
               f"{ix['index_bytes_per_sample']} B of index per sample.",
               f"Hardware: {hw}; sizes {sizes}; `{cmd}`; {name}."]
     return "\n".join(lines)
@@ -360,6 +395,11 @@ def main(argv=None) -> int:
                   (("startup_exponent", "startup_us_per_img"), ("startup_cpu_exponent", "startup_cpu_us_per_img"),
                    ("load_exponent", "train_load_us_per_img"), ("write_exponent", "write_us_per_img"))}
     doc["load_per_img_ratio_largest_over_smallest"] = round(per[-1]["train_load_us_per_img"] / per[0]["train_load_us_per_img"], 3)
+    # the same ratio within each round (the two loads ran minutes apart at most): robust to the drifting load
+    lo, hi = per[0], per[-1]
+    same = [(b / hi["n_train"]) / (a / lo["n_train"]) for a, b in zip(lo["train_load_s"], hi["train_load_s"])]
+    doc["load_per_img_ratio_same_round"] = {"median": round(float(np.median(same)), 3),
+                                            "values": [round(x, 3) for x in same]}
     doc["startup_cpu_per_img_ratio_largest_over_smallest"] = round(
         per[-1]["startup_cpu_us_per_img"] / per[0]["startup_cpu_us_per_img"], 3)
     big = per[-1]
@@ -376,7 +416,7 @@ def main(argv=None) -> int:
     doc["total_s"] = round(time.perf_counter() - t_all, 1)
     doc["env"]["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
     doc["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    print(json.dumps({k: doc[k] for k in ("fit", "load_per_img_ratio_largest_over_smallest",
+    print(json.dumps({k: doc[k] for k in ("fit", "load_per_img_ratio_largest_over_smallest", "load_per_img_ratio_same_round",
                                           "startup_cpu_per_img_ratio_largest_over_smallest", "projection_imagenet21k")}))
     if a.json:
         from mlpscale.format import write_json_atomic

@@ -358,7 +358,6 @@ def decode_images(b: Beton, rows: np.ndarray, out: np.ndarray, workers: int = 0,
     run = _batch_decoder() if batch and out.flags.c_contiguous else None  # it writes rows by address
     decode, name = (None, "libffcv (libjpeg-turbo), batch nogil") if run is not None else _per_image_decoder()
     mm = np.memmap(b.path, dtype=np.uint8, mode="r")
-    flat = out.reshape(len(out), -1)
 
     def bad(j: int):
         return UserError(f"{b.path}: image {rows[j]} does not decode; the file is damaged: "
@@ -366,14 +365,14 @@ def decode_images(b: Beton, rows: np.ndarray, out: np.ndarray, workers: int = 0,
 
     def work(a: int, e: int) -> int:
         if run is not None:
-            j = run(mm.ctypes.data, ptrs[a:e], sizes[a:e], modes[a:e], flat[a:e].ctypes.data, nbytes, h, w)
+            j = run(mm.ctypes.data, ptrs[a:e], sizes[a:e], modes[a:e], out[a:e].ctypes.data, nbytes, h, w)
             if j >= 0:
                 raise bad(a + j)
             return e - a
         for j in range(a, e):
             src = mm[ptrs[j]:ptrs[j] + sizes[j]]
             if modes[j] == MODE_RAW:
-                flat[j] = src[:nbytes]
+                out[j] = src[:nbytes].reshape(h, w, 3)
             else:
                 try:
                     decode(np.ascontiguousarray(src), out[j])
