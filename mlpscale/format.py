@@ -138,7 +138,7 @@ class Beton:
         return self.scan()["ptrs"]
 
     def scan(self) -> dict:
-        """The per-image facts derived from the index (one O(N log N) pass, then kept): chunked reads
+        """The per-image facts derived from the index (one pass, then kept): chunked reads
         of a 12M-sample file ask for them once per chunk and must not redo the pass each time."""
         if self._scan is None:
             self._scan = _scan_index(self)
@@ -160,7 +160,7 @@ def _scan_index(b: Beton) -> dict:
     img = b.images
     ptrs = img["data_ptr"].astype(np.int64)
     alloc = b.alloc[:len(ptrs)]
-    if np.array_equal(alloc["ptr"], ptrs):  # allocation rows in sample order (our writer, FFCV's): no sort
+    if np.array_equal(alloc["ptr"], ptrs):  # allocation rows in sample order (as BetonWriter writes them): no sort
         sizes = alloc["size"].astype(np.int64)
     else:
         order = np.argsort(b.alloc["ptr"])

@@ -353,7 +353,7 @@ def decode_images(b: Beton, rows: np.ndarray, out: np.ndarray, workers: int = 0,
     if (sizes[modes == MODE_RAW] < nbytes).any():
         raise UserError(f"{b.path}: a raw image is shorter than {h}x{w}x3 bytes; the file is damaged: "
                         f"re-convert it with mlpscale-convert")
-    if batch is None:  # compiling the batch loop (about a second) pays off from a few thousand images
+    if batch is None:  # the batch loop's one-time compile pays off from a few thousand images
         batch = len(rows) >= 4096
     run = _batch_decoder() if batch and out.flags.c_contiguous else None  # it writes rows by address
     decode, name = (None, "libffcv (libjpeg-turbo), batch nogil") if run is not None else _per_image_decoder()
