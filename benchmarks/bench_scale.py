@@ -6,15 +6,16 @@ with mlpscale's own BetonWriter; and a synthetic in-memory index of 11.8M sample
 (ImageNet-21k's training split as the paper uses it). Figures:
 
   write      BetonWriter.add + commit per image (the converter's write stage, payloads already encoded)
-  startup    `data.build_data` as the trainer calls it at start, after numba's one-time compile of the
-             batch decoder (a constant per process, recorded apart as decoder_compile_s) (check_dataset, the class-balanced subset
-             `data.n_train` = 90% of N, the one-time JPEG decode of both splits into the resident store),
-             each run a fresh process, the sizes alternating (order flipped every round), --reps rounds,
-             medians (and the largest/smallest ratio within each round) of wall and CPU seconds (all threads; less sensitive to other load on the machine);
-             with the resident bytes (VmRSS growth) per image. The files sit in the page cache (just
-             written): disk reads are not timed.
+  startup    `data.build_data` as the trainer calls it at start (check_dataset, the class-balanced
+             subset `data.n_train` = 90% of N, the one-time JPEG decode of both splits into the
+             resident store), after numba's one-time compile of the batch decoder (a constant per
+             process, recorded apart as decoder_compile_s). Each run a fresh process, the sizes
+             alternating (order flipped every round), --reps rounds; medians (and the 200k / 20k ratio
+             within each round) of wall and CPU seconds (all threads: less sensitive to the other load
+             on the machine), and the resident bytes (VmRSS growth) per image. The files sit in the
+             page cache (just written): disk reads are not timed.
   fit        growth exponent b of time ~ N^b (least squares in log-log) and the projection to
-             ImageNet-21k's 11.8M training images: t(200k) x (11.8M / 200k)^b.
+             ImageNet-21k's 11.8M training images: t(200k) x (11.8M / 180k)^b (90% of 200k train).
   decode     decode_images over the same 20k rows with 1 and 2 threads, the GIL-free batch loop (ours)
              and the per-image Python loop (baseline), alternating, 5 rounds, medians; the load average
              is recorded before and after (the machine is shared). Also one decode thread beside a
@@ -23,7 +24,7 @@ with mlpscale's own BetonWriter; and a synthetic in-memory index of 11.8M sample
              reference at 1.18M labels (its cost grows with N x classes); one scan of the index
              (`Beton.scan`: what every chunk of a load re-did before) and the index's bytes per sample.
 
-  .venv/bin/python benchmarks/bench_scale.py --json benchmarks/results/scale_<hw>_<date>.json
+  .venv/bin/python benchmarks/bench_scale.py --reps 5 --json benchmarks/results/scale_<hw>_<date>.json
   .venv/bin/python benchmarks/bench_scale.py --quick          # 5k / 10k / 20k, 1.18M index, 1 round
 """
 from __future__ import annotations
@@ -312,7 +313,8 @@ def table(path: str) -> str:
                         for r in d.get("decode_reruns", [])),
               f"Index of {ix['labels']:,} samples / {ix['classes']:,} classes: `balanced_subset` "
               f"**{ix['subset_wall_median_s']} s** wall ({ix['subset_cpu_median_s']} CPU s); the per-class reference "
-              f"at {ix['reference_at']:,} labels {ix['reference_cpu_s']} CPU s vs ours {ix['ours_at_reference_size_cpu_s']} "
+              f"at {ix['reference_at']:,} labels {ix['reference_cpu_s']} CPU s vs ours "
+              f"{ix['ours_at_reference_size_cpu_s']} "
               f"(equal: {ix['equal_to_reference']}); one index scan {ix['index_scan_wall_s']} s, done once per open "
               f"(a load of this index reads {ix['chunks_per_load']} chunks, each of which re-sorted the whole index "
               f"before); "
@@ -364,7 +366,8 @@ def main(argv=None) -> int:
     sizes = [5000, 10000, 20000] if a.quick else [int(s) for s in a.sizes.split(",")]
     index_n = IN21K_TRAIN // 10 if a.quick else a.index_n
     rounds = 1 if a.quick else a.rounds
-    doc = {"suite": "scale", "command": "python benchmarks/bench_scale.py " + " ".join(sys.argv[1:] if argv is None else argv),
+    args = sys.argv[1:] if argv is None else argv
+    doc = {"suite": "scale", "command": "python benchmarks/bench_scale.py " + " ".join(args),
            "env": environment(), "res": RES, "format": "jpg", "classes": CLASSES, "eval_images": EVAL_N}
     t_all = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mlpscale-scale-", dir=a.tmp) as root:
@@ -394,7 +397,8 @@ def main(argv=None) -> int:
     doc["fit"] = {key: round(fit_exponent(ns, [r[src] * r["n"] for r in per]), 3) for key, src in
                   (("startup_exponent", "startup_us_per_img"), ("startup_cpu_exponent", "startup_cpu_us_per_img"),
                    ("load_exponent", "train_load_us_per_img"), ("write_exponent", "write_us_per_img"))}
-    doc["load_per_img_ratio_largest_over_smallest"] = round(per[-1]["train_load_us_per_img"] / per[0]["train_load_us_per_img"], 3)
+    doc["load_per_img_ratio_largest_over_smallest"] = round(
+        per[-1]["train_load_us_per_img"] / per[0]["train_load_us_per_img"], 3)
     # the same ratio within each round (the two loads ran minutes apart at most): robust to the drifting load
     lo, hi = per[0], per[-1]
     same = [(b / hi["n_train"]) / (a / lo["n_train"]) for a, b in zip(lo["train_load_s"], hi["train_load_s"])]
@@ -407,7 +411,7 @@ def main(argv=None) -> int:
     doc["projection_imagenet21k"] = {
         "train_images": IN21K_TRAIN,
         "startup_s": round(big["startup_median_s"] * scale ** doc["fit"]["startup_exponent"], 1),
-        "load_s_one_thread_per_core": round(big["train_load_us_per_img"] * 1e-6 * IN21K_TRAIN * scale ** (doc["fit"]["load_exponent"] - 1), 1),
+        "load_s": round(big["train_load_us_per_img"] * 1e-6 * IN21K_TRAIN * scale ** (doc["fit"]["load_exponent"] - 1), 1),
         "resident_gb_at_32px": round(big["resident_bytes_per_img"] * IN21K_TRAIN / 2 ** 30, 1),
         "resident_gb_at_64px": round(big["resident_bytes_per_img"] * 4 * IN21K_TRAIN / 2 ** 30, 1),
         "note": "this machine's cores (2, shared); at 64px a JPEG decodes ~2-3x slower than at 32px"}
@@ -416,7 +420,8 @@ def main(argv=None) -> int:
     doc["total_s"] = round(time.perf_counter() - t_all, 1)
     doc["env"]["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
     doc["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    print(json.dumps({k: doc[k] for k in ("fit", "load_per_img_ratio_largest_over_smallest", "load_per_img_ratio_same_round",
+    print(json.dumps({k: doc[k] for k in ("fit", "load_per_img_ratio_largest_over_smallest",
+                                          "load_per_img_ratio_same_round",
                                           "startup_cpu_per_img_ratio_largest_over_smallest", "projection_imagenet21k")}))
     if a.json:
         from mlpscale.format import write_json_atomic
