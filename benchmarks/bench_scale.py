@@ -23,6 +23,7 @@ with mlpscale's own BetonWriter; and a synthetic in-memory index of 11.8M sample
   index      the 11.8M-row index: balanced_subset (wall and CPU seconds) against the per-class
              reference at 1.18M labels (its cost grows with N x classes); one scan of the index
              (`Beton.scan`: what every chunk of a load re-did before) and the index's bytes per sample.
+  tar        a 20k-member synset tar: counting its images from the headers vs indexing it.
 
   .venv/bin/python benchmarks/bench_scale.py --reps 5 --json benchmarks/results/scale_<hw>_<date>.json
   .venv/bin/python benchmarks/bench_scale.py --quick          # 5k / 10k / 20k, 1.18M index, 1 round
@@ -255,6 +256,34 @@ def index_figures(n: int) -> dict:
             "index_bytes_per_sample": meta.itemsize + alloc.itemsize}
 
 
+def tar_count_figure(folder: str, members: int = 20000, rounds: int = 5) -> dict:
+    """Seconds per member: counting a synset tar's images from its headers (what the ImageNet-21k
+    source does for every class first) against indexing it (`index_tar`: tarfile, names, offsets)."""
+    import tarfile
+
+    from data_prep.scan import count_tar_images, index_tar
+
+    path = os.path.join(folder, "n00000001.tar")
+    with tarfile.open(path, "w") as tf:
+        for i in range(members):
+            info = tarfile.TarInfo(f"n00000001_{i}.JPEG")
+            info.size = 3000
+            tf.addfile(info, io.BytesIO(bytes(3000)))
+    count, index = [], []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        n = count_tar_images(path)
+        count.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        m = len(index_tar(path)[0])
+        index.append(time.perf_counter() - t0)
+    assert n == m == members
+    c, x = float(np.median(count)), float(np.median(index))
+    return {"members": members, "rounds": rounds, "count_us_per_member": round(1e6 * c / members, 2),
+            "index_us_per_member": round(1e6 * x / members, 2), "index_over_count": round(x / c, 2),
+            "load_avg_1m": round(os.getloadavg()[0], 2), "env": environment()}
+
+
 def fit_exponent(ns, ts) -> float:
     return float(np.polyfit(np.log(ns), np.log(ts), 1)[0])
 
@@ -318,7 +347,10 @@ def table(path: str) -> str:
               f"(equal: {ix['equal_to_reference']}); one index scan {ix['index_scan_wall_s']} s, done once per open "
               f"(a load of this index reads {ix['chunks_per_load']} chunks, each of which re-sorted the whole index "
               f"before); "
-              f"{ix['index_bytes_per_sample']} B of index per sample.",
+              f"{ix['index_bytes_per_sample']} B of index per sample."
+              + (f" Counting a synset tar's images from its headers: {tc['count_us_per_member']} us/member vs "
+                 f"{tc['index_us_per_member']} to index it ({tc['index_over_count']}x; {tc['members']:,} members, "
+                 f"page cache)." if (tc := d.get("tar_count")) else ""),
               f"Hardware: {hw}; sizes {sizes}; `{cmd}`; {name}."]
     return "\n".join(lines)
 
@@ -352,6 +384,8 @@ def main(argv=None) -> int:
     p.add_argument("--tmp", default=None, help="folder for the made betons (default: a temp folder)")
     p.add_argument("--decode-only", action="store_true",
                    help="only the decode thread figure (on the 20k beton), added to --json if it exists")
+    p.add_argument("--tar-only", action="store_true",
+                   help="only the tar counting figure, added to --json if it exists")
     p.add_argument("--table", metavar="JSON", help="print benchmarks/README.md's rows for a results file")
     p.add_argument("--one", nargs=3, metavar=("ROOT", "NAME", "N"), help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -363,6 +397,18 @@ def main(argv=None) -> int:
         return 0
     if a.decode_only:
         return decode_only(a)
+    if a.tar_only:
+        with tempfile.TemporaryDirectory(prefix="mlpscale-scale-", dir=a.tmp) as d:
+            fig = tar_count_figure(d)
+        print(json.dumps(fig))
+        if a.json and os.path.exists(a.json):
+            from mlpscale.format import write_json_atomic
+
+            with open(a.json) as f:
+                doc = json.load(f)
+            doc["tar_count"] = fig
+            write_json_atomic(a.json, doc)
+        return 0
     sizes = [5000, 10000, 20000] if a.quick else [int(s) for s in a.sizes.split(",")]
     index_n = IN21K_TRAIN // 10 if a.quick else a.index_n
     rounds = 1 if a.quick else a.rounds
@@ -416,6 +462,8 @@ def main(argv=None) -> int:
         "resident_gb_at_64px": round(big["resident_bytes_per_img"] * 4 * IN21K_TRAIN / 2 ** 30, 1),
         "note": "this machine's cores (2, shared); at 64px a JPEG decodes ~2-3x slower than at 32px"}
     doc["index"] = index_figures(index_n)
+    with tempfile.TemporaryDirectory(prefix="mlpscale-scale-", dir=a.tmp) as d:
+        doc["tar_count"] = tar_count_figure(d)
     print(f"index: {doc['index']}", flush=True)
     doc["total_s"] = round(time.perf_counter() - t_all, 1)
     doc["env"]["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
