@@ -135,21 +135,6 @@ class RecordBuilder:
         self.sizes.append(sizes)
         self.labels.append(np.full(len(offsets), label, np.int64))
 
-    def add_entry(self, entry: str, label: int, select=None) -> int:
-        """Add a class folder or tar; `select(n) -> indices` picks a part. Returns the count added."""
-        if os.path.isdir(entry):
-            files = list_images(entry)
-            if select is not None:
-                files = [files[i] for i in select(len(files))]
-            self.add_files(files, label)
-            return len(files)
-        offs, sizes, _ = index_tar(entry)
-        if select is not None:
-            keep = select(len(offs))
-            offs, sizes = offs[keep], sizes[keep]
-        self.add_tar(entry, offs, sizes, label)
-        return len(offs)
-
     def build(self) -> FileRecords:
         has_files = any(len(p) for p in self.paths)
         if has_files and self.tars:

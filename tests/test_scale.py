@@ -138,15 +138,16 @@ def test_folder_records_hold_no_python_object_per_image(tmp_path):
     from PIL import Image
 
     from data_prep.records import PathArray
-    from data_prep.scan import RecordBuilder
+    from data_prep.scan import RecordBuilder, add_indexed, index_entries
 
     for c in ("cat", "dog"):
         (tmp_path / c).mkdir()
         for i in range(3):
             Image.new("RGB", (4, 4)).save(tmp_path / c / f"{i}.png")
     b = RecordBuilder()
-    for label, c in enumerate(("cat", "dog")):
-        b.add_entry(str(tmp_path / c), label)
+    entries = [str(tmp_path / c) for c in ("cat", "dog")]
+    for label, (e, ix) in enumerate(zip(entries, index_entries(entries))):
+        add_indexed(b, e, ix, label)
     r = b.build()
     assert isinstance(r.paths, PathArray) and r.labels.dtype == np.int64 and r.labels.tolist() == [0] * 3 + [1] * 3
     sub = r.subset(np.array([1, 4]))
