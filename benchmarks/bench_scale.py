@@ -35,7 +35,6 @@ import datetime
 import io
 import json
 import os
-import platform
 import re
 import resource
 import subprocess
@@ -47,6 +46,8 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+
+from benchmarks.env import environment  # noqa: E402
 
 RES, CLASSES, EVAL_N, UNIQUE = 32, 1000, 2048, 1024
 IN21K_TRAIN, IN21K_CLASSES = 11_801_680, 11_230
@@ -70,7 +71,8 @@ def _payloads(n_unique: int, res: int) -> list[bytes]:
 
 def make_dataset(root: str, name: str, n: int) -> dict:
     """ROOT/<name>/{train,val}_32.beton and meta_32.json; returns the write figure."""
-    from mlpscale.format import MODE_JPG, BetonWriter, write_json_atomic
+    from mlpscale.beton import MODE_JPG, BetonWriter
+    from mlpscale.io import write_json_atomic
 
     folder = os.path.join(root, name)
     os.makedirs(folder, exist_ok=True)
@@ -152,7 +154,7 @@ def summarise(n: int, runs: list[dict]) -> dict:
 
 def decode_scaling(path: str, rows: int, rounds: int) -> dict:
     """Median img/s of decode_images with 1 and 2 threads, batch (ours) and per image (baseline)."""
-    from mlpscale.format import open_beton
+    from mlpscale.beton import open_beton
     from mlpscale.loader import decode_images
 
     b = open_beton(path)
@@ -214,7 +216,7 @@ def per_class_subset(labels, n, seed=0):
 
 
 def index_figures(n: int) -> dict:
-    from mlpscale.format import ALLOC, MODE_JPG, Beton, metadata_dtype
+    from mlpscale.beton import ALLOC, MODE_JPG, Beton, metadata_dtype
     from mlpscale.subsets import balanced_subset
 
     rng = np.random.default_rng(0)
@@ -288,22 +290,6 @@ def fit_exponent(ns, ts) -> float:
     return float(np.polyfit(np.log(ns), np.log(ts), 1)[0])
 
 
-def environment() -> dict:
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    import numba
-    import torch
-
-    return {"date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "host_cpu": cpu,
-            "affinity_cpus": len(os.sched_getaffinity(0)), "load_avg_1m": round(os.getloadavg()[0], 2),
-            "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
-            "numba": numba.__version__, "nice": os.nice(0)}
-
-
 def table(path: str) -> str:
     """benchmarks/README.md's rows for a results file of this script."""
     with open(path) as f:
@@ -364,7 +350,7 @@ def decode_only(a) -> int:
     dec["env"] = environment()
     print(json.dumps(dec))
     if a.json and os.path.exists(a.json):
-        from mlpscale.format import write_json_atomic
+        from mlpscale.io import write_json_atomic
 
         with open(a.json) as f:
             doc = json.load(f)
@@ -402,7 +388,7 @@ def main(argv=None) -> int:
             fig = tar_count_figure(d)
         print(json.dumps(fig))
         if a.json and os.path.exists(a.json):
-            from mlpscale.format import write_json_atomic
+            from mlpscale.io import write_json_atomic
 
             with open(a.json) as f:
                 doc = json.load(f)
@@ -472,7 +458,7 @@ def main(argv=None) -> int:
                                           "load_per_img_ratio_same_round",
                                           "startup_cpu_per_img_ratio_largest_over_smallest", "projection_imagenet21k")}))
     if a.json:
-        from mlpscale.format import write_json_atomic
+        from mlpscale.io import write_json_atomic
 
         write_json_atomic(a.json, doc)
         print(f"wrote {a.json}")

@@ -38,7 +38,8 @@ def compile_counters() -> dict:
 def write_data(root: str) -> str:
     """Made 8x8 images of 10 classes (train 1437, test 360: eval batches of 256 and 104) and their
     meta file, with mlpscale's own writer (no FFCV, no scikit-learn: the GPU target has neither)."""
-    from mlpscale.format import write_arrays, write_json_atomic
+    from mlpscale.beton import write_arrays
+    from mlpscale.io import write_json_atomic
 
     rng = np.random.default_rng(0)
     proto = rng.integers(0, 256, (10, RES, RES, 3))

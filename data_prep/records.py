@@ -82,9 +82,9 @@ class PathArray:
 class FileRecords:
     """Encoded images by reference, with labels (N,).
 
-    Either `paths` (one file per record: a `PathArray` or a list), or tar members: `tars` (archive paths) and per record
-    `tar_index`, `offsets` (start of the member's data) and `sizes` -- numpy arrays, so 14M
-    ImageNet-21k records take ~0.3 GB instead of several GB of Python tuples -- or `blobs`
+    Either `paths` (one file per record: a `PathArray` or a list), or tar members: `tars` (archive
+    paths) and per record `tar_index`, `offsets` (start of the member's data) and `sizes` -- numpy arrays,
+    so ImageNet-21k's millions of records take a few bytes each, not a Python tuple each -- or `blobs`
     (in-memory encoded bytes, with `names`).
     """
 

@@ -147,13 +147,6 @@ class RecordBuilder:
         return FileRecords(labels, paths=PathArray.from_lists(self.paths))
 
 
-def member_bytes(tf: tarfile.TarFile, name: str) -> bytes:
-    f = tf.extractfile(name)
-    if f is None:
-        raise UserError(f"{name} in {tf.name} is not a regular file; re-download the archive")
-    return f.read()
-
-
 def _index_one(entry: str):
     if os.path.isdir(entry):
         return ("files", list_images(entry))

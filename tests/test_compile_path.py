@@ -1,11 +1,7 @@
 """train.compile=on on the CPU: one graph through epochs, evaluations, TTA and a resume (dynamo's counters)."""
-import os
-import sys
-
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
-from compile_check import compile_run  # noqa: E402
+from benchmarks.compile_check import compile_run
 
 
 @pytest.mark.slow

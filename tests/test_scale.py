@@ -57,7 +57,7 @@ def test_subset_with_more_classes_than_16_bits():
 
 @pytest.fixture(scope="module")
 def betons(tmp_path_factory):
-    from mlpscale.format import write_arrays
+    from mlpscale.beton import write_arrays
     from util import digits_arrays
 
     d = tmp_path_factory.mktemp("scale")
@@ -73,7 +73,7 @@ def betons(tmp_path_factory):
 def test_chunked_load_scans_the_index_once(betons, fmt, monkeypatch):
     import torch
 
-    from mlpscale import format as fmt_mod
+    from mlpscale import beton as fmt_mod
     from mlpscale.loader import load_images
 
     scans = []
@@ -90,7 +90,7 @@ def test_chunked_load_scans_the_index_once(betons, fmt, monkeypatch):
 
 
 def test_batch_decode_equals_per_image_decode(betons):
-    from mlpscale.format import open_beton
+    from mlpscale.beton import open_beton
     from mlpscale.loader import decode_images
 
     b = open_beton(betons["jpg"])
@@ -105,7 +105,7 @@ def test_batch_decode_names_a_damaged_image(betons, tmp_path):
     import shutil
 
     from mlpscale.errors import UserError
-    from mlpscale.format import open_beton
+    from mlpscale.beton import open_beton
     from mlpscale.loader import decode_images
 
     bad = tmp_path / "bad.beton"
@@ -208,7 +208,7 @@ def test_imagenet21k_indexes_only_the_classes_it_keeps(tmp_path, monkeypatch):
 # --- combine / subset --beton: copies by ranges and gathers, the same bytes as per-sample adds ---------
 
 def _per_sample_copy(dst, b, idx, page_size):
-    from mlpscale.format import BetonWriter, iter_payloads
+    from mlpscale.beton import BetonWriter, iter_payloads
 
     w = BetonWriter(dst, len(idx), int(b.sizes().max()), page_size=page_size)
     for payload, mode, h, wd, label in iter_payloads(b, idx):
@@ -219,7 +219,7 @@ def _per_sample_copy(dst, b, idx, page_size):
 @pytest.mark.parametrize("pick", ["all", "scattered", "runs"])
 def test_range_copy_writes_the_bytes_a_per_sample_copy_writes(betons, tmp_path, pick):
     from data_prep.combine import payload_chunks
-    from mlpscale.format import BetonWriter, open_beton
+    from mlpscale.beton import BetonWriter, open_beton
 
     b = open_beton(betons["jpg"])
     n = b.num_samples
@@ -240,7 +240,7 @@ def test_subset_beton_equals_its_indices(digits_root, tmp_path):
     import shutil
 
     from data_prep.cli import main
-    from mlpscale.format import iter_payloads, open_beton
+    from mlpscale.beton import iter_payloads, open_beton
 
     root = tmp_path / "d"
     shutil.copytree(digits_root, root)
@@ -257,7 +257,7 @@ def test_an_image_pointing_outside_the_allocation_table_is_refused_once(betons, 
     import torch
 
     from mlpscale.errors import UserError
-    from mlpscale.format import HEADER, FIELD_DESC, open_beton
+    from mlpscale.beton import HEADER, FIELD_DESC, open_beton
     from mlpscale.loader import load_images
 
     bad = tmp_path / "bad.beton"
