@@ -35,7 +35,7 @@ from .augment import DeviceAugment, crop_resize, normalize_flatten, sample_boxes
 from .checkpoint import find_checkpoint, load_checkpoint
 from .distributed import all_reduce_sum
 from .errors import UserError, cli_entry
-from .models import MLP
+from .models import MLP, build_model
 from .runtime import Runtime
 
 
@@ -150,7 +150,8 @@ def evaluate(model, loader, rt: Runtime, view=None, num_classes: int | None = No
             stats[6] += h
             stats[7] += n
         if tta is not None:
-            avg = _tta_logits(model, x_u8, tta, mean_t, std_t, out_res, x.dtype, rt, gen, i)
+            stored = view.stored(x_u8) if hasattr(view, "stored") else x_u8   # data.permute_pixels
+            avg = _tta_logits(model, stored, tta, mean_t, std_t, out_res, x.dtype, rt, gen, i)
             ttop = avg.topk(k, dim=1).indices
             stats[4] += (ttop[:, 0] == y).sum()
             stats[5] += (ttop == y[:, None]).any(dim=1).sum()
@@ -189,9 +190,33 @@ def load_real_labels(root: str, name: str, res: int, device) -> torch.Tensor:
 def model_from_checkpoint(ck: dict, device) -> MLP:
     """Our MLP as described by a checkpoint's model_meta, with its weights."""
     m = ck["model_meta"]
-    model = MLP(m["arch"], m["res"], m["num_classes"], act=m.get("act", "gelu"), norm=m.get("norm", "layer"))
+    model = build_model(m["arch"], m["res"], m["num_classes"], act=m.get("act", "gelu"), norm=m.get("norm", "layer"))
     model.load_state_dict(ck["model"])
     return model.to(device)
+
+
+def _filter_args(ck: dict, meta: dict, unpermute: bool, path: str) -> tuple:
+    """(model, n, title, perm) for draw_filters; a pixel-permuted run is drawn as the model saw its pixels, or
+    with `unpermute` in the images' own order."""
+    from .augment import pixel_permutation
+
+    model = model_from_checkpoint(ck, "cpu")
+    if not hasattr(model, "linear_in"):
+        raise UserError(f"--filters draws an MLP's first layer; {meta['arch']} has none")
+    data = (ck.get("config") or {}).get("data") or {}
+    seed = int(data.get("permute_pixels") or 0)
+    title = f"{meta['arch']} first layer ({meta['res']}px)"
+    if not seed:
+        if unpermute:
+            raise UserError(f"--unpermute: {path} was not trained on pixel-permuted images (data.permute_pixels is off)")
+        return model, 64, title, None
+    if not unpermute:
+        return model, 64, title + f", pixels permuted (seed {seed}) as the model saw them", None
+    stored = int(data.get("res") or 0) or meta["res"]
+    if stored != meta["res"]:
+        raise UserError(f"--unpermute needs the model to see the stored {stored}px images unresized; {path} takes "
+                        f"{meta['res']}px inputs, so its first layer has no pixel-for-pixel order to map back")
+    return model, 64, title + f", pixel permutation (seed {seed}) undone", pixel_permutation(seed, stored, stored)
 
 
 def _parse(argv):
@@ -212,6 +237,9 @@ def _parse(argv):
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.add_argument("--filters", metavar="PNG", help="also draw the first layer's largest-norm units")
     p.add_argument("--no-eval", action="store_true", help="only draw --filters: read no data, write no eval.json")
+    p.add_argument("--unpermute", action="store_true",
+                   help="--filters of a run on pixel-permuted images (data.permute_pixels): draw each unit in the "
+                        "images' own pixel order (default: the permuted order the model saw)")
     return p.parse_args(argv)
 
 
@@ -229,7 +257,8 @@ def main(argv=None):
     if a.filters:  # the weights alone: drawn before (and without, with --no-eval) any data
         from .filters import draw_filters
 
-        draw_filters(model_from_checkpoint(ck, "cpu"), a.filters, title=f"{meta['arch']} first layer ({meta['res']}px)")
+        model, n, title, perm = _filter_args(ck, meta, a.unpermute, path)
+        draw_filters(model, a.filters, n, title, perm)
         if a.no_eval:
             print(f"wrote {a.filters}")
             return
@@ -249,7 +278,8 @@ def main(argv=None):
         raise UserError(f"{path} predicts {meta['num_classes']} classes but {data.info.name} has "
                         f"{data.info.num_classes}; fine-tune it on {data.info.name} first (mlpscale-finetune)")
     mean, std = (meta["mean"], meta["std"]) if meta.get("mean") else (data.mean, data.std)
-    view = DeviceAugment(mean, std, meta["res"], train=False, out_dtype=rt.input_dtype, device=rt.device)
+    view = DeviceAugment(mean, std, meta["res"], train=False, out_dtype=rt.input_dtype, device=rt.device,
+                         permute=cfg.data.permute_pixels)
     tta = None
     if a.tta:
         if data.cropped_on_cpu:

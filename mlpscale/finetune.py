@@ -39,7 +39,7 @@ from .datasets import IMAGENET_MEAN, IMAGENET_STD, DatasetInfo
 from .errors import UserError, cli_entry
 from .evaluate import model_from_checkpoint
 from .loader import ImageStore, ResidentLoader
-from .models import MLP
+from .models import MLP, build_model
 from .runtime import auto_on_off
 from .train import Trainer, parse_args, report, run
 
@@ -95,8 +95,9 @@ class Probe(nn.Module):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        self.model.linear_in.eval()
-        self.model.blocks.eval()                       # batch-norm statistics stay as they were
+        for name, m in self.model.named_children():   # the body (batch-norm statistics stay as they were)
+            if name != "linear_out":
+                m.eval()
         return self
 
 
@@ -116,7 +117,7 @@ class Finetuner(Trainer):
         if self.resuming:  # model and weights from our own last.pt (features are cached before _restore runs)
             ck = load_checkpoint(f"{self.run_dir}/last.pt")
             meta = ck["model_meta"]
-            model = MLP(meta["arch"], meta["res"], meta["num_classes"], act=meta["act"], norm=meta["norm"])
+            model = build_model(meta["arch"], meta["res"], meta["num_classes"], act=meta["act"], norm=meta["norm"])
             model.load_state_dict(ck["model"])
         else:
             model, meta = load_source(cfg)

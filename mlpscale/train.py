@@ -43,12 +43,12 @@ from .distributed import barrier, shutdown
 from .errors import UserError, cli_entry
 from .evaluate import TTA, evaluate, load_real_labels
 from .format import FolderLock, write_json_atomic
-from .hardware import peak_flops
+from .hardware import peak_flops, software_versions
 from .loader import Prefetch
 from .loss import soft_target_cross_entropy
 from .metrics import (EpochSums, FiniteGuard, MetricsLog, Progress, TrainingDiverged, epoch_row,  # noqa: F401
                       paper_compute_pflops, process_age_s, read_rows)
-from .models import MLP
+from .models import MLP, build_model
 from .optim import build_optimizer
 from .runtime import Runtime, auto_on_off
 from .schedule import lr_at
@@ -117,8 +117,8 @@ class Trainer:
     # --- hooks (fine-tuning overrides them) ------------------------------------------------------
     def build_model(self, info: DatasetInfo) -> torch.nn.Module:
         m = self.cfg.model
-        return MLP(m.arch, self.cfg.data.crop_res or self.cfg.data.res or info.default_res, info.num_classes,
-                   act=m.act, norm=m.norm, dropout=m.dropout)
+        return build_model(m.arch, self.cfg.data.crop_res or self.cfg.data.res or info.default_res, info.num_classes,
+                           act=m.act, norm=m.norm, dropout=m.dropout)
 
     def param_groups(self) -> list[dict]:
         """Optimizer parameter groups; `lr_mult` scales the scheduled learning rate per group."""
@@ -132,9 +132,15 @@ class Trainer:
         """(train view, eval view): uint8 batch -> model input, on the device."""
         a, res = self.cfg.aug, self.model_res()
         crop = a.enabled and not data.cropped_on_cpu
+        perm = self.cfg.data.permute_pixels
+        if perm and data.cropped_on_cpu:
+            raise UserError("data.permute_pixels needs images of one size; this dataset holds images of several "
+                            "sizes (re-convert it with the default --layout square)")
         train = DeviceAugment(data.mean, data.std, res, train=True, crop=crop, flip=a.enabled and a.flip,
-                              scale=a.crop_scale, ratio=a.crop_ratio, out_dtype=self.rt.input_dtype, device=self.device)
-        evl = DeviceAugment(data.mean, data.std, res, train=False, out_dtype=self.rt.input_dtype, device=self.device)
+                              scale=a.crop_scale, ratio=a.crop_ratio, out_dtype=self.rt.input_dtype, device=self.device,
+                              permute=perm)
+        evl = DeviceAugment(data.mean, data.std, res, train=False, out_dtype=self.rt.input_dtype, device=self.device,
+                            permute=perm)
         return train, evl
 
     def export_model(self) -> MLP:
@@ -422,6 +428,7 @@ class Trainer:
             "first_step_s": self.first_step_s,
             "device": self.rt.device_name(),
             "world_size": self.dist.world,
+            "versions": software_versions(),
             "resident": self.data.resident,
             "stats": self.data.stats,
             **self.data.report,
