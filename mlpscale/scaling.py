@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import os
 import sys
@@ -51,12 +52,16 @@ import numpy as np
 
 from .errors import UserError, cli_entry
 from .format import atomic_file, write_json_atomic
+from .scaling_fits import axis_laws, fit_isoflop, fit_surface, grid_of, surface_allocation
 
 REQUIRED = ("arch", "params", "n_train", "epochs", "compute_pflops", "error")
 RESULTS_NAME = "results.csv"            # what a sweep folder holds
 PAPER_EXPONENTS = {"p_star": 0.35, "n_star": 0.65}   # the paper's, at T = 50
+PAPER_EPOCHS = 50                       # the paper's allocation uses the runs of 50 epochs
 N_LAW_PARAMS = 4                        # a, b, alpha, E_inf
 FIGURE_ERROR = "error_vs_compute.png"
+MAX_LEGEND_MODELS = 8                   # more models: a colour bar of their sizes instead of a legend row each
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")   # one per epoch count T
 FIGURE_ALLOCATION = "compute_optimal_allocation.png"
 
 
@@ -201,9 +206,14 @@ def error_law(c, a: float, b: float, alpha: float, e_inf: float):
     return a * (b + np.asarray(c, float)) ** (-alpha) + e_inf
 
 
-def _interval(value: float, se: float | None, q: float) -> dict:
+def _interval(value: float, se: float | None, q: float, positive: bool = False) -> dict:
+    """value +- q se; for a parameter constrained >= 0 (`positive`) whose Wald interval would cross zero, the
+    interval of its logarithm instead (value x exp(+-q se / value)), so it never extends below zero."""
     ok = se is not None and math.isfinite(se) and math.isfinite(value)
-    return {"value": _clean(value), "ci95": [value - q * se, value + q * se] if ok else None}
+    ci = [value - q * se, value + q * se] if ok else None
+    if ci and positive and ci[0] < 0:
+        ci = [value * math.exp(-q * se / value), value * math.exp(q * se / value)] if value > 0 else [0.0, q * se]
+    return {"value": _clean(value), "ci95": ci}
 
 
 def _starts(x, e, e_max, k: int = 4):
@@ -276,7 +286,7 @@ def fit_error_law(compute, error) -> dict:
     scaled = (a_, b_, alpha, ei)
     for i, (name, v) in enumerate(zip(("a", "b", "alpha", "e_inf"), (a, b, alpha, ei))):
         var = cov[i, i]
-        r = _interval(float(v), math.sqrt(var) if var >= 0 else None, q)
+        r = _interval(float(v), math.sqrt(var) if var >= 0 else None, q, positive=True)   # all four are >= 0
         r["at_bound"] = bool(np.isclose(scaled[i], lo[i], rtol=0, atol=1e-9) or
                              (math.isfinite(hi[i]) and np.isclose(scaled[i], hi[i], rtol=1e-6, atol=1e-12)))
         out[name] = r
@@ -352,7 +362,7 @@ def analyse(points: list[dict], epochs: int | None = None) -> dict:
     fit["compute_range_pflops"] = [min(c), max(c)]
 
     present = sorted({p["epochs"] for p in points})
-    t = present[0] if epochs is None else epochs
+    t = (PAPER_EPOCHS if PAPER_EPOCHS in present else present[0]) if epochs is None else epochs
     if t not in present:
         raise UserError(f"no run has {epochs} epochs; the epochs present are {', '.join(map(str, present))}")
     alloc = pareto_frontier([p for p in points if p["epochs"] == t])
@@ -372,6 +382,7 @@ def analyse(points: list[dict], epochs: int | None = None) -> dict:
     for p in points:                           # one entry per model name, its smallest params count
         sizes[p["arch"]] = min(sizes.get(p["arch"], p["params"]), p["params"])
     archs = sorted((n, a) for a, n in sizes.items())
+    methods = allocation_methods(points, alloc, p_star, n_star, t)
     return _clean({
         "n_points": len(points),
         "n_frontier": len(frontier),
@@ -384,7 +395,28 @@ def analyse(points: list[dict], epochs: int | None = None) -> dict:
         "p_star": p_star,
         "n_star": n_star,
         "allocation_frontier": alloc,
+        "methods": methods,
+        "axis_laws": axis_laws(points, t),
     })
+
+
+def allocation_methods(points: list[dict], alloc: list[dict], p_star: dict, n_star: dict, t: int) -> dict:
+    """Each allocation estimate's exponents with their 95% intervals and the grid it saw (scaling_fits.py)."""
+    out = {"frontier": {"p_star_exponent": p_star["exponent"], "n_star_exponent": n_star["exponent"],
+                        "note": f"power laws through the frontier runs at T = {t}: only grid points can be optimal, "
+                                f"so a coarse grid biases the exponents", "epochs": t,
+                        "grid": grid_of([p for p in points if p["epochs"] == t]), "n_points": len(alloc)}}
+    for name, fit in (("surface", fit_surface), ("isoflop", fit_isoflop)):
+        try:
+            out[name] = fit(points)
+        except UserError as e:
+            out[name] = {"error": str(e)}
+    if "error" not in out["surface"]:
+        cs = np.geomspace(min(p["compute_pflops"] for p in alloc), max(p["compute_pflops"] for p in alloc), 5)
+        ps, ns = surface_allocation(out["surface"], cs, t)
+        out["surface"]["allocation"] = {"epochs": t, "compute_pflops": cs.tolist(), "p_star": ps.tolist(),
+                                        "n_star": ns.tolist()}
+    return out
 
 
 # --- figures ----------------------------------------------------------------------------------
@@ -414,6 +446,12 @@ def plot_error_vs_compute(points: list[dict], analysis: dict, path: str, title: 
     models = analysis["models"]
     cmap = mpl.colormaps["viridis"]
     colours = {m["arch"]: cmap(0.92 * i / max(len(models) - 1, 1)) for i, m in enumerate(models)}
+    many = len(models) > MAX_LEGEND_MODELS            # a colour bar of parameters instead of one legend row each
+    if many:
+        norm = mpl.colors.LogNorm(min(m["params"] for m in models), max(m["params"] for m in models))
+        colours = {m["arch"]: cmap(0.92 * norm(m["params"])) for m in models}
+    ts = sorted({p["epochs"] for p in points})
+    marker = {t: MARKERS[i % len(MARKERS)] for i, t in enumerate(ts)}   # each point's T, visible
     ns = np.array([p["n_train"] for p in points], float)
     lo, hi = np.log(ns.min()), np.log(ns.max())
 
@@ -421,9 +459,12 @@ def plot_error_vs_compute(points: list[dict], analysis: dict, path: str, title: 
         return 14 + 150 * ((math.log(n) - lo) / (hi - lo) if hi > lo else 0.5)
 
     for m in models:
-        sel = [p for p in points if p["arch"] == m["arch"]]
-        ax.scatter([p["compute_pflops"] for p in sel], [p["error"] for p in sel], s=[area(p["n_train"]) for p in sel],
-                   color=colours[m["arch"]], alpha=0.75, edgecolors="white", linewidths=0.5, zorder=2)
+        for t in ts:
+            sel = [p for p in points if p["arch"] == m["arch"] and p["epochs"] == t]
+            if sel:
+                ax.scatter([p["compute_pflops"] for p in sel], [p["error"] for p in sel],
+                           s=[area(p["n_train"]) for p in sel], marker=marker[t], color=colours[m["arch"]], alpha=0.75,
+                           edgecolors="white", linewidths=0.5, zorder=2)
     fr = analysis["frontier"]
     ax.plot([p["compute_pflops"] for p in fr], [p["error"] for p in fr], color="0.25", lw=1, ls=":",
             marker="o", ms=3, zorder=3)
@@ -436,9 +477,11 @@ def plot_error_vs_compute(points: list[dict], analysis: dict, path: str, title: 
     ax.axhline(fit["e_inf"]["value"], color="crimson", lw=0.8, ls="--", alpha=0.6, zorder=1)
     ax.set_xscale("log")
     ax.set_xlabel("compute (PFLOPs)")
-    ax.set_ylabel("error (fraction: 1 - top-1 accuracy)")
+    measured = analysis.get("measured") or "error"
+    ax.set_ylabel(f"{measured} (fraction: 1 - top-1)")
     ax.grid(True, which="major", alpha=0.3)
-    ax.set_title(title or f"Test error vs training compute: {len(points)} runs, Pareto frontier and fitted law")
+    ax.set_title(title or f"{measured[:1].upper() + measured[1:]} vs training compute: {len(points)} runs, "
+                          f"Pareto frontier and fitted law")
 
     # one legend outside on the right (models, then dataset sizes: it grows with the number of models and
     # never overlaps another), and the lines inside where the points leave room (below the frontier, usually)
@@ -447,21 +490,27 @@ def plot_error_vs_compute(points: list[dict], analysis: dict, path: str, title: 
 
     uniq = sorted({p["n_train"] for p in points})
     shown = uniq if len(uniq) <= 5 else [uniq[round(i * (len(uniq) - 1) / 4)] for i in range(5)]
-    handles = ([header("model (params)")]
-               + [Line2D([], [], ls="", marker="o", ms=7, color=colours[m["arch"]],
-                         label=f"{m['arch']} ({_human(m['params'])})") for m in models]
+    model_rows = [] if many else (
+        [header("model (params)")] + [Line2D([], [], ls="", marker="o", ms=7, color=colours[m["arch"]],
+                                             label=f"{m['arch']} ({_human(m['params'])})") for m in models]
+        + [header(" ")])
+    handles = (model_rows + [header("epochs T")]
+               + [Line2D([], [], ls="", marker=marker[t], ms=7, color="0.45", label=str(t)) for t in ts]
                + [header(" "), header("training samples")]
                + [Line2D([], [], ls="", marker="o", color="0.55", ms=math.sqrt(area(n)), label=_human(n))
                   for n in dict.fromkeys(shown)])
     leg = fig.legend(handles=handles, loc="outside right upper", frameon=False, labelspacing=0.8,
                      ncols=1 if len(handles) <= 22 else 2, handletextpad=0.4)
     for text in leg.get_texts():
-        if text.get_text() in ("model (params)", "training samples"):
+        if text.get_text() in ("model (params)", "training samples", "epochs T"):
             text.set_fontweight("bold")
     line_handles = [Line2D([], [], color="0.25", lw=1, ls=":", marker="o", ms=3, label="Pareto frontier"),
                     Line2D([], [], color="crimson", lw=1.8, label=_fit_label(fit)),
                     Line2D([], [], color="crimson", lw=0.8, ls="--", alpha=0.6, label="$E_\\infty$ (fitted)")]
     ax.legend(handles=line_handles, loc="best", framealpha=0.9)
+    if many:
+        bar = fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, location="left", pad=0.01)
+        bar.set_label(f"model parameters ({len(models)} models)")
     _save(fig, path)
 
 
@@ -485,7 +534,8 @@ def plot_allocation(analysis: dict, path: str, title: str | None = None) -> None
         ci_txt = f", exponent 95% CI [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
         ax.plot(cc, k * cc ** e, color=colour, lw=1.6, label=f"fit: {sym} $\\propto$ C$^{{{e:.2f}}}$" + ci_txt)
         ax.scatter(c, [p[col] for p in alloc], color=colour, edgecolors="black", linewidths=0.5, zorder=3, s=30,
-                   label=f"compute-optimal runs (n={len(alloc)})")
+                   label=f"frontier runs at T={analysis['epochs_for_allocation']} (n={len(alloc)})")
+        _other_methods(ax, analysis, key, cc)
         ax.set_xscale("log")
         ax.set_yscale("log")
         fmt = FuncFormatter(lambda v, _: _human(v))    # 9M, 12M, ... rather than 9x10^6
@@ -499,14 +549,129 @@ def plot_allocation(analysis: dict, path: str, title: str | None = None) -> None
         ax.grid(True, which="major", alpha=0.3)
         ax.set_title(f"Compute-optimal {'model size' if key == 'p_star' else 'dataset size'} {sym}")
         ax.legend(loc="best", framealpha=0.9)
-    fig.suptitle(title or f"Compute-optimal allocation at {analysis['epochs_for_allocation']} epochs "
-                          f"(frontier of the runs with that epoch count)")
+    fig.suptitle(title or f"Compute-optimal allocation at T = {analysis['epochs_for_allocation']} epochs: frontier "
+                          f"runs, surface E_inf + A/P^a + B_T/N^b and IsoFLOP minima")
     _save(fig, path)
+
+
+def _other_methods(ax, analysis: dict, key: str, cc) -> None:
+    """The surface's closed-form P*(C) / N*(C) and the IsoFLOP minima at the allocation's T, with exponents."""
+    t = analysis["epochs_for_allocation"]
+    m = analysis.get("methods", {})
+    s = m.get("surface", {})
+    if "p_star_exponent" in s and str(t) in s.get("B_T", {}):
+        p, n = surface_allocation(s, cc, t)
+        e = s[f"{key}_exponent"]
+        ci = e["ci95"]
+        ax.plot(cc, p if key == "p_star" else n, color="0.2", lw=1.2, ls="--",
+                label=f"surface: C$^{{{e['value']:.2f}}}$" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""))
+    iso = m.get("isoflop", {})
+    if "minima" in iso:
+        mins = [x for x in iso["minima"] if x["epochs"] == t]
+        if mins:
+            c = np.array([x["compute_pflops"] for x in mins])
+            pv = np.array([x["params"] for x in mins])
+            y = pv if key == "p_star" else c / (iso["kappa_pflops"] * t * pv)
+            e = iso[f"{key}_exponent"]
+            ax.scatter(c, y, marker="x", color="crimson", zorder=4,
+                       label=f"IsoFLOP minima: C$^{{{e['value']:.2f}}}$ [{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}]")
 
 
 def _save(fig, path: str) -> None:
     with atomic_file(path) as f:
         fig.savefig(f, format="png", dpi=130)
+
+
+# --- planning from a fit ----------------------------------------------------------------------
+
+GPUS = {"h100": "H100", "h200": "H200", "a5000": "A5000"}   # --gpu -> hardware.PEAK_BF16_TFLOPS key
+
+
+def budget_from_gpu_hours(hours: float, gpu: str, mfu: float) -> float:
+    """Paper PFLOPs (one per multiply-add) a budget of GPU-hours buys at `mfu` of the GPU's bf16 peak (true
+    FLOPs count two per multiply-add, hence / 2)."""
+    from .hardware import PEAK_BF16_TFLOPS
+
+    return hours * 3600 * PEAK_BF16_TFLOPS[GPUS[gpu]] * 1e12 * mfu / 2 / 1e15
+
+
+def _pivot(value_at, c: float, c0: float, ci) -> list | None:
+    """Interval of a power law's prediction at C from its exponent's interval, pivoting at C0 (the centre of
+    the compute it was fitted on, where the prediction is best determined)."""
+    return None if not ci else sorted(value_at(c0) * (c / c0) ** e for e in ci)
+
+
+def plan(r: dict, budget: float) -> dict:
+    """Compute-optimal P*, N* at `budget` PFLOPs from scaling.json `r`, for each method that was fitted."""
+    t = r["epochs_for_allocation"]
+    alloc = r["allocation_frontier"]
+    c0 = math.exp(np.mean(np.log([p["compute_pflops"] for p in alloc])))
+    out = {}
+    fr = r["p_star"], r["n_star"]
+    ests = {"frontier": (lambda c: fr[0]["coefficient"]["value"] * c ** fr[0]["exponent"]["value"],
+                         lambda c: fr[1]["coefficient"]["value"] * c ** fr[1]["exponent"]["value"],
+                         fr[0]["exponent"]["ci95"], fr[1]["exponent"]["ci95"])}
+    m = r.get("methods", {})
+    s = m.get("surface", {})
+    if "p_star_exponent" in s and str(t) in s.get("B_T", {}):
+        ests["surface"] = (lambda c: float(surface_allocation(s, [c], t)[0][0]),
+                           lambda c: float(surface_allocation(s, [c], t)[1][0]),
+                           s["p_star_exponent"]["ci95"], s["n_star_exponent"]["ci95"])
+    iso = m.get("isoflop", {})
+    if "p_star_exponent" in iso and str(t) in iso.get("intercepts", {}):
+        k, e, kap = iso["intercepts"][str(t)], iso["p_star_exponent"]["value"], iso["kappa_pflops"]
+        ests["isoflop"] = (lambda c: k * c ** e, lambda c: c / (kap * t * k * c ** e),
+                           iso["p_star_exponent"]["ci95"], iso["n_star_exponent"]["ci95"])
+    models = r["models"]
+    for name, (p_at, n_at, p_ci, n_ci) in ests.items():
+        p = p_at(budget)
+        zoo = min(models, key=lambda x: abs(math.log(x["params"] / p)))
+        out[name] = {"p_star": p, "p_star_ci95": _pivot(p_at, budget, c0, p_ci), "n_star": n_at(budget),
+                     "n_star_ci95": _pivot(n_at, budget, c0, n_ci), "nearest_model": zoo["arch"],
+                     "nearest_model_params": zoo["params"], "epochs": t}
+    return {"budget_pflops": budget, "epochs": t,
+            "fitted_compute_pflops": [min(p["compute_pflops"] for p in alloc), max(p["compute_pflops"] for p in alloc)],
+            "methods": out}
+
+
+def _print_plan(pl: dict, source: str) -> None:
+    lo, hi = pl["fitted_compute_pflops"]
+    print(f"compute-optimal allocation for {pl['budget_pflops']:.4g} PFLOPs at T = {pl['epochs']} epochs "
+          f"(from {source}; its runs span {lo:.3g}-{hi:.3g} PFLOPs)")
+    if not lo <= pl["budget_pflops"] <= hi:
+        print("  note: the budget lies outside the fitted range: an extrapolation")
+
+    def iv(ci):
+        return f" [{_human(ci[0])}, {_human(ci[1])}]" if ci else " [no interval]"
+
+    for name, m in pl["methods"].items():
+        print(f"  {name:<9} P* {_human(m['p_star'])}{iv(m['p_star_ci95'])} parameters, N* {_human(m['n_star'])}"
+              f"{iv(m['n_star_ci95'])} images; nearest model {m['nearest_model']} ({_human(m['nearest_model_params'])}),"
+              f" T = {m['epochs']}")
+
+
+def _plan_main(a) -> None:
+    src = a.inputs[0]
+    path = os.path.join(src, "scaling.json") if os.path.isdir(src) else src
+    try:
+        with open(path) as f:
+            r = json.load(f)
+    except (OSError, ValueError):
+        raise UserError(f"{src} is not a scaling.json (or a folder holding one): run mlpscale-scaling SWEEP_DIR "
+                        f"--out DIR first, then pass DIR") from None
+    if "allocation_frontier" not in r:
+        raise UserError(f"{path} is not a scaling.json written by mlpscale-scaling")
+    if a.gpu_hours is not None:
+        if not a.gpu_hours > 0 or not 0 < a.mfu <= 1:
+            raise UserError("--gpu-hours must be positive and --mfu in (0, 1]")
+        budget = budget_from_gpu_hours(a.gpu_hours, a.gpu, a.mfu)
+        print(f"{a.gpu_hours:g} GPU-hours of {a.gpu} at {a.mfu:.0%} of its bf16 peak (nominal) = {budget:.4g} PFLOPs "
+              f"(the paper's count: one per multiply-add)")
+    else:
+        if not a.budget > 0:
+            raise UserError(f"--budget must be a positive number of PFLOPs, got {a.budget}")
+        budget = a.budget
+    _print_plan(plan(r, budget), path)
 
 
 # --- CLI --------------------------------------------------------------------------------------
@@ -526,7 +691,37 @@ def _summary(r: dict) -> str:
     lines.append(f"compute-optimal at {r['epochs_for_allocation']} epochs ({r['p_star']['n_points']} frontier runs):")
     lines.append(f"  P* ~ C^{iv(r['p_star']['exponent'], '.3f')}  (paper: {PAPER_EXPONENTS['p_star']})")
     lines.append(f"  N* ~ C^{iv(r['n_star']['exponent'], '.3f')}  (paper: {PAPER_EXPONENTS['n_star']})")
+    lines.append("allocation exponents by method (P*, N*; value [95% interval]):")
+    for key, label in (("frontier", f"frontier at T={r['epochs_for_allocation']}"),
+                       ("surface", "surface E_inf + A/P^a + B_T/N^b"), ("isoflop", "IsoFLOP parabolas")):
+        m = r["methods"].get(key, {})
+        if "error" in m:
+            lines.append(f"  {label:<34} not fitted: {m['error']}")
+        elif m:
+            g = m["grid"]
+            lines.append(f"  {label:<34} P* ~ C^{iv(m['p_star_exponent'], '.3f')}, N* ~ C^"
+                         f"{iv(m['n_star_exponent'], '.3f')}  ({g['runs']} runs: {g['models']} models x "
+                         f"{len(g['n_train'])} N x T {','.join(map(str, g['epochs']))})")
     return "\n".join(lines)
+
+
+def _measured(inputs, error_column: str) -> str:
+    """What the error column measures, from a sweep folder's spec.yaml (else the column's name)."""
+    import yaml
+
+    for arg in inputs:
+        spec_path = os.path.join(arg, "spec.yaml")
+        if os.path.isdir(arg) and os.path.isfile(spec_path):
+            with open(spec_path) as f:
+                spec = yaml.safe_load(f) or {}
+            m = spec.get("measure")
+            if isinstance(m, dict) and "probe" in m:
+                ds = next((s.split("=", 1)[1] for s in m["probe"].get("set") or [] if s.startswith("data.dataset=")),
+                          "the probe dataset")
+                kind = "linear-probe" if m["probe"].get("mode", "linear") == "linear" else "fine-tuned"
+                return f"{kind} error on {ds}"
+            return "test error"
+    return "error" if error_column == "error" else f"error ({error_column})"
 
 
 @cli_entry
@@ -539,14 +734,28 @@ def main(argv=None):
                f"sweep folder holding {RESULTS_NAME}. Writes DIR/points.csv, DIR/scaling.json, DIR/{FIGURE_ERROR} "
                f"and DIR/{FIGURE_ALLOCATION}.")
     p.add_argument("inputs", nargs="+", metavar="SWEEP_DIR|RESULTS.csv", help="runs to analyse (concatenated)")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for the outputs (created if missing)")
+    p.add_argument("--out", metavar="DIR", help="folder for the outputs (created if missing)")
     p.add_argument("--epochs", type=int, metavar="T",
                    help="epoch count for the compute-optimal allocation (default: the smallest present; paper: 50)")
     p.add_argument("--error-column", default="error", metavar="NAME", help="column with the error (default: error)")
     p.add_argument("--error-scale", type=float, default=1.0, metavar="S",
                    help="multiply the error column by S, e.g. 0.01 for percentages (default: 1)")
     p.add_argument("--no-plots", action="store_true", help="write only points.csv and scaling.json")
+    p.add_argument("--measured", metavar="TEXT",
+                   help="what the error is, for the figures (default: from the sweep's spec, e.g. linear-probe "
+                        "error on cifar100)")
+    g = p.add_argument_group("planning from a fit: mlpscale-scaling FIT --budget PFLOPS (FIT: a scaling.json or its "
+                             "folder)")
+    g.add_argument("--budget", type=float, metavar="PFLOPS", help="compute budget in the paper's PFLOPs")
+    g.add_argument("--gpu-hours", type=float, metavar="H", help="or a budget in GPU-hours (with --gpu)")
+    g.add_argument("--gpu", choices=sorted(GPUS), default="h100", help="GPU of --gpu-hours (default h100)")
+    g.add_argument("--mfu", type=float, default=0.4,
+                   help="fraction of the GPU's bf16 peak the runs reach, for --gpu-hours (default 0.4)")
     a = p.parse_args(argv)
+    if a.budget is not None or a.gpu_hours is not None:
+        return _plan_main(a)
+    if not a.out:
+        raise UserError("pass --out DIR for the analysis (or --budget / --gpu-hours to plan from a scaling.json)")
     if not a.error_scale > 0:
         raise UserError(f"--error-scale must be positive, got {a.error_scale}")
     if os.path.exists(a.out) and not os.path.isdir(a.out):
@@ -555,7 +764,7 @@ def main(argv=None):
     points, skipped = load_points(a.inputs, a.error_column, a.error_scale)
     r = analyse(points, a.epochs)
     r = {"inputs": [_csv_path(x) for x in a.inputs], "error_column": a.error_column, "error_scale": a.error_scale,
-         "n_skipped": skipped, **r}
+         "n_skipped": skipped, "measured": a.measured or _measured(a.inputs, a.error_column), **r}
     on_fr = {id(x) for x in pareto_frontier(points)}
     on_al = {id(x) for x in pareto_frontier([x for x in points if x["epochs"] == r["epochs_for_allocation"]])}
     rows = [{**x, "on_frontier": int(id(x) in on_fr), "on_allocation_frontier": int(id(x) in on_al)} for x in points]

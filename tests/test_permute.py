@@ -81,23 +81,26 @@ def test_resnet18_is_the_standard_one():
     assert m.macs_per_forward() == pytest.approx(0.556e9, rel=0.01)   # the usual ~0.56 GMACs at 32px
 
 
-@pytest.mark.slow  # two CPU training runs of each model
+@pytest.mark.slow  # two CPU training runs of each model (ResNet-18: minutes on 2 cores)
 def test_permutation_hurts_resnet18_but_not_the_mlp(tmp_path):
-    """The paper's point, in miniature: on pixel-permuted digits (16px) the convolutional baseline loses
-    accuracy while the MLP keeps its own (direction only; the sizes are far from the paper's)."""
+    """The paper's point, in miniature: on pixel-permuted digits the convolutional baseline loses accuracy while
+    the MLP keeps its own (direction only; the sizes are far from the paper's)."""
+    (x, y), (ex, ey) = digits_arrays(8)
+    keep = 700                                              # a subset keeps the ResNet runs short
     top1 = {}
-    for arch, extra in (("resnet18", ["optim.lr=0.05", "train.epochs=4"]),
-                        ("B_2-Wi_64", ["optim.lr=0.05", "train.epochs=4"])):
+    for arch in ("resnet18", "B_2-Wi_64"):
         for seed in (0, SEED):
             name = f"{arch}_{seed}"
-            cfg = small_cfg(tmp_path, name, f"model.arch={arch}", f"data.permute_pixels={seed}", *extra)
+            cfg = small_cfg(tmp_path, name, f"model.arch={arch}", f"data.permute_pixels={seed}", "train.epochs=3")
             os.makedirs(tmp_path / name)
-            top1[arch, seed] = Trainer(cfg, str(tmp_path / name), data_fn=data_fn(16)).fit()["test_top1"]
+            fn = arrays_data(torch.from_numpy(x[:keep]), torch.from_numpy(y[:keep]), digits_info(),
+                             torch.from_numpy(ex), torch.from_numpy(ey))
+            top1[arch, seed] = Trainer(cfg, str(tmp_path / name), data_fn=fn).fit()["test_top1"]
     resnet_drop = top1["resnet18", 0] - top1["resnet18", SEED]
     mlp_drop = top1["B_2-Wi_64", 0] - top1["B_2-Wi_64", SEED]
-    assert top1["resnet18", 0] > 85, top1
-    assert resnet_drop > mlp_drop + 5, top1
-    assert abs(mlp_drop) < 5, top1
+    assert top1["resnet18", 0] > 70, top1
+    assert resnet_drop > mlp_drop + 10, top1
+    assert abs(mlp_drop) < 6, top1
 
 
 @pytest.mark.slow  # a short training process
