@@ -280,8 +280,8 @@ def to_markdown(rep: dict) -> str:
     vers = "; ".join(", ".join(f"{k} {v}" for k, v in v.items()) for v in cl["versions"])
     lines += ["", "## Claim", "", "```",
               f"hardware:  {hw}",
-              f"run time:  {cl['run_time_h']:.3f} h summed over {cl['runs_measured']} runs; "
-              f"{cl['gpu_hours']:.3f} GPU-hours",
+              f"run time:  {cl['run_time_h']:.3f} h ({cl['run_time_h'] * 3600:.0f} s) summed over "
+              f"{cl['runs_measured']} runs; {cl['gpu_hours']:.3f} GPU-hours",
               f"versions:  {vers}",
               f"commit:    {cl['commit']}",
               "commands:"] + [f"  {c}" for c in cl["commands"]] + ["```", ""]
