@@ -123,6 +123,8 @@ class MLP(nn.Module):
                  norm: str = "layer", dropout: float = 0.0):
         super().__init__()
         self.spec = parse_arch(arch)
+        if self.spec.kind == "R":
+            raise UserError(f"{arch} is not an MLP; build it with models.build_model")
         self.res, self.channels, self.num_classes = res, channels, num_classes
         self.dim_in = res * res * channels
         w = self.spec.width

@@ -11,7 +11,8 @@ from mlpscale.config import load_config
 from mlpscale.data import arrays_data
 from mlpscale.datasets import DatasetInfo
 from mlpscale.filters import unpermute_columns
-from mlpscale.models import build_model, parse_arch
+from mlpscale.errors import UserError
+from mlpscale.models import MLP, build_model, parse_arch
 from mlpscale.train import Trainer, run
 from util import digits_arrays, run_cli, write_dataset
 
@@ -79,6 +80,13 @@ def test_resnet18_is_the_standard_one():
     x = torch.randn(2, 32 * 32 * 3)
     assert m(x).shape == (2, 10) and m.features(x).shape == (2, 512)
     assert m.macs_per_forward() == pytest.approx(0.556e9, rel=0.01)   # the usual ~0.56 GMACs at 32px
+    fvcore = pytest.importorskip("fvcore.nn")
+    f = fvcore.FlopCountAnalysis(m.eval(), torch.randn(1, 32 * 32 * 3))
+    f.unsupported_ops_warnings(False)
+    f.uncalled_modules_warnings(False)
+    assert m.paper_flops_per_forward() == f.total()                    # the paper's compute unit, as fvcore counts
+    with pytest.raises(UserError, match="not an MLP"):
+        MLP("resnet18", 32, 10)
 
 
 @pytest.mark.slow  # two CPU training runs of each model (ResNet-18: minutes on 2 cores)
