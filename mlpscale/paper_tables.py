@@ -11,6 +11,7 @@ A row names which runs it describes (`match`: keys a sweep point's configuration
   aug     data augmentation on in the run the row describes (Table 1: training; Table 2: pre-training)
   epochs  training epochs (Table 1)
   tta     the score with test-time augmentation (eval.tta), not the centre view
+The README's checkpoints were pre-trained with augmentation (aug: True).
 Columns are dataset registry names; "real" is the ImageNet ReaL score of the imagenet1k runs.
 Values are (mean, std) in percent; std is None where the source gives none.
 """
@@ -78,11 +79,11 @@ README = Table(
     "the authors' README (github.com/gregorbachmann/scaling_mlps)",
     _T2_COLS,
     (
-        _row("B_6-Wi_512", {"arch": "B_6-Wi_512", "tta": False}, _T2_COLS, [88.5, 71.2, 79.9, 53.2, 33.3, 38.2]),
-        _row("B_12-Wi_512", {"arch": "B_12-Wi_512", "tta": False}, _T2_COLS, [91.4, 75.1, 84.4, 60.0, 38.0, 42.8]),
-        _row("B_6-Wi_1024", {"arch": "B_6-Wi_1024", "tta": False}, _T2_COLS, [92.5, 77.1, 86.5, 64.3, 40.0, 47.0]),
-        _row("B_12-Wi_1024", {"arch": "B_12-Wi_1024", "tta": False}, _T2_COLS, [94.2, 80.0, 89.9, 69.9, 43.2, 48.6]),
-        _row("B_12-Wi_1024 + TTA", {"arch": "B_12-Wi_1024", "tta": True}, _T2_COLS, [95.5, 82.6, 92.2, 73.1, 51.4, 57.9]),
+        _row("B_6-Wi_512", {"arch": "B_6-Wi_512", "aug": True, "tta": False}, _T2_COLS, [88.5, 71.2, 79.9, 53.2, 33.3, 38.2]),
+        _row("B_12-Wi_512", {"arch": "B_12-Wi_512", "aug": True, "tta": False}, _T2_COLS, [91.4, 75.1, 84.4, 60.0, 38.0, 42.8]),
+        _row("B_6-Wi_1024", {"arch": "B_6-Wi_1024", "aug": True, "tta": False}, _T2_COLS, [92.5, 77.1, 86.5, 64.3, 40.0, 47.0]),
+        _row("B_12-Wi_1024", {"arch": "B_12-Wi_1024", "aug": True, "tta": False}, _T2_COLS, [94.2, 80.0, 89.9, 69.9, 43.2, 48.6]),
+        _row("B_12-Wi_1024 + TTA", {"arch": "B_12-Wi_1024", "aug": True, "tta": True}, _T2_COLS, [95.5, 82.6, 92.2, 73.1, 51.4, 57.9]),
     ),
 )
 

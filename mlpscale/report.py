@@ -116,7 +116,9 @@ def point_entries(sweep_dir: str, row: dict, spec: dict, base_cfg: dict | None) 
     key = {"arch": arch, "family": _family(arch), "aug": _bool(field("aug.enabled")), "epochs": int(row["epochs"]),
            "seed": field("train.seed"), "tta": False}
     probe = bool(row.get("probe_dir"))
-    column = (_probe_dataset(spec) if probe else None) or field("data.dataset") or "?"
+    probe_cfg = _yaml(os.path.join(sweep_dir, row["probe_dir"], "config.yaml")) if probe else None
+    column = (_dotted(probe_cfg, "data.dataset") or _probe_dataset(spec) if probe else None) \
+        or field("data.dataset") or "?"
     status = row.get("status") or "pending"
     measured = row.get("probe_top1") if probe else row.get("test_top1")
     value = float(measured) if status == "finished" and measured not in (None, "") else None
