@@ -76,3 +76,52 @@ def test_scaling_json_reports_every_method(tmp_path, capsys):
     assert r["axis_laws"]["error_vs_n_train"]["fit"]["alpha"]["value"] > 0
     out = capsys.readouterr().out
     assert "surface" in out and "IsoFLOP" in out
+
+
+def test_figures_show_t_name_the_measure_and_use_a_colour_bar_for_many_models(tmp_path, monkeypatch):
+    from mlpscale import scaling_plots
+    from test_scaling import dense_models, synthetic_sweep, write_csv
+
+    figs = {}
+    real_save = scaling_plots._save
+    monkeypatch.setattr(scaling_plots, "_save", lambda fig, path: (figs.__setitem__(path.rsplit("/", 1)[-1], fig),
+                                                                  real_save(fig, path)))
+    rows = synthetic_sweep(0, dense_models(), [1e5, 1e6, 1e7], epochs=(50, 100))       # 12 models
+    scaling.main([write_csv(tmp_path / "r.csv", rows), "--out", str(tmp_path / "o"),
+                  "--measured", "linear-probe error on cifar100"])
+    err = figs[scaling.FIGURE_ERROR]
+    ax = err.axes[0]
+    assert ax.get_ylabel().startswith("linear-probe error on cifar100") and "Linear-probe error" in ax.get_title()
+    legend = [t.get_text() for lg in err.legends for t in lg.get_texts()]
+    assert "epochs T" in legend and "50" in legend and "100" in legend
+    assert not any(a in " ".join(legend) for a, _ in dense_models())                   # no row per model ...
+    assert any("12 models" in a.get_ylabel() for a in err.axes[1:])                     # ... a colour bar instead
+    alloc = figs[scaling.FIGURE_ALLOCATION]
+    assert "T = 50" in alloc._suptitle.get_text()
+    texts = " ".join(t.get_text() for a in alloc.axes for t in a.get_legend().get_texts())
+    assert "surface" in texts and "IsoFLOP" in texts
+
+
+def test_planning_from_a_fit(tmp_path, capsys):
+    from test_scaling import write_csv
+
+    scaling.main([write_csv(tmp_path / "r.csv", surface_study(2)), "--out", str(tmp_path / "o"), "--no-plots"])
+    capsys.readouterr()
+    scaling.main([str(tmp_path / "o"), "--budget", "100"])
+    out = capsys.readouterr().out
+    assert "100 PFLOPs at T = 50" in out
+    for m in ("frontier", "surface", "isoflop"):
+        line = next(ln for ln in out.splitlines() if ln.strip().startswith(m))
+        assert "P* " in line and "N* " in line and "nearest model B_" in line and "T = 50" in line
+    from mlpscale import planning
+
+    r = json.loads((tmp_path / "o" / "scaling.json").read_text())
+    pl = planning.plan(r, 100.0)["methods"]["surface"]
+    lo, hi = pl["p_star_ci95"]
+    assert lo < pl["p_star"] < hi and pl["p_star"] * pl["n_star"] == pytest.approx(100e15 / (3 * 50), rel=1e-3)
+    assert planning.budget_from_gpu_hours(1, "a5000", 0.5) == pytest.approx(3600 * 111e12 * 0.5 / 2 / 1e15)
+    scaling.main([str(tmp_path / "o"), "--gpu-hours", "2", "--gpu", "h100"])
+    assert "2 GPU-hours of h100" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        scaling.main([str(tmp_path / "r.csv"), "--budget", "10"])
+    assert e.value.code == 2 and "not a scaling.json" in capsys.readouterr().err
