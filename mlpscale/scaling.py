@@ -25,14 +25,19 @@ Method
    they held the true alpha in 8 of 10 seeds, E_inf in 4 and a in 2. A bootstrap over runs (frontier
    re-selected each time) did barely better at ~100x the cost, so it is not offered; read them as the
    fit's precision, not as the uncertainty of the study.
-3. Compute-optimal allocation at a fixed epoch count T (default: the smallest T present; the paper
-   uses T = 50): the frontier of the runs with T epochs gives, for each compute, the optimal model
+3. Compute-optimal allocation at a fixed epoch count T (default: 50, the paper's, when present, else the
+   smallest T present): the frontier of the runs with T epochs gives, for each compute, the optimal model
    size P* (params) and dataset size N* (n_train: distinct training samples, not samples seen = N x T).
    Power laws `P*(C) = k_p C^e_p`, `N*(C) = k_n C^e_n` are least-squares lines in log-log (natural
    log); 95% intervals of the slope and intercept from the t-distribution with n-2 degrees of freedom.
    Since C ~ P N T for an MLP (MACs ~ params), e_p + e_n is ~1 at fixed T.
    The paper reports e_p ~ 0.35 and e_n ~ 0.65 at T = 50 (transformers: both ~0.5, Hoffmann et al.
    2022); those are the paper's numbers, not something this tool asserts.
+   Only grid points can be on that frontier, so a coarse grid biases its exponents; scaling_fits.py adds
+   two estimates that use every run (the surface E_inf + A/P^a + B_T/N^b with P*(C), N*(C) in closed form,
+   and IsoFLOP parabolas), reported under `methods` with the grid each saw, and the per-axis laws (error vs
+   P at the largest N, vs N at the largest P) under `axis_laws`.
+4. Planning (planning.py): `mlpscale-scaling FIT --budget PFLOPS` reads a scaling.json and prints P*, N*.
 
 Outputs in DIR: `points.csv` (all runs, plus `on_frontier` and `on_allocation_frontier` 0/1 columns),
 `scaling.json` (fits, intervals, frontiers; JSON without NaN: undefined numbers are null),
@@ -480,7 +485,8 @@ def main(argv=None):
     p.add_argument("inputs", nargs="+", metavar="SWEEP_DIR|RESULTS.csv", help="runs to analyse (concatenated)")
     p.add_argument("--out", metavar="DIR", help="folder for the outputs (created if missing)")
     p.add_argument("--epochs", type=int, metavar="T",
-                   help="epoch count for the compute-optimal allocation (default: the smallest present; paper: 50)")
+                   help="epoch count for the compute-optimal allocation (default: 50, the paper's, when present; else the "
+                        "smallest present)")
     p.add_argument("--error-column", default="error", metavar="NAME", help="column with the error (default: error)")
     p.add_argument("--error-scale", type=float, default=1.0, metavar="S",
                    help="multiply the error column by S, e.g. 0.01 for percentages (default: 1)")
