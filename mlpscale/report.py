@@ -32,7 +32,7 @@ import sys
 import yaml
 
 from .errors import UserError, cli_entry
-from .format import write_json_atomic, write_text_atomic
+from .io import write_json_atomic, write_text_atomic
 from .hardware import software_versions
 from .paper_tables import TABLES, Table
 

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from .format import atomic_file
+from .io import atomic_file
 from .scaling_fits import surface_allocation
 
 MAX_LEGEND_MODELS = 8                   # more models: a colour bar of their sizes instead of a legend row each
