@@ -71,7 +71,7 @@ def build_model(arch: str, res: int, num_classes: int, channels: int = 3, act: s
     if parse_arch(arch).kind == "R":
         from .resnet import ResNet18
 
-        return ResNet18(res, num_classes, channels)
+        return ResNet18(res, num_classes, channels, spec=RESNET18)
     return MLP(arch, res, num_classes, channels, act, norm, dropout)
 
 

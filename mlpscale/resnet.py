@@ -15,8 +15,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .models import RESNET18
-
 
 class BasicBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int):
@@ -37,9 +35,11 @@ class BasicBlock(nn.Module):
 class ResNet18(nn.Module):
     """ResNet-18 on HWC-flattened `res x res x channels` images, CIFAR stem."""
 
-    def __init__(self, res: int, num_classes: int, channels: int = 3):
+    def __init__(self, res: int, num_classes: int, channels: int = 3, spec=None):
         super().__init__()
-        self.spec, self.res, self.channels, self.num_classes = RESNET18, res, channels, num_classes
+        # spec: the models.ArchSpec naming this baseline, given by models.build_model (this module
+        # does not import models, which builds it)
+        self.spec, self.res, self.channels, self.num_classes = spec, res, channels, num_classes
         self.dim_in = res * res * channels
         self.stem = nn.Sequential(nn.Conv2d(channels, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU())
         stages, cin = [], 64
