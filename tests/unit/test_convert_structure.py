@@ -128,3 +128,18 @@ def test_every_test_file_is_unit_or_integration():
     stray = sorted(f for f in os.listdir(tests) if f.startswith("test_") and f.endswith(".py"))
     assert not stray, (f"tests/{stray[0]}: move it to tests/unit/ (in-process, seconds) or tests/integration/ "
                        f"(processes, faults, studies)")
+
+
+MAX_MODULE_LINES = 600
+
+
+def test_library_modules_stay_small():
+    """One concern per module: no module of the library or the converter grows past ~600 lines (a module
+    that does is holding two concerns and should be split, as sweep/ and beton/io/layout were)."""
+    long = {}
+    for name, path in _modules(ROOT, ("mlpscale", "data_prep")).items():
+        with open(path) as f:
+            n = sum(1 for _ in f)
+        if n > MAX_MODULE_LINES:
+            long[name] = n
+    assert not long, long
