@@ -64,17 +64,20 @@ def copy_samples(dst: str, sources: list[tuple[str, object]], conversion_id: str
     bets = [(open_beton(p), idx) for p, idx in sources]
     total = sum(b.num_samples if idx is None else len(idx) for b, idx in bets)
     biggest = max([min_payload] + [int(b.sizes().max()) for b, _ in bets if b.num_samples])
+    true_sizes = [b.image_sizes() for b, _ in bets]  # paper layout: each image's (h, w) travels with it
+    with_sizes = all(t is not None for t in true_sizes)
     try:
-        w = BetonWriter(dst, capacity=total, max_payload=biggest, conversion_id=conversion_id)
+        w = BetonWriter(dst, capacity=total, max_payload=biggest, conversion_id=conversion_id, sizes=with_sizes)
     except OSError as e:
         raise disk_error(e, dst) from None
     try:
         with tqdm(total=total, desc=os.path.basename(dst), unit="img", unit_scale=True,
                   disable=quiet, mininterval=1.0) as bar:
-            for b, idx in bets:
-                for payload, mode, h, wd, label in iter_payloads(b, idx):
+            for (b, idx), hw in zip(bets, true_sizes):
+                rows = range(b.num_samples) if idx is None else idx
+                for i, (payload, mode, h, wd, label) in zip(rows, iter_payloads(b, idx)):
                     try:
-                        w.add(payload, mode, h, wd, label)
+                        w.add(payload, mode, h, wd, label, tuple(hw[i].tolist()) if with_sizes else None)
                     except OSError as e:
                         raise disk_error(e, dst) from None
                     bar.update(1)

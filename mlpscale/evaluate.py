@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .augment import DeviceAugment, crop_resize, normalize_flatten, sample_boxes
+from .augment import DeviceAugment, center_boxes, crop_resize, normalize_flatten, sample_boxes
 from .checkpoint import find_checkpoint, load_checkpoint
 from .distributed import all_reduce_sum
 from .errors import UserError, cli_entry
@@ -73,9 +73,10 @@ def real_hits(pred: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, t
     return hit.sum(), counted.sum()
 
 
-def _view_randomness(tta: TTA, batch_index: int, view: int, b: int, h: int, w: int, gen: torch.Generator, device):
+def _view_randomness(tta: TTA, batch_index: int, view: int, b: int, h, w, gen: torch.Generator, device):
     """Flip flags and crop boxes of one view of a batch: a pure function of (seed, batch, view), so the
-    result does not depend on how views are chunked (or on the device's chunk size)."""
+    result does not depend on how views are chunked (or on the device's chunk size). `h`, `w`: ints, or
+    (B,) tensors of the paper layout's true image sizes."""
     gen.manual_seed(int(np.random.SeedSequence([tta.seed, batch_index, view]).generate_state(1, np.uint64)[0] >> 1))
     flip = torch.rand(b, generator=gen, device=device) < 0.5 if tta.flip else None
     boxes = sample_boxes(b, h, w, tta.scale, tta.ratio, gen, device) if tta.crop else None
@@ -83,16 +84,21 @@ def _view_randomness(tta: TTA, batch_index: int, view: int, b: int, h: int, w: i
 
 
 def _tta_logits(model, x_u8: torch.Tensor, tta: TTA, mean, std, out_res: int, out_dtype, rt: Runtime,
-                gen: torch.Generator, batch_index: int) -> torch.Tensor:
-    """Averaged logits (or probabilities) over tta.views random views of each image of x_u8 (B, H, W, 3).
+                gen: torch.Generator, batch_index: int, hw: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean logits, mean softmax probabilities) over tta.views random views of each image of x_u8
+    (B, H, W, 3): the paper's average and the authors' code's, from the same views and forwards.
+    `hw` (B, 2): true image sizes of paper-layout canvases (crops stay inside each image).
 
     Views are resampled in chunks of about `tta.max_rows` rows (one batched grid_sample and forward per
     chunk): 8192 on GPUs; on CPUs one view per chunk, which keeps the intermediates in cache (~1.3x faster
     per view than 8192-row chunks, measured on 2 cores)."""
     b, h, w, _ = x_u8.shape
+    if hw is not None:
+        h, w = hw[:, 0], hw[:, 1]
     x = x_u8.permute(0, 3, 1, 2).float()                          # (B, 3, H, W)
     per_chunk = tta.views_per_chunk(b, x.device)
-    acc = None
+    acc_logits = acc_probs = None
     for v0 in range(0, tta.views, per_chunk):
         nv = min(per_chunk, tta.views - v0)
         rnd = [_view_randomness(tta, batch_index, v, b, h, w, gen, x.device) for v in range(v0, v0 + nv)]
@@ -100,6 +106,8 @@ def _tta_logits(model, x_u8: torch.Tensor, tta: TTA, mean, std, out_res: int, ou
         flip = torch.cat([f for f, _ in rnd]) if tta.flip else None
         if tta.crop:
             xs = crop_resize(xs, torch.cat([bx for _, bx in rnd]), flip, out_res)
+        elif hw is not None:  # flips of the centred square
+            xs = crop_resize(xs, center_boxes(hw).repeat(nv, 1), flip, out_res)
         else:
             if flip is not None:
                 xs = torch.where(flip[:, None, None, None], xs.flip(3), xs)
@@ -107,11 +115,17 @@ def _tta_logits(model, x_u8: torch.Tensor, tta: TTA, mean, std, out_res: int, ou
                 xs = F.interpolate(xs, size=(out_res, out_res), mode="bilinear", antialias=True, align_corners=False)
         with rt.autocast():
             logits = model(normalize_flatten(xs, mean, std).to(out_dtype)).float()
-        if tta.average == "probs":
-            logits = logits.softmax(-1)
-        part = logits.view(nv, b, -1).sum(0)
-        acc = part if acc is None else acc + part
-    return acc / tta.views
+        part_l = logits.view(nv, b, -1).sum(0)
+        part_p = logits.softmax(-1).view(nv, b, -1).sum(0)
+        acc_logits = part_l if acc_logits is None else acc_logits + part_l
+        acc_probs = part_p if acc_probs is None else acc_probs + part_p
+    return acc_logits / tta.views, acc_probs / tta.views
+
+
+# evaluate()'s sums, by name: counts of hits (or images) over the split
+_SUMS = ("top1", "top5", "loss", "n", "real_hits", "real_counted",
+         "tta_top1_logits", "tta_top5_logits", "tta_top1_probs", "tta_top5_probs",
+         "tta_real_hits_logits", "tta_real_hits_probs")
 
 
 @torch.no_grad()
@@ -119,15 +133,15 @@ def evaluate(model, loader, rt: Runtime, view=None, num_classes: int | None = No
              mean=None, std=None, out_res: int | None = None, real: torch.Tensor | None = None) -> dict:
     """Metrics of `model` over one epoch of `loader` (see the module docstring).
 
-    `view(x_u8) -> model input` makes the centre view (a DeviceAugment(train=False), or the identity for
-    cached features). `tta` needs `mean`, `std`, `out_res`. `real` is the (N, L) ReaL label matrix of the
-    split, rows in sample order.
+    `view(x_u8[, gen, hw]) -> model input` makes the centre view (a DeviceAugment(train=False), or the
+    identity for cached features). `tta` needs `mean`, `std`, `out_res`. `real` is the (N, L) ReaL label
+    matrix of the split, rows in sample order.
     """
     was_training = model.training
     model.eval()
     k = min(5, num_classes or 5)
-    stats = torch.zeros(9, device=rt.device, dtype=torch.float64)
-    # 0 top1, 1 top5, 2 loss sum, 3 n, 4 tta top1, 5 tta top5, 6 real hits, 7 real n, 8 tta real hits
+    stats = torch.zeros(len(_SUMS), device=rt.device, dtype=torch.float64)
+    at = {name: i for i, name in enumerate(_SUMS)}
     order = torch.from_numpy(loader.order(0)) if real is not None else None
     gen = torch.Generator(device=rt.device)
     mean_t = std_t = None
@@ -135,39 +149,63 @@ def evaluate(model, loader, rt: Runtime, view=None, num_classes: int | None = No
         mean_t = torch.as_tensor(mean, dtype=torch.float32, device=rt.device)
         std_t = torch.as_tensor(std, dtype=torch.float32, device=rt.device).clamp_min(1.0)
     seen = 0
-    for i, (x_u8, y) in enumerate(loader.epoch(0)):
-        x = view(x_u8) if view is not None else x_u8
+    for i, (x_u8, y, *hw) in enumerate(loader.epoch(0)):
+        hw = hw[0] if hw else None
+        if view is None:
+            x = x_u8
+        else:
+            x = view(x_u8) if hw is None else view(x_u8, None, hw)
         with rt.autocast():
             logits = model(x).float()
         top = logits.topk(k, dim=1).indices
-        stats[0] += (top[:, 0] == y).sum()
-        stats[1] += (top == y[:, None]).any(dim=1).sum()
-        stats[2] += F.cross_entropy(logits, y, reduction="sum")
-        stats[3] += len(y)
+        stats[at["top1"]] += (top[:, 0] == y).sum()
+        stats[at["top5"]] += (top == y[:, None]).any(dim=1).sum()
+        stats[at["loss"]] += F.cross_entropy(logits, y, reduction="sum")
+        stats[at["n"]] += len(y)
         if real is not None:
             rows = real[order[seen:seen + len(y)].to(rt.device)]
             h, n = real_hits(top[:, 0], rows)
-            stats[6] += h
-            stats[7] += n
+            stats[at["real_hits"]] += h
+            stats[at["real_counted"]] += n
         if tta is not None:
-            avg = _tta_logits(model, x_u8, tta, mean_t, std_t, out_res, x.dtype, rt, gen, i)
-            ttop = avg.topk(k, dim=1).indices
-            stats[4] += (ttop[:, 0] == y).sum()
-            stats[5] += (ttop == y[:, None]).any(dim=1).sum()
-            if real is not None:
-                stats[8] += real_hits(ttop[:, 0], rows)[0]
+            for avg, name in zip(_tta_logits(model, x_u8, tta, mean_t, std_t, out_res, x.dtype, rt, gen, i, hw),
+                                 ("logits", "probs")):
+                ttop = avg.topk(k, dim=1).indices
+                stats[at[f"tta_top1_{name}"]] += (ttop[:, 0] == y).sum()
+                stats[at[f"tta_top5_{name}"]] += (ttop == y[:, None]).any(dim=1).sum()
+                if real is not None:
+                    stats[at[f"tta_real_hits_{name}"]] += real_hits(ttop[:, 0], rows)[0]
         seen += len(y)
     model.train(was_training)
-    s = all_reduce_sum(stats).tolist()
-    n = max(1.0, s[3])
-    out = {"top1": 100 * s[0] / n, "top5": 100 * s[1] / n, "loss": s[2] / n, "n_images": int(s[3])}
+    s = dict(zip(_SUMS, all_reduce_sum(stats).tolist()))
+    return scores(s, tta, real is not None)
+
+
+def scores(s: dict, tta: TTA | None, real: bool) -> dict:
+    """evaluate()'s result from its sums: both TTA averages and both ReaL denominators side by side.
+
+    tta_top1_logits / tta_top1_probs: views' logits averaged (the paper's text) / softmax probabilities
+    averaged (the authors' code); tta_top1 repeats the one `tta.average` names. real_top1: Beyer et al.'s
+    ReaL accuracy (images with an empty label set left out; real_n_images counts the rest);
+    real_top1_all_images: the authors' `real_acc` (divides by every image: an empty set is a miss).
+    """
+    n = max(1.0, s["n"])
+    out = {"top1": 100 * s["top1"] / n, "top5": 100 * s["top5"] / n, "loss": s["loss"] / n, "n_images": int(s["n"])}
     if tta is not None:
-        out.update(tta_top1=100 * s[4] / n, tta_top5=100 * s[5] / n, tta_views=tta.views, tta_average=tta.average)
-    if real is not None:
-        rn = max(1.0, s[7])
-        out.update(real_top1=100 * s[6] / rn, real_n_images=int(s[7]))
+        for name in ("logits", "probs"):
+            out[f"tta_top1_{name}"] = 100 * s[f"tta_top1_{name}"] / n
+            out[f"tta_top5_{name}"] = 100 * s[f"tta_top5_{name}"] / n
+        out.update(tta_top1=out[f"tta_top1_{tta.average}"], tta_top5=out[f"tta_top5_{tta.average}"],
+                   tta_views=tta.views, tta_average=tta.average)
+    if real:
+        rn = max(1.0, s["real_counted"])
+        out.update(real_top1=100 * s["real_hits"] / rn, real_top1_all_images=100 * s["real_hits"] / n,
+                   real_n_images=int(s["real_counted"]))
         if tta is not None:
-            out["tta_real_top1"] = 100 * s[8] / rn
+            for name in ("logits", "probs"):
+                out[f"tta_real_top1_{name}"] = 100 * s[f"tta_real_hits_{name}"] / rn
+                out[f"tta_real_top1_{name}_all_images"] = 100 * s[f"tta_real_hits_{name}"] / n
+            out["tta_real_top1"] = out[f"tta_real_top1_{tta.average}"]
     return out
 
 

@@ -174,8 +174,9 @@ class Finetuner(Trainer):
         out = torch.empty((store.n, self.full.spec.width), device=self.device, dtype=torch.float32)
         for s in range(0, store.n, chunk):
             x_u8 = store.assemble(store.stage(np.arange(s, min(store.n, s + chunk))))
+            hw = None if loader.sizes is None else loader.sizes[s:s + len(x_u8)]  # paper layout: true sizes
             with self.rt.autocast():
-                out[s:s + len(x_u8)] = body.features(view(x_u8)).float()
+                out[s:s + len(x_u8)] = body.features(view(x_u8, None, hw)).float()
         return out
 
     def _feature_data(self, data: Data) -> Data:
@@ -194,7 +195,7 @@ class Finetuner(Trainer):
     def build_views(self, data: Data):
         if not self.cached:
             return super().build_views(data)
-        as_input = (lambda x, gen=None: x.to(self.rt.input_dtype))  # noqa: E731 - features are the inputs
+        as_input = (lambda x, gen=None, hw=None: x.to(self.rt.input_dtype))  # noqa: E731 - features are the inputs
         return as_input, as_input
 
     def eval_module(self) -> nn.Module:

@@ -85,6 +85,7 @@ class Trainer:
         self.forward, self.ddp = rt.wrap(self.model)
         self.opt = build_optimizer(cfg.optim, self.param_groups(), self.device)
         self.data = self.build_data(self.measure_reserve())
+        self.real = self.check_eval()
         self.train_view, self.eval_view = self.build_views(self.data)
         self.mixup_alpha = cfg.aug.mixup if cfg.aug.enabled else 0.0
         self.gen = torch.Generator(device=self.device)   # augmentation randomness, reseeded per micro-batch
@@ -180,10 +181,11 @@ class Trainer:
                                  .generate_state(1, np.uint64)[0] >> 1))
         return np.random.default_rng(np.random.SeedSequence([seed, micro_index]))
 
-    def prepare(self, x_u8: torch.Tensor, y: torch.Tensor, micro_index: int) -> Batch:
-        """Augment one micro-batch (b, H, W, 3) uint8 into model inputs (b, r*r*3), MixUp included."""
+    def prepare(self, x_u8: torch.Tensor, y: torch.Tensor, micro_index: int, hw: torch.Tensor | None = None) -> Batch:
+        """Augment one micro-batch (b, H, W, 3) uint8 into model inputs (b, r*r*3), MixUp included;
+        `hw` (b, 2): the true image sizes of a paper-layout batch."""
         rng = self._rngs(micro_index)
-        x = self.train_view(x_u8, self.gen)
+        x = self.train_view(x_u8, self.gen, hw)
         lam = mixup_lambda(self.mixup_alpha, rng)
         if lam < 1.0:
             x, y2 = mixup(x, y, lam)
@@ -229,16 +231,29 @@ class Trainer:
         r = evaluate(self.eval_module(), self.data.eval, self.rt, self.eval_view, self.info.num_classes)
         return {"test_top1": r["top1"], "test_top5": r["top5"], "test_loss": r["loss"]}
 
+    def check_eval(self) -> torch.Tensor | None:
+        """Refuse, before the first step, every eval.* option this run's data cannot serve; returns the
+        ReaL label matrix when eval.real asks for it."""
+        e = self.cfg.eval
+        if e.tta and self.data.cropped_on_cpu:
+            raise UserError("eval.tta needs the crops on the device, but this dataset's images vary in size (the "
+                            "authors' converter wrote it) and FFCV crops them on the CPU; re-convert it with "
+                            "mlpscale-convert --layout paper (the same pixels, in fixed-size canvases) or set eval.tta=0")
+        if not e.real:
+            return None
+        real = load_real_labels(self.cfg.data.root, self.info.name, self.data.res, self.device)
+        if len(real) != self.data.eval.n:
+            raise UserError(f"the ReaL labels of {self.info.name} list {len(real)} images but its evaluation split "
+                            f"holds {self.data.eval.n}; re-convert it with --real, or set eval.real=false")
+        return real
+
     def final_eval(self) -> dict:
         """The run's last evaluation with the extra scores of cfg.eval (TTA, ReaL); also written to eval.json."""
         e, a = self.cfg.eval, self.cfg.aug
-        if e.tta and self.data.cropped_on_cpu:
-            raise UserError("eval.tta needs fixed-size images; this dataset holds images of several sizes")
         tta = TTA(e.tta, e.tta_average, tuple(a.crop_scale), tuple(a.crop_ratio), a.flip, seed=self.cfg.train.seed) \
             if e.tta else None
-        real = load_real_labels(self.cfg.data.root, self.info.name, self.data.res, self.device) if e.real else None
         r = evaluate(self.eval_module(), self.data.eval, self.rt, self.eval_view, self.info.num_classes, tta,
-                     self.data.mean, self.data.std, self.model_res(), real)
+                     self.data.mean, self.data.std, self.model_res(), self.real)
         r.update(dataset=self.info.name, split=self.info.eval_split, arch=self.export_model().spec.name,
                  checkpoint=os.path.abspath(os.path.join(self.run_dir, "last.pt")))
         if self.dist.main:
@@ -304,8 +319,8 @@ class Trainer:
 
     def _prepared(self, batches, first_micro: int):
         """The epoch's micro-batches, prepared (augmented) in order; run on a worker thread when prefetching."""
-        for i, (x_u8, y) in enumerate(batches):
-            yield self.prepare(x_u8, y, first_micro + i)
+        for i, (x_u8, y, *hw) in enumerate(batches):
+            yield self.prepare(x_u8, y, first_micro + i, *hw)
 
     def _run_epoch(self) -> str:
         t, accum = self.cfg.train, self.cfg.train.accum_steps
