@@ -438,6 +438,7 @@ class Trainer:
             "device": self.rt.device_name(),
             "world_size": self.dist.world,
             "resident": self.data.resident,
+            "layout": "paper" if self.data.paper_layout else "varying sizes" if self.data.cropped_on_cpu else "square",
             "stats": self.data.stats,
             **self.data.report,
             "best_test_top1": self.best_top1,
