@@ -1,7 +1,8 @@
 """Evaluation, one implementation for training, fine-tuning and `mlpscale-eval`.
 
-    mlpscale-eval RUN_DIR|CHECKPOINT [--data NAME --root ROOT --res R] [--tta N [--tta-average logits|probs]]
-                  [--real] [--out eval.json] [--json] [--filters filters.png [--no-eval]]
+    mlpscale-eval RUN_DIR|CHECKPOINT [--data NAME --root ROOT --res R] [--tta N [--tta-average logits|probs]
+                  [--tta-scale LO HI] [--tta-ratio LO HI]] [--real] [--out eval.json] [--json]
+                  [--filters filters.png [--no-eval]]
 
 One pass over the evaluation split computes, per batch:
   * the centre view (the stored image resized to the model's resolution, normalised): top-1, top-5,
@@ -14,11 +15,19 @@ One pass over the evaluation split computes, per batch:
     image's set of ReaL labels; images whose set is empty are left out (`real_n_images` counts the rest).
 Under DDP every rank evaluates its share and the sums are all-reduced.
 
+Both scorings are always reported side by side (`scores`): TTA with logits averaged (`tta_top1_logits`,
+the paper's text) and with probabilities averaged (`tta_top1_probs`, the authors' code, which the
+paper's Table 2 numbers came from), from the same views; ReaL over the images that have ReaL labels
+(`real_top1`, Beyer et al.) and over all images (`real_top1_all_images`, the authors' `real_acc`).
+
 `mlpscale-eval` reads only the evaluation split and writes `eval.json` next to the checkpoint (or at
-`--out`): `top1`, `top5` (percent), `loss`, `n_images`; with `--tta`: `tta_top1`, `tta_top5`,
-`tta_views`, `tta_average` (and `tta_real_top1` with `--real`); with `--real`: `real_top1`,
+`--out`): `top1`, `top5` (percent), `loss`, `n_images`; with `--tta`: the TTA scores above, `tta_top1`
+(the `--tta-average` one), `tta_views`, `tta_scale`, `tta_ratio`; with `--real`: the ReaL scores and
 `real_n_images`; and where the numbers come from: `checkpoint`, `arch`, `model_res`, `dataset`, `split`,
-`res`. `--filters PNG` draws the first layer from the weights alone; with `--no-eval` no data is read.
+`res`. An earlier evaluation stays in the file: `evaluations` holds one entry per option set.
+`--tta-scale LO HI --tta-ratio LO HI` replace the crop ranges TTA draws from (default: the run's, which
+for an imported fine-tuned release are its fine-tuning crops). `--filters PNG` draws the first layer
+from the weights alone; with `--no-eval` no data is read.
 """
 from __future__ import annotations
 
@@ -209,6 +218,37 @@ def scores(s: dict, tta: TTA | None, real: bool) -> dict:
     return out
 
 
+def option_key(r: dict) -> str:
+    """The options an evaluation ran with, as one readable key of eval.json's `evaluations`."""
+    key = f"{r.get('dataset')}/{r.get('split')} at {r.get('res', r.get('model_res'))}px"
+    if "tta_views" in r:
+        key += f", tta {r['tta_views']} scale {r.get('tta_scale')} ratio {r.get('tta_ratio')} seed {r.get('tta_seed')}"
+    if "real_top1" in r:
+        key += ", real"
+    return key
+
+
+def record_eval(path: str, r: dict) -> dict:
+    """Write evaluation `r` to eval.json at `path` without losing earlier ones: the file's top level is
+    the latest result, and `evaluations` keeps one entry per option set (`option_key`)."""
+    from .format import write_json_atomic
+
+    old = {}
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                old = json.load(f)
+        except (OSError, ValueError):
+            old = {}
+    entries = dict(old.get("evaluations") or {}) if isinstance(old, dict) else {}
+    if isinstance(old, dict) and "top1" in old and not entries:  # a file with one result and no list
+        entries[option_key(old)] = old
+    entries[option_key(r)] = {**r, "options": option_key(r)}
+    out = {**r, "options": option_key(r), "evaluations": entries}
+    write_json_atomic(path, out)
+    return out
+
+
 def load_real_labels(root: str, name: str, res: int, device) -> torch.Tensor:
     """The ReaL label matrix stored by `mlpscale-convert imagenet1k --real` next to the val beton."""
     from .format import read_meta, sidecar_path
@@ -243,6 +283,10 @@ def _parse(argv):
     p.add_argument("--tta-average", choices=["logits", "probs"], default="logits",
                    help="average logits (the paper) or probabilities (the authors' code)")
     p.add_argument("--tta-seed", type=int, default=0)
+    p.add_argument("--tta-scale", type=float, nargs=2, metavar=("LO", "HI"),
+                   help="crop area range of the TTA views (default: the run's aug.crop_scale)")
+    p.add_argument("--tta-ratio", type=float, nargs=2, metavar=("LO", "HI"),
+                   help="crop aspect-ratio range of the TTA views (default: the run's aug.crop_ratio)")
     p.add_argument("--real", action="store_true", help="ImageNet ReaL accuracy (real_labels_<res>.json)")
     p.add_argument("--batch", type=int, default=512, help="images per evaluation batch")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -291,26 +335,29 @@ def main(argv=None):
     tta = None
     if a.tta:
         if data.cropped_on_cpu:
-            raise UserError("--tta needs fixed-size images; this dataset holds images of several sizes")
-        tta = TTA(a.tta, a.tta_average, tuple(cfg.aug.crop_scale), tuple(cfg.aug.crop_ratio), cfg.aug.flip,
-                  seed=a.tta_seed)
+            raise UserError("--tta needs the crops on the device, but this dataset's images vary in size (the "
+                            "authors' converter wrote it); re-convert it with mlpscale-convert --layout paper")
+        tta = TTA(a.tta, a.tta_average, tuple(a.tta_scale or cfg.aug.crop_scale),
+                  tuple(a.tta_ratio or cfg.aug.crop_ratio), cfg.aug.flip, seed=a.tta_seed)
     real = load_real_labels(cfg.data.root, data.info.name, data.res, rt.device) if a.real else None
     res = evaluate(model, data.eval, rt, view, data.info.num_classes, tta, mean, std, meta["res"], real)
     res.update(checkpoint=os.path.abspath(path), dataset=data.info.name, split=data.info.eval_split,
                res=data.res, model_res=meta["res"], arch=meta["arch"])
+    if tta is not None:
+        res.update(tta_scale=list(tta.scale), tta_ratio=list(tta.ratio), tta_seed=tta.seed)
     out = a.out or os.path.join(os.path.dirname(os.path.abspath(path)), "eval.json")
-    from .format import write_json_atomic
-
-    write_json_atomic(out, res)
+    record_eval(out, res)
     if a.json:
         print(json.dumps(res))
     else:
         line = f"{meta['arch']} on {data.info.name}/{data.info.eval_split}: top-1 {res['top1']:.2f}%, " \
                f"top-5 {res['top5']:.2f}%, loss {res['loss']:.4f} ({res['n_images']} images)"
         if tta is not None:
-            line += f"; TTA x{tta.views} top-1 {res['tta_top1']:.2f}%"
+            line += (f"; TTA x{tta.views} top-1 {res['tta_top1_logits']:.2f}% (logits averaged, the paper) / "
+                     f"{res['tta_top1_probs']:.2f}% (probabilities averaged, the authors' code)")
         if real is not None:
-            line += f"; ReaL top-1 {res['real_top1']:.2f}% ({res['real_n_images']} images)"
+            line += (f"; ReaL top-1 {res['real_top1']:.2f}% (Beyer et al.: {res['real_n_images']} images with labels) / "
+                     f"{res['real_top1_all_images']:.2f}% (the authors' real_acc: all {res['n_images']} images)")
         print(line)
         print(f"wrote {out}" + (f" and {a.filters}" if a.filters else ""))
 

@@ -41,7 +41,7 @@ from .data import Data, arrays_data, build_data  # noqa: F401 (arrays_data: publ
 from .datasets import DatasetInfo, get_dataset
 from .distributed import barrier, shutdown
 from .errors import UserError, cli_entry
-from .evaluate import TTA, evaluate, load_real_labels
+from .evaluate import TTA, evaluate, load_real_labels, record_eval
 from .format import FolderLock, write_json_atomic
 from .hardware import peak_flops
 from .loader import Prefetch
@@ -255,9 +255,12 @@ class Trainer:
         r = evaluate(self.eval_module(), self.data.eval, self.rt, self.eval_view, self.info.num_classes, tta,
                      self.data.mean, self.data.std, self.model_res(), self.real)
         r.update(dataset=self.info.name, split=self.info.eval_split, arch=self.export_model().spec.name,
-                 checkpoint=os.path.abspath(os.path.join(self.run_dir, "last.pt")))
+                 checkpoint=os.path.abspath(os.path.join(self.run_dir, "last.pt")), res=self.data.res,
+                 model_res=self.model_res())
+        if tta is not None:
+            r.update(tta_scale=list(tta.scale), tta_ratio=list(tta.ratio), tta_seed=tta.seed)
         if self.dist.main:
-            write_json_atomic(os.path.join(self.run_dir, "eval.json"), r)
+            record_eval(os.path.join(self.run_dir, "eval.json"), r)
         return {k: v for k, v in r.items() if k.startswith(("tta_", "real_"))}
 
     # --- checkpoints -----------------------------------------------------------------------------

@@ -239,6 +239,13 @@ def test_paper_layout_run_resident_with_tta(photos, tmp_path):
         assert 0.0 <= ev[key] <= 100.0
     assert ev["tta_views"] == 4 and ev["tta_top1"] == ev["tta_top1_logits"]
     assert ev["n_images"] == 72
+    # mlpscale-eval with other crops adds its entry and keeps the run's own
+    r = run_cli("mlpscale-eval", str(run_dir), "--tta", "2", "--tta-scale", "0.5", "1", "--tta-ratio", "1", "1")
+    assert r.returncode == 0, r.stderr
+    assert "probabilities averaged" in r.stdout
+    ev = json.load(open(run_dir / "eval.json"))
+    assert ev["tta_scale"] == [0.5, 1.0] and ev["tta_ratio"] == [1.0, 1.0] and ev["tta_views"] == 2
+    assert sorted(e["tta_views"] for e in ev["evaluations"].values()) == [2, 4]
 
 
 def test_unservable_eval_option_is_refused_before_the_first_step(photos, tmp_path):
