@@ -273,3 +273,22 @@ def test_tta_on_the_authors_variable_size_betons_is_refused_at_start(tmp_path):
     assert r.returncode == 2, r.stderr
     assert "--layout paper" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "runs" / "paper").exists()
+
+
+def test_streamed_paper_layout_yields_what_the_resident_store_does(photos):
+    """data.resident=off streams the same canvases and true sizes through FFCV (crops stay on the device)."""
+    from mlpscale.config import load_config
+    from mlpscale.data import build_data
+    from mlpscale.runtime import Runtime
+
+    rt = Runtime.create("cpu", "fp32", "off")
+    got = {}
+    for mode in ("on", "off"):
+        cfg = load_config(None, [f"data.root={photos}", "data.dataset=photos", "data.res=16",
+                                 f"data.resident={mode}", "train.batch_size=16"])
+        d = build_data(cfg, rt, 16, eval_only=True)
+        assert d.paper_layout and not d.cropped_on_cpu
+        got[mode] = [torch.cat(parts) for parts in zip(*d.eval.epoch(0))]
+    for a, b in zip(got["on"], got["off"]):
+        torch.testing.assert_close(a, b)
+    assert got["on"][2].min() >= 1 and got["on"][2].max() == 16 and (got["on"][2] < 16).any()
