@@ -1,5 +1,7 @@
-"""`finetune.solver: lbfgs`: the exact linear probe (multinomial logistic regression by L-BFGS on cached
-features, L2 strength chosen on a held-out part of train) beside the paper's recipe (`solver: paper`)."""
+"""Transfer defaults that fit the user's data: `finetune.solver: lbfgs`, the exact linear probe
+(multinomial logistic regression by L-BFGS on cached features, L2 strength chosen on a held-out part of
+train) beside the paper's recipe (`solver: paper`); a batch larger than the data refused before any image
+is read; a target stored above the model's resolution said first and in summary.json."""
 from __future__ import annotations
 
 import json
@@ -70,9 +72,25 @@ def test_lbfgs_needs_cached_features(setup, tmp_path):
     assert not os.path.exists(tmp_path / "lbfgs")
 
 
-def test_batch_larger_than_the_data_is_refused_before_loading(setup, tmp_path):
+def test_batch_larger_than_the_data_is_refused_before_loading(setup, tmp_path, monkeypatch):
+    import mlpscale.data
     from mlpscale.errors import UserError
 
+    def no_loading(*a, **kw):
+        raise AssertionError("images were read before the batch size was checked")
+
+    monkeypatch.setattr(mlpscale.data, "load_images", no_loading)
     root, src = setup
     with pytest.raises(UserError, match=r"--set train.batch_size=1024"):
         run(_cfg(root, src, tmp_path, "paper", "train.batch_size=2048"), trainer_cls=Finetuner)
+    assert not os.path.exists(tmp_path / "paper")
+
+
+def test_target_above_the_models_resolution_is_said(setup, tmp_path, capsys):
+    root, src = setup
+    (xt, yt), (xe, ye) = digits_arrays(16)
+    write_dataset(tmp_path / "data", "dg", (xt, yt), (xe, ye))
+    s = run(_cfg(str(tmp_path / "data"), src, tmp_path, "lbfgs", "data.res=16"), trainer_cls=Finetuner)
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("note:") and "16px" in first and "8px" in first
+    assert s["target_res_shrunk"] == "16px images shrunk to the model's 8px"
