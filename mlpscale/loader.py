@@ -2,7 +2,7 @@
 
 Two ways, one interface (`for x_u8, y in loader.epoch(e, start_batch)`, x_u8 (B, H, W, 3) uint8 on
 the device; a paper-layout split, whose images sit top-left in H x W canvases, yields `(x_u8, y, hw)`
-with hw (B, 2) int64 each image's true (height, width), for the crops on the device):
+with hw (B, 2) int16 each image's true (height, width), for the crops on the device):
 
 * `ResidentLoader` - the split is read once (`load_images`: a vectorised copy of a raw beton's pages,
   or one parallel JPEG decode of a jpg beton) into an `ImageStore`; an epoch is a seeded permutation
@@ -557,4 +557,4 @@ class StreamLoader:
             if not hw:
                 yield x, y
             else:
-                yield x, y, torch.stack([t.to(self.device, dtype=torch.int64).view(-1) for t in hw], 1)
+                yield x, y, torch.stack([t.to(self.device, dtype=torch.int16).view(-1) for t in hw], 1)
