@@ -292,3 +292,31 @@ def test_streamed_paper_layout_yields_what_the_resident_store_does(photos):
     for a, b in zip(got["on"], got["off"]):
         torch.testing.assert_close(a, b)
     assert got["on"][2].min() >= 1 and got["on"][2].max() == 16 and (got["on"][2] < 16).any()
+
+
+def test_imagenet_sources_default_to_the_paper_layout():
+    from data_prep.cli import build_parser
+
+    p = build_parser()
+    for source, layout in (("imagenet1k", "paper"), ("imagenet21k", "paper"), ("cifar10", "square"),
+                           ("stl10", "square"), ("tinyimagenet", "square"), ("folder", "square")):
+        assert p.parse_args([source, "--out", "x"]).layout == layout, source
+
+
+def test_combining_shards_keeps_each_images_true_size(tmp_path):
+    from data_prep.combine import copy_samples
+    from mlpscale.format import write_arrays
+
+    rng = np.random.default_rng(0)
+    parts = []
+    for k in range(2):
+        x = rng.integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
+        hw = rng.integers(1, 9, (5, 2))
+        path = str(tmp_path / f"shard{k}.beton")
+        write_arrays(path, x, np.arange(5), sizes=hw)
+        parts.append((path, x, hw))
+    dst = str(tmp_path / "all.beton")
+    copy_samples(dst, [(parts[0][0], None), (parts[1][0], np.array([4, 1]))], None)
+    b = open_beton(dst)
+    np.testing.assert_array_equal(b.image_sizes(), np.concatenate([parts[0][2], parts[1][2][[4, 1]]]))
+    np.testing.assert_array_equal(read_raw_images(b), np.concatenate([parts[0][1], parts[1][1][[4, 1]]]))
