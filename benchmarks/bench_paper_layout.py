@@ -16,8 +16,13 @@ data path is a larger share of a step than in any real run), and reads from its 
 plus the command's wall clock (process start to exit). Reported: medians, min-max, the ratio of
 medians paper / square and the same-round ratios.
 
+Then, in this process, the part that differs alone: `DeviceAugment(train=True)` (crop + flip, or the
+evaluation view) on one (batch, R, R, 3) uint8 batch of the paper files' canvases, with their true
+sizes (`hw`) and without (the whole canvas, as for the square layout), alternating, `--aug-reps`
+timings each; the timer covers one call (box sampling, grid_sample, normalisation).
+
   .venv/bin/python benchmarks/bench_paper_layout.py --quick
-  .venv/bin/python benchmarks/bench_paper_layout.py --n 4000 --repeats 5 --json benchmarks/results/paper_layout_<hw>_<date>.json
+  .venv/bin/python benchmarks/bench_paper_layout.py --n 6000 --epochs 3 --repeats 5 --json benchmarks/results/paper_layout_<hw>_<date>.json
 """
 from __future__ import annotations
 
@@ -93,6 +98,39 @@ def summarise(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
 
 
+def augment_only(data: str, res: int, batch: int, reps: int) -> dict:
+    """Seconds per DeviceAugment call on paper-layout canvases, with and without their true sizes."""
+    import torch
+
+    sys.path.insert(0, REPO)
+    from mlpscale.augment import DeviceAugment
+    from mlpscale.format import beton_path, open_beton, read_raw_images
+
+    b = open_beton(beton_path(data, "paper", "train", res))
+    x = torch.from_numpy(read_raw_images(b, np.arange(batch)))
+    hw = torch.from_numpy(b.image_sizes()[:batch].astype(np.int16))
+    out = {}
+    for train in (True, False):
+        aug = DeviceAugment((120.0,) * 3, (60.0,) * 3, res, train=train)
+        times = {"paper": [], "square": []}
+        for k in range(reps):
+            for name in (("paper", "square") if k % 2 == 0 else ("square", "paper")):
+                gen = torch.Generator().manual_seed(k)
+                t0 = time.perf_counter()
+                aug(x, gen, hw if name == "paper" else None)
+                times[name].append(time.perf_counter() - t0)
+        key = "train_crop_flip" if train else "eval_view"
+        out[key] = {name: summarise(v) for name, v in times.items()}
+        out[key]["ratio_square_over_paper_time"] = out[key]["square"]["median"] / out[key]["paper"]["median"]
+    return out
+
+
+def _report_aug(aug: dict) -> None:
+    for key, v in aug.items():
+        print(f"DeviceAugment {key}: paper {v['paper']['median'] * 1e3:.2f} ms, square {v['square']['median'] * 1e3:.2f} ms "
+              f"per call (rate ratio paper/square {v['ratio_square_over_paper_time']:.3f})")
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=4000, help="images in the tree (1/10 of them val)")
@@ -101,6 +139,9 @@ def main(argv=None) -> dict:
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--aug-reps", type=int, default=200)
+    p.add_argument("--augment-only", action="store_true",
+                   help="only the DeviceAugment timing, on the files already in --tmp; added to --json's file")
     p.add_argument("--quick", action="store_true", help="1200 images, 2 rounds")
     p.add_argument("--tmp", default=None, help="work folder (default: a new temp folder)")
     p.add_argument("--json", default=None, help="write the result here")
@@ -108,8 +149,23 @@ def main(argv=None) -> dict:
     if a.quick:
         a.n, a.repeats = 1200, 2
     work = a.tmp or tempfile.mkdtemp(prefix="bench-paper-layout-")
-    src = make_tree(work, a.n)
     data = os.path.join(work, "data")
+    if a.augment_only:
+        aug = augment_only(data, a.res, a.batch, a.aug_reps)
+        result = {}
+        if a.json and os.path.exists(a.json):
+            with open(a.json) as f:
+                result = json.load(f)
+        result["augment_only_s_per_call"] = aug
+        result["augment_only_command"] = " ".join([os.path.relpath(sys.executable, REPO),
+                                                   "benchmarks/bench_paper_layout.py", *(argv or sys.argv[1:])])
+        result["augment_only_load_avg_1m"] = os.getloadavg()[0]
+        _report_aug(aug)
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump(result, f, indent=1)
+        return result
+    src = make_tree(work, a.n)
     for layout in ("square", "paper"):
         convert(src, data, layout, a.res)
     cfg = os.path.join(work, "run.yaml")
@@ -127,6 +183,7 @@ def main(argv=None) -> dict:
     rate = {lay: summarise([r["img_per_s"] for r in rs]) for lay, rs in rows.items()}
     wall = {lay: summarise([r["wall_s"] for r in rs]) for lay, rs in rows.items()}
     same_round = [p["img_per_s"] / s["img_per_s"] for p, s in zip(rows["paper"], rows["square"])]
+    aug = augment_only(data, a.res, a.batch, a.aug_reps)
     import torch
 
     result = {
@@ -143,9 +200,12 @@ def main(argv=None) -> dict:
         "img_per_s": rate, "wall_s": wall,
         "ratio_paper_over_square": rate["paper"]["median"] / rate["square"]["median"],
         "same_round_ratios": same_round,
+        "load_avg_1m_at_end": os.getloadavg()[0],
+        "augment_only_s_per_call": aug,
     }
     print(f"paper / square training rate: {result['ratio_paper_over_square']:.3f} (median of {a.repeats}; "
           f"same-round {min(same_round):.3f}-{max(same_round):.3f})")
+    _report_aug(aug)
     if a.json:
         os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
         with open(a.json, "w") as f:

@@ -266,10 +266,17 @@ class Finetuner(Trainer):
     def eval_module(self) -> nn.Module:
         """The head on cached features; the Probe (body kept in eval mode) or the whole model otherwise."""
         return self.model
+
     def fit(self) -> dict:
         if self.cfg.finetune.solver != "lbfgs":
             return super().fit()
-        # the exact probe: one fit on the cached training features replaces the optimizer loop
+        try:
+            return self._fit_lbfgs()
+        finally:
+            self.log.close()
+
+    def _fit_lbfgs(self) -> dict:
+        """The exact probe: one fit on the cached training features replaces the optimizer loop."""
         x = self.data.train.store.dev
         y = self.data.train.labels
         rows = self.data.train.indices

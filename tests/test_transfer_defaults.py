@@ -51,7 +51,6 @@ def test_lbfgs_beats_the_paper_recipe_and_matches_scikit_learn(setup, tmp_path, 
     x_tr, y_tr = ft.data.train.store.dev.numpy(), ft.data.train.labels.numpy()  # the cached features
     x_ev, y_ev = ft.data.eval.store.dev.numpy(), ft.data.eval.labels.numpy()
     ours = ft.fit()
-    ft.log.close()
     assert ours["solver"] == "lbfgs" and "probe_warning" not in ours
     assert ours["test_top1"] > paper["test_top1"] + 20, (ours["test_top1"], paper["test_top1"])
     # the same objective in scikit-learn: C = 1 / (l2 * N)
