@@ -104,7 +104,8 @@ def augment_only(data: str, res: int, batch: int, reps: int) -> dict:
 
     sys.path.insert(0, REPO)
     from mlpscale.augment import DeviceAugment
-    from mlpscale.format import beton_path, open_beton, read_raw_images
+    from mlpscale.beton import open_beton, read_raw_images
+    from mlpscale.layout import beton_path
 
     b = open_beton(beton_path(data, "paper", "train", res))
     x = torch.from_numpy(read_raw_images(b, np.arange(batch)))

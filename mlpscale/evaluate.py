@@ -15,10 +15,12 @@ One pass over the evaluation split computes, per batch:
     image's set of ReaL labels; images whose set is empty are left out (`real_n_images` counts the rest).
 Under DDP every rank evaluates its share and the sums are all-reduced.
 
-Both scorings are always reported side by side (`scores`): TTA with logits averaged (`tta_top1_logits`,
-the paper's text) and with probabilities averaged (`tta_top1_probs`, the authors' code, which the
-paper's Table 2 numbers came from), from the same views; ReaL over the images that have ReaL labels
-(`real_top1`, Beyer et al.) and over all images (`real_top1_all_images`, the authors' `real_acc`).
+Both scorings are always reported side by side (`EvalResult`): TTA with logits averaged
+(`tta_top1_logits`, the paper's text) and with probabilities averaged (`tta_top1_probs`, the authors'
+code, which the paper's Table 2 numbers came from), from the same views; ReaL over the images that have
+ReaL labels (`real_top1`, Beyer et al.) and over all images (`real_top1_all_images`, the authors'
+`real_acc`). A paper-layout split (canvases with true sizes, `hw`) draws its TTA crops inside each
+image and its centre view is FFCV's centred square.
 
 `mlpscale-eval` reads only the evaluation split and writes `eval.json` next to the checkpoint (or at
 `--out`): `top1`, `top5` (percent), `loss`, `n_images`; with `--tta`: the TTA scores above, `tta_top1`
@@ -34,17 +36,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .augment import DeviceAugment, center_boxes, crop_resize, normalize_flatten, sample_boxes
-from .checkpoint import find_checkpoint, load_checkpoint
+from .checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
 from .distributed import all_reduce_sum
 from .errors import UserError, cli_entry
-from .models import MLP
 from .runtime import Runtime
 
 
@@ -58,6 +59,20 @@ class TTA:
     crop: bool = True
     seed: int = 0
     max_rows: int = 0                  # rows (views x images) per forward; 0 = by device (8192 GPU, 1 view CPU)
+
+    @classmethod
+    def of_run(cls, views: int, average: str, aug, seed: int, variable_size: bool, option: str,
+               scale=None, ratio=None) -> "TTA | None":
+        """The TTA of a run: `views` crops drawn with its training crop ranges (`aug`, an AugConfig;
+        `scale`/`ratio` replace them), or None for views=0. `option` names the setting in the error for
+        datasets of several image sizes."""
+        if not views:
+            return None
+        if variable_size:
+            raise UserError(f"{option} needs the crops on the device, but this dataset's images vary in size (the "
+                            f"authors' converter wrote it) and FFCV crops them on the CPU; re-convert it with "
+                            f"mlpscale-convert --layout paper (the same pixels, in fixed-size canvases)")
+        return cls(views, average, tuple(scale or aug.crop_scale), tuple(ratio or aug.crop_ratio), aug.flip, seed=seed)
 
     def views_per_chunk(self, batch: int, device) -> int:
         """Views resampled and forwarded together for a batch of `batch` images (see _tta_logits)."""
@@ -100,8 +115,8 @@ def _tta_logits(model, x_u8: torch.Tensor, tta: TTA, mean, std, out_res: int, ou
     `hw` (B, 2): true image sizes of paper-layout canvases (crops stay inside each image).
 
     Views are resampled in chunks of about `tta.max_rows` rows (one batched grid_sample and forward per
-    chunk): 8192 on GPUs; on CPUs one view per chunk, which keeps the intermediates in cache (~1.3x faster
-    per view than 8192-row chunks, measured on 2 cores)."""
+    chunk): 8192 on GPUs; on CPUs one view per chunk, which keeps the intermediates in cache
+    (faster per view than large chunks there)."""
     b, h, w, _ = x_u8.shape
     if hw is not None:
         h, w = hw[:, 0], hw[:, 1]
@@ -131,90 +146,108 @@ def _tta_logits(model, x_u8: torch.Tensor, tta: TTA, mean, std, out_res: int, ou
     return acc_logits / tta.views, acc_probs / tta.views
 
 
-# evaluate()'s sums, by name: counts of hits (or images) over the split
-_SUMS = ("top1", "top5", "loss", "n", "real_hits", "real_counted",
+@dataclass
+class EvalResult:
+    """The scores of one evaluation pass (percentages; `loss` is the mean cross-entropy).
+
+    Both scorings side by side: tta_top1_logits / tta_top1_probs average the views' logits (the paper's
+    text) / softmax probabilities (the authors' code); tta_top1 repeats the one `tta_average` names.
+    real_top1 is Beyer et al.'s ReaL accuracy (images with an empty label set left out; real_n_images
+    counts the rest); real_top1_all_images the authors' `real_acc` (every image counts, an empty set
+    is a miss)."""
+    top1: float
+    top5: float
+    loss: float
+    n_images: int
+    tta_top1: float | None = None      # with tta
+    tta_top5: float | None = None
+    tta_views: int | None = None
+    tta_average: str | None = None
+    tta_top1_logits: float | None = None
+    tta_top5_logits: float | None = None
+    tta_top1_probs: float | None = None
+    tta_top5_probs: float | None = None
+    real_top1: float | None = None     # with real
+    real_top1_all_images: float | None = None
+    real_n_images: int | None = None
+    tta_real_top1: float | None = None  # with both
+    tta_real_top1_logits: float | None = None
+    tta_real_top1_probs: float | None = None
+    tta_real_top1_logits_all_images: float | None = None
+    tta_real_top1_probs_all_images: float | None = None
+
+    def to_dict(self) -> dict:
+        """The scores that were computed, as eval.json holds them."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+# the sums evaluate() accumulates on the device, all-reduced in one call
+_SUMS = ("top1", "top5", "loss", "n", "real_hits", "real_n",
          "tta_top1_logits", "tta_top5_logits", "tta_top1_probs", "tta_top5_probs",
          "tta_real_hits_logits", "tta_real_hits_probs")
 
 
 @torch.no_grad()
-def evaluate(model, loader, rt: Runtime, view=None, num_classes: int | None = None, tta: TTA | None = None,
-             mean=None, std=None, out_res: int | None = None, real: torch.Tensor | None = None) -> dict:
-    """Metrics of `model` over one epoch of `loader` (see the module docstring).
+def evaluate(model, loader, view, *, rt: Runtime, tta: TTA | None = None,
+             real: torch.Tensor | None = None) -> EvalResult:
+    """Scores of `model` over one epoch of `loader` (see the module docstring).
 
     `view(x_u8[, gen, hw]) -> model input` makes the centre view (a DeviceAugment(train=False), or the
-    identity for cached features). `tta` needs `mean`, `std`, `out_res`. `real` is the (N, L) ReaL label
-    matrix of the split, rows in sample order.
+    identity for cached features); `tta` needs a DeviceAugment view, whose normalisation and resolution
+    its views share. `real` is the (N, L) ReaL label matrix of the split, rows in sample order.
     """
+    if tta is not None and not isinstance(view, DeviceAugment):
+        raise TypeError("evaluate(tta=...) needs a DeviceAugment view (its mean, std and resolution)")
     was_training = model.training
     model.eval()
-    k = min(5, num_classes or 5)
-    stats = torch.zeros(len(_SUMS), device=rt.device, dtype=torch.float64)
-    at = {name: i for i, name in enumerate(_SUMS)}
+    sums = torch.zeros(len(_SUMS), device=rt.device, dtype=torch.float64)
+    at = {k: i for i, k in enumerate(_SUMS)}
     order = torch.from_numpy(loader.order(0)) if real is not None else None
     gen = torch.Generator(device=rt.device)
-    mean_t = std_t = None
-    if tta is not None:
-        mean_t = torch.as_tensor(mean, dtype=torch.float32, device=rt.device)
-        std_t = torch.as_tensor(std, dtype=torch.float32, device=rt.device).clamp_min(1.0)
     seen = 0
     for i, (x_u8, y, *hw) in enumerate(loader.epoch(0)):
-        hw = hw[0] if hw else None
-        if view is None:
-            x = x_u8
-        else:
-            x = view(x_u8) if hw is None else view(x_u8, None, hw)
+        hw = hw[0] if hw else None  # paper layout: each image's true (h, w) in its canvas
+        x = view(x_u8) if hw is None else view(x_u8, None, hw)
         with rt.autocast():
             logits = model(x).float()
-        top = logits.topk(k, dim=1).indices
-        stats[at["top1"]] += (top[:, 0] == y).sum()
-        stats[at["top5"]] += (top == y[:, None]).any(dim=1).sum()
-        stats[at["loss"]] += F.cross_entropy(logits, y, reduction="sum")
-        stats[at["n"]] += len(y)
+        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        sums[at["top1"]] += (top[:, 0] == y).sum()
+        sums[at["top5"]] += (top == y[:, None]).any(dim=1).sum()
+        sums[at["loss"]] += F.cross_entropy(logits, y, reduction="sum")
+        sums[at["n"]] += len(y)
         if real is not None:
             rows = real[order[seen:seen + len(y)].to(rt.device)]
             h, n = real_hits(top[:, 0], rows)
-            stats[at["real_hits"]] += h
-            stats[at["real_counted"]] += n
+            sums[at["real_hits"]] += h
+            sums[at["real_n"]] += n
         if tta is not None:
-            for avg, name in zip(_tta_logits(model, x_u8, tta, mean_t, std_t, out_res, x.dtype, rt, gen, i, hw),
-                                 ("logits", "probs")):
-                ttop = avg.topk(k, dim=1).indices
-                stats[at[f"tta_top1_{name}"]] += (ttop[:, 0] == y).sum()
-                stats[at[f"tta_top5_{name}"]] += (ttop == y[:, None]).any(dim=1).sum()
+            averages = _tta_logits(model, x_u8, tta, view.mean, view.std, view.out_res, x.dtype, rt, gen, i, hw)
+            for avg, name in zip(averages, ("logits", "probs")):
+                ttop = avg.topk(top.shape[1], dim=1).indices
+                sums[at[f"tta_top1_{name}"]] += (ttop[:, 0] == y).sum()
+                sums[at[f"tta_top5_{name}"]] += (ttop == y[:, None]).any(dim=1).sum()
                 if real is not None:
-                    stats[at[f"tta_real_hits_{name}"]] += real_hits(ttop[:, 0], rows)[0]
+                    sums[at[f"tta_real_hits_{name}"]] += real_hits(ttop[:, 0], rows)[0]
         seen += len(y)
     model.train(was_training)
-    s = dict(zip(_SUMS, all_reduce_sum(stats).tolist()))
-    return scores(s, tta, real is not None)
-
-
-def scores(s: dict, tta: TTA | None, real: bool) -> dict:
-    """evaluate()'s result from its sums: both TTA averages and both ReaL denominators side by side.
-
-    tta_top1_logits / tta_top1_probs: views' logits averaged (the paper's text) / softmax probabilities
-    averaged (the authors' code); tta_top1 repeats the one `tta.average` names. real_top1: Beyer et al.'s
-    ReaL accuracy (images with an empty label set left out; real_n_images counts the rest);
-    real_top1_all_images: the authors' `real_acc` (divides by every image: an empty set is a miss).
-    """
+    s = dict(zip(_SUMS, all_reduce_sum(sums).tolist()))
     n = max(1.0, s["n"])
-    out = {"top1": 100 * s["top1"] / n, "top5": 100 * s["top5"] / n, "loss": s["loss"] / n, "n_images": int(s["n"])}
+    out = EvalResult(top1=100 * s["top1"] / n, top5=100 * s["top5"] / n, loss=s["loss"] / n, n_images=int(s["n"]))
     if tta is not None:
         for name in ("logits", "probs"):
-            out[f"tta_top1_{name}"] = 100 * s[f"tta_top1_{name}"] / n
-            out[f"tta_top5_{name}"] = 100 * s[f"tta_top5_{name}"] / n
-        out.update(tta_top1=out[f"tta_top1_{tta.average}"], tta_top5=out[f"tta_top5_{tta.average}"],
-                   tta_views=tta.views, tta_average=tta.average)
-    if real:
-        rn = max(1.0, s["real_counted"])
-        out.update(real_top1=100 * s["real_hits"] / rn, real_top1_all_images=100 * s["real_hits"] / n,
-                   real_n_images=int(s["real_counted"]))
+            setattr(out, f"tta_top1_{name}", 100 * s[f"tta_top1_{name}"] / n)
+            setattr(out, f"tta_top5_{name}", 100 * s[f"tta_top5_{name}"] / n)
+        out.tta_top1, out.tta_top5 = getattr(out, f"tta_top1_{tta.average}"), getattr(out, f"tta_top5_{tta.average}")
+        out.tta_views, out.tta_average = tta.views, tta.average
+    if real is not None:
+        rn = max(1.0, s["real_n"])
+        out.real_top1, out.real_n_images = 100 * s["real_hits"] / rn, int(s["real_n"])
+        out.real_top1_all_images = 100 * s["real_hits"] / n
         if tta is not None:
             for name in ("logits", "probs"):
-                out[f"tta_real_top1_{name}"] = 100 * s[f"tta_real_hits_{name}"] / rn
-                out[f"tta_real_top1_{name}_all_images"] = 100 * s[f"tta_real_hits_{name}"] / n
-            out["tta_real_top1"] = out[f"tta_real_top1_{tta.average}"]
+                setattr(out, f"tta_real_top1_{name}", 100 * s[f"tta_real_hits_{name}"] / rn)
+                setattr(out, f"tta_real_top1_{name}_all_images", 100 * s[f"tta_real_hits_{name}"] / n)
+            out.tta_real_top1 = getattr(out, f"tta_real_top1_{tta.average}")
     return out
 
 
@@ -231,7 +264,7 @@ def option_key(r: dict) -> str:
 def record_eval(path: str, r: dict) -> dict:
     """Write evaluation `r` to eval.json at `path` without losing earlier ones: the file's top level is
     the latest result, and `evaluations` keeps one entry per option set (`option_key`)."""
-    from .format import write_json_atomic
+    from .io import write_json_atomic
 
     old = {}
     if os.path.exists(path):
@@ -251,7 +284,7 @@ def record_eval(path: str, r: dict) -> dict:
 
 def load_real_labels(root: str, name: str, res: int, device) -> torch.Tensor:
     """The ReaL label matrix stored by `mlpscale-convert imagenet1k --real` next to the val beton."""
-    from .format import read_meta, sidecar_path
+    from .layout import read_meta, sidecar_path
 
     meta = read_meta(root, name, res) or {}
     path = os.path.join(root, name, meta["real_labels"]) if "real_labels" in meta else sidecar_path(root, name, "real_labels", res)
@@ -263,14 +296,6 @@ def load_real_labels(root: str, name: str, res: int, device) -> torch.Tensor:
 
 
 # --- the CLI ------------------------------------------------------------------------------------------
-
-def model_from_checkpoint(ck: dict, device) -> MLP:
-    """Our MLP as described by a checkpoint's model_meta, with its weights."""
-    m = ck["model_meta"]
-    model = MLP(m["arch"], m["res"], m["num_classes"], act=m.get("act", "gelu"), norm=m.get("norm", "layer"))
-    model.load_state_dict(ck["model"])
-    return model.to(device)
-
 
 def _parse(argv):
     p = argparse.ArgumentParser(prog="mlpscale-eval", description=__doc__,
@@ -332,15 +357,9 @@ def main(argv=None):
                         f"{data.info.num_classes}; fine-tune it on {data.info.name} first (mlpscale-finetune)")
     mean, std = (meta["mean"], meta["std"]) if meta.get("mean") else (data.mean, data.std)
     view = DeviceAugment(mean, std, meta["res"], train=False, out_dtype=rt.input_dtype, device=rt.device)
-    tta = None
-    if a.tta:
-        if data.cropped_on_cpu:
-            raise UserError("--tta needs the crops on the device, but this dataset's images vary in size (the "
-                            "authors' converter wrote it); re-convert it with mlpscale-convert --layout paper")
-        tta = TTA(a.tta, a.tta_average, tuple(a.tta_scale or cfg.aug.crop_scale),
-                  tuple(a.tta_ratio or cfg.aug.crop_ratio), cfg.aug.flip, seed=a.tta_seed)
+    tta = TTA.of_run(a.tta, a.tta_average, cfg.aug, a.tta_seed, data.cropped_on_cpu, "--tta", a.tta_scale, a.tta_ratio)
     real = load_real_labels(cfg.data.root, data.info.name, data.res, rt.device) if a.real else None
-    res = evaluate(model, data.eval, rt, view, data.info.num_classes, tta, mean, std, meta["res"], real)
+    res = evaluate(model, data.eval, view, rt=rt, tta=tta, real=real).to_dict()
     res.update(checkpoint=os.path.abspath(path), dataset=data.info.name, split=data.info.eval_split,
                res=data.res, model_res=meta["res"], arch=meta["arch"])
     if tta is not None:

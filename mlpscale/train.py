@@ -5,9 +5,8 @@ crop, flip, normalise, HWC flatten; MixUp) -> `step` (model under bf16 autocast,
 cross-entropy, backward accumulated over micro-batches and DDP-synchronised on the last, clip,
 optimizer update). No host sync per step: losses and the NaN check stay on the device until a log
 point. `train.prefetch` can run `prepare` one micro-batch ahead on a worker thread, overlapping
-augmentation with the step; `auto` does so on a CPU device only when torch leaves a core free (on
-2 cores with 2 GEMM threads the thread measured 0.90x of the bare step, inline 0.98x: it steals the
-GEMMs' core). On GPUs kernels are asynchronous anyway.
+augmentation with the step; `auto` does so on a CPU device only when torch leaves a core free (with
+every core busy with GEMMs, the thread would steal one of them). On GPUs kernels are asynchronous anyway.
 
 A run folder holds config.yaml (resolved), metrics.jsonl (one object per epoch), last.pt and
 summary.json, and belongs to one process at a time (`.lock`). `--resume RUN_DIR` continues from
@@ -16,8 +15,8 @@ last.pt and ends with the same weights as a run that was never interrupted.
 Exit codes: 0 finished (or stopped at train.max_steps), 2 a user error (one sentence on stderr),
 130 / 143 interrupted by SIGINT / SIGTERM after saving last.pt.
 
-`Trainer` is also the loop of fine-tuning (`mlpscale.finetune.Finetuner` overrides the model,
-optimizer and data hooks) and of the benchmarks (`prepare`, `step` and `train_step` are public).
+`Trainer` is also the loop of fine-tuning (`mlpscale.finetune.Finetuner` extends its build steps,
+see the class) and of the benchmarks (`prepare`, `step` and `train_step` are public).
 """
 from __future__ import annotations
 
@@ -42,14 +41,14 @@ from .datasets import DatasetInfo, get_dataset
 from .distributed import barrier, shutdown
 from .errors import UserError, cli_entry
 from .evaluate import TTA, evaluate, load_real_labels, record_eval
-from .format import FolderLock, write_json_atomic
 from .hardware import peak_flops
+from .io import FolderLock, write_json_atomic
 from .loader import Prefetch
 from .loss import soft_target_cross_entropy
 from .metrics import (EpochSums, FiniteGuard, MetricsLog, Progress, TrainingDiverged, epoch_row,  # noqa: F401
                       paper_compute_pflops, process_age_s, read_rows)
 from .models import MLP
-from .optim import build_optimizer
+from .optim import STATE_PER_PARAM, build_optimizer
 from .runtime import Runtime, auto_on_off
 from .schedule import lr_at
 
@@ -63,12 +62,39 @@ class Batch:
     lam: float
 
 
-class Trainer:
-    """One training run. `data_fn(cfg, rt, micro_batch, reserve_bytes) -> Data` supplies the data (the
-    default opens the betons named by cfg.data; `data.arrays_data(...)` serves tensors and carries the
-    dataset's `info`)."""
+def dataset_info(cfg: Config, data_fn=None) -> DatasetInfo:
+    """The dataset a run trains on: the one `data_fn` carries, else the one cfg.data names."""
+    if data_fn is not None:
+        return data_fn.info
+    return get_dataset(cfg.data.dataset, cfg.data.root, cfg.data.res or None)
 
-    def __init__(self, cfg: Config, run_dir: str, resume: bool = False, data_fn=None):
+
+def augment_views(cfg: Config, rt: Runtime, data: Data, res: int) -> tuple[DeviceAugment, DeviceAugment]:
+    """(train view, eval view): uint8 image batch -> model input of `res` px, on the device."""
+    a = cfg.aug
+    crop = a.enabled and not data.cropped_on_cpu
+    train = DeviceAugment(data.mean, data.std, res, train=True, crop=crop, flip=a.enabled and a.flip,
+                          scale=a.crop_scale, ratio=a.crop_ratio, out_dtype=rt.input_dtype, device=rt.device)
+    evl = DeviceAugment(data.mean, data.std, res, train=False, out_dtype=rt.input_dtype, device=rt.device)
+    return train, evl
+
+
+class Trainer:
+    """One training run, built in a plain order: model -> optimizer -> data -> views -> position.
+
+    `data_fn(cfg, rt, micro_batch, reserve_bytes) -> Data` supplies the data (the default opens the
+    betons named by cfg.data; `data.arrays_data(...)` serves tensors and carries the dataset's `info`).
+    `model` is the whole MLP to train (default: a new one as cfg.model describes); `checkpoint` the
+    training state to continue from (last.pt, read once by `run`).
+
+    A subclass extends the steps through the hooks below (fine-tuning: `trained_module`,
+    `param_groups`, `build_data`, `build_views`, `train_module`); each runs once, in that order, and
+    none replaces what an earlier step built. `resolve(cfg, checkpoint)` runs before the run folder is
+    prepared and returns more constructor arguments (fine-tuning: the source model).
+    """
+
+    def __init__(self, cfg: Config, run_dir: str, data_fn=None, *, model: MLP | None = None,
+                 checkpoint: dict | None = None):
         self.cfg, self.run_dir = cfg, run_dir
         t = cfg.train
         self.rt = rt = Runtime.create(t.device, t.precision, t.compile)
@@ -79,14 +105,15 @@ class Trainer:
         self.micro_batch = t.batch_size // (self.dist.world * t.accum_steps)
         torch.manual_seed(t.seed)
         self.data_fn = data_fn
-        self.info = data_fn.info if data_fn is not None else get_dataset(cfg.data.dataset, cfg.data.root,
-                                                                          cfg.data.res or None)
-        self.model = self.build_model(self.info).to(self.device)
-        self.forward, self.ddp = rt.wrap(self.model)
+        self.info = dataset_info(cfg, data_fn)
+        # model -> optimizer -> data (whose device share depends on what training itself needs) -> views
+        self.full = (model if model is not None else self.build_model(self.info)).to(self.device)
+        self.model = self.trained_module(self.full)
         self.opt = build_optimizer(cfg.optim, self.param_groups(), self.device)
         self.data = self.build_data(self.measure_reserve())
         self.real = self.check_eval()
         self.train_view, self.eval_view = self.build_views(self.data)
+        self.forward, self.ddp = rt.wrap(self.train_module())
         self.mixup_alpha = cfg.aug.mixup if cfg.aug.enabled else 0.0
         self.gen = torch.Generator(device=self.device)   # augmentation randomness, reseeded per micro-batch
         self.prefetch = auto_on_off(t.prefetch)
@@ -99,27 +126,37 @@ class Trainer:
             raise UserError(f"one optimizer step needs {t.batch_size} images but an epoch has {self.data.n_train}")
         self.total_steps = self.steps_per_epoch * t.epochs
         self.warmup_steps = round(cfg.optim.warmup_epochs * self.steps_per_epoch)
-        full = self.export_model()
-        self.flops_fwd = full.paper_flops_per_forward()      # the paper's compute unit
-        self.macs = full.macs_per_forward()
+        self.flops_fwd = self.full.paper_flops_per_forward()      # the paper's compute unit
+        self.macs = self.full.macs_per_forward()
         self.peak = peak_flops(self.device, t.peak_tflops)
 
-        # position in training; replaced by a checkpoint on resume
+        # position in training; replaced by the checkpoint on resume
         self.epoch, self.micro_in_epoch, self.step_no = 0, 0, 0
         self.sums = EpochSums()
         self.elapsed_s, self.best_top1, self.last_eval = 0.0, 0.0, {}
+        resume = checkpoint is not None
         if resume:
-            self._restore(load_checkpoint(os.path.join(run_dir, "last.pt")))
+            self._restore(checkpoint)
         self.log = MetricsLog(run_dir, cfg, resume_epoch=self.epoch if resume else None, enabled=self.dist.main)
         self.progress = Progress(self.dist.main and cfg.run.progress)
         self.stop_signal = None
         self.first_step_s = None    # process start -> end of this process's first optimizer step
 
+    @classmethod
+    def resolve(cls, cfg: Config, checkpoint: dict | None) -> dict:
+        """More constructor arguments, worked out before the run folder is prepared (and may complete
+        `cfg`, which config.yaml then records); `checkpoint` is the state a resumed run continues from."""
+        return {}
+
     # --- hooks (fine-tuning overrides them) ------------------------------------------------------
-    def build_model(self, info: DatasetInfo) -> torch.nn.Module:
+    def build_model(self, info: DatasetInfo) -> MLP:
         m = self.cfg.model
         return MLP(m.arch, self.cfg.data.crop_res or self.cfg.data.res or info.default_res, info.num_classes,
                    act=m.act, norm=m.norm, dropout=m.dropout)
+
+    def trained_module(self, full: MLP) -> torch.nn.Module:
+        """The module the optimizer trains, around the whole model (a frozen-body probe, for instance)."""
+        return full
 
     def param_groups(self) -> list[dict]:
         """Optimizer parameter groups; `lr_mult` scales the scheduled learning rate per group."""
@@ -131,23 +168,22 @@ class Trainer:
 
     def build_views(self, data: Data):
         """(train view, eval view): uint8 batch -> model input, on the device."""
-        a, res = self.cfg.aug, self.model_res()
-        crop = a.enabled and not data.cropped_on_cpu
-        train = DeviceAugment(data.mean, data.std, res, train=True, crop=crop, flip=a.enabled and a.flip,
-                              scale=a.crop_scale, ratio=a.crop_ratio, out_dtype=self.rt.input_dtype, device=self.device)
-        evl = DeviceAugment(data.mean, data.std, res, train=False, out_dtype=self.rt.input_dtype, device=self.device)
-        return train, evl
+        return augment_views(self.cfg, self.rt, data, self.model_res())
+
+    def train_module(self) -> torch.nn.Module:
+        """What the train view's output is fed to (wrapped for DDP / compile); `self.model` by default."""
+        return self.model
 
     def export_model(self) -> MLP:
         """The whole model: what checkpoints hold and evaluation scores."""
-        return self.model
+        return self.full
 
     def summary_extra(self) -> dict:
         """More fields for summary.json (fine-tuning adds its source and mode)."""
         return {}
 
     def model_res(self) -> int:
-        return self.export_model().res
+        return self.full.res
 
     # --- memory -------------------------------------------------------------------------------------
     def measure_reserve(self) -> int:
@@ -165,7 +201,7 @@ class Trainer:
         self.model.zero_grad(set_to_none=True)
         peak = torch.cuda.max_memory_allocated(self.device) - base
         params = sum(p.numel() * p.element_size() for p in self.model.parameters() if p.requires_grad)
-        state = {"lion": 1, "sgd": 1, "adamw": 2}[self.cfg.optim.name] * params
+        state = STATE_PER_PARAM[self.cfg.optim.name] * params
         del x, loss
         return int((peak + params + state) * 1.1)
 
@@ -228,17 +264,14 @@ class Trainer:
         return self.export_model()
 
     def evaluate(self) -> dict:
-        r = evaluate(self.eval_module(), self.data.eval, self.rt, self.eval_view, self.info.num_classes)
-        return {"test_top1": r["top1"], "test_top5": r["top5"], "test_loss": r["loss"]}
+        r = evaluate(self.eval_module(), self.data.eval, self.eval_view, rt=self.rt)
+        return {"test_top1": r.top1, "test_top5": r.top5, "test_loss": r.loss}
 
     def check_eval(self) -> torch.Tensor | None:
         """Refuse, before the first step, every eval.* option this run's data cannot serve; returns the
         ReaL label matrix when eval.real asks for it."""
         e = self.cfg.eval
-        if e.tta and self.data.cropped_on_cpu:
-            raise UserError("eval.tta needs the crops on the device, but this dataset's images vary in size (the "
-                            "authors' converter wrote it) and FFCV crops them on the CPU; re-convert it with "
-                            "mlpscale-convert --layout paper (the same pixels, in fixed-size canvases) or set eval.tta=0")
+        TTA.of_run(e.tta, e.tta_average, self.cfg.aug, self.cfg.train.seed, self.data.cropped_on_cpu, "eval.tta")
         if not e.real:
             return None
         real = load_real_labels(self.cfg.data.root, self.info.name, self.data.res, self.device)
@@ -249,11 +282,9 @@ class Trainer:
 
     def final_eval(self) -> dict:
         """The run's last evaluation with the extra scores of cfg.eval (TTA, ReaL); also written to eval.json."""
-        e, a = self.cfg.eval, self.cfg.aug
-        tta = TTA(e.tta, e.tta_average, tuple(a.crop_scale), tuple(a.crop_ratio), a.flip, seed=self.cfg.train.seed) \
-            if e.tta else None
-        r = evaluate(self.eval_module(), self.data.eval, self.rt, self.eval_view, self.info.num_classes, tta,
-                     self.data.mean, self.data.std, self.model_res(), self.real)
+        e = self.cfg.eval
+        tta = TTA.of_run(e.tta, e.tta_average, self.cfg.aug, self.cfg.train.seed, self.data.cropped_on_cpu, "eval.tta")
+        r = evaluate(self.eval_module(), self.data.eval, self.eval_view, rt=self.rt, tta=tta, real=self.real).to_dict()
         r.update(dataset=self.info.name, split=self.info.eval_split, arch=self.export_model().spec.name,
                  checkpoint=os.path.abspath(os.path.join(self.run_dir, "last.pt")), res=self.data.res,
                  model_res=self.model_res())
@@ -458,42 +489,51 @@ class Trainer:
 RUN_FILES = ("last.pt", "summary.json", "metrics.jsonl", "eval.json")
 
 
-def prepare_run(cfg: Config, resume_dir: str | None, overwrite: bool, tool: str = "mlpscale-train"):
-    """Lock the run folder (rank 0) and write its resolved config.yaml (kept as is on resume).
-    Returns (run_dir, lock or None)."""
-    run_dir = resume_dir or os.path.join(cfg.run.out_dir, cfg.run.name)
+def lock_run(run_dir: str, resume: bool, overwrite: bool, tool: str = "mlpscale-train"):
+    """Take the run folder (rank 0; other ranks get None) and check that it may start or resume there."""
     if int(os.environ.get("RANK", "0")) != 0:
-        return run_dir, None
+        return None
     lock = FolderLock(run_dir, "run", f"choose another run.name ({tool} --set run.name=NEW ...)").acquire()
-    try:
-        if resume_dir:
-            if not os.path.exists(os.path.join(run_dir, "last.pt")):
-                raise UserError(f"{run_dir} has no last.pt to resume from (the run saved none yet); "
-                                f"start it again without --resume")
-            save_config(cfg, os.path.join(run_dir, "config.yaml"))  # with any --set given on resume
-            return run_dir, lock
-        if os.path.exists(os.path.join(run_dir, "last.pt")) and not overwrite:
-            raise UserError(f"{run_dir} already holds a run; continue it with `{tool} --resume {run_dir}`, "
-                            f"or pass --overwrite, or choose another run.name")
+    has_state = os.path.exists(os.path.join(run_dir, "last.pt"))
+    if resume and not has_state:
+        lock.release()
+        raise UserError(f"{run_dir} has no last.pt to resume from (the run saved none yet); "
+                        f"start it again without --resume")
+    if not resume and has_state and not overwrite:
+        lock.release()
+        raise UserError(f"{run_dir} already holds a run; continue it with `{tool} --resume {run_dir}`, "
+                        f"or pass --overwrite, or choose another run.name")
+    return lock
+
+
+def prepare_run(cfg: Config, run_dir: str, resume: bool) -> None:
+    """Rank 0, holding the folder's lock: clear an earlier run's files (a new run) and write the
+    resolved config.yaml (on resume with any --set given then)."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    if not resume:
         for name in os.listdir(run_dir):
             if name in RUN_FILES or (name.startswith("epoch_") and name.endswith(".pt")):
                 os.remove(os.path.join(run_dir, name))
             elif name == "tb":
                 shutil.rmtree(os.path.join(run_dir, name), ignore_errors=True)
-        save_config(cfg, os.path.join(run_dir, "config.yaml"))
-    except BaseException:
-        lock.release()
-        raise
-    return run_dir, lock
+    save_config(cfg, os.path.join(run_dir, "config.yaml"))
 
 
 def run(cfg: Config, resume_dir: str | None = None, overwrite: bool = False, trainer_cls=None,
         tool: str = "mlpscale-train") -> dict:
-    new_folder = not resume_dir and not os.path.exists(os.path.join(cfg.run.out_dir, cfg.run.name))
-    run_dir, lock = prepare_run(cfg, resume_dir, overwrite, tool)
+    """Lock the run folder, read the state to resume (last.pt, once), resolve what the trainer class
+    needs from it and the config, prepare the folder (config.yaml, once), then train."""
+    cls = trainer_cls or Trainer
+    run_dir = resume_dir or os.path.join(cfg.run.out_dir, cfg.run.name)
+    new_folder = not resume_dir and not os.path.exists(run_dir)
+    lock = lock_run(run_dir, resume_dir is not None, overwrite, tool)
     trainer = None
     try:
-        trainer = (trainer_cls or Trainer)(cfg, run_dir, resume=resume_dir is not None)
+        checkpoint = load_checkpoint(os.path.join(run_dir, "last.pt")) if resume_dir else None
+        extra = cls.resolve(cfg, checkpoint)
+        prepare_run(cfg, run_dir, resume_dir is not None)
+        trainer = cls(cfg, run_dir, checkpoint=checkpoint, **extra)
         return trainer.fit()
     except BaseException:
         if trainer is None and new_folder and lock is not None:  # refused before it started: leave no folder
@@ -530,8 +570,8 @@ def parse_args(prog: str, doc: str, argv, load=load_config, need_config: bool = 
     return a, cfg
 
 
-def report(s: dict, tool: str) -> None:
-    """Print the outcome and exit with the code that says what happened (module docstring)."""
+def report(s: dict, tool: str) -> int:
+    """Print the outcome; returns the exit code that says what happened (module docstring)."""
     if int(os.environ.get("RANK", "0")) == 0:
         top1 = s.get("test_top1")
         print(f"{s['status']}: {s['arch']} on {s['dataset']} ({s['epochs_done']} epochs, {s['steps']} steps, "
@@ -541,13 +581,16 @@ def report(s: dict, tool: str) -> None:
             print(f"resume with: {tool} --resume {s['run_dir']}")
     sys.stdout.flush()
     if s["status"] == "interrupted":
-        sys.exit(128 + int(s.get("signal") or signal.SIGINT))
+        return 128 + int(s.get("signal") or signal.SIGINT)
+    return 0
 
 
 @cli_entry
 def main(argv=None):
     a, cfg = parse_args("mlpscale-train", __doc__, argv)
-    report(run(cfg, a.resume, a.overwrite), "mlpscale-train")
+    code = report(run(cfg, a.resume, a.overwrite), "mlpscale-train")
+    if code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ def add_member(tf: tarfile.TarFile, name: str, data: bytes) -> None:
 def read_images(path: str):
     """([images (H, W, 3) uint8, sizes may differ], labels (N,)) decoded from a beton (raw or JPEG);
     a paper-layout beton's images are cut from their canvases at their true sizes."""
-    from mlpscale.format import MODE_RAW, iter_payloads, open_beton
+    from mlpscale.beton import MODE_RAW, iter_payloads, open_beton
 
     b = open_beton(path)
     true_hw = b.image_sizes()

@@ -16,7 +16,7 @@ from util import run_cli
 
 from data_prep.cli import main as convert
 from mlpscale.augment import DeviceAugment, center_boxes, sample_boxes
-from mlpscale.format import open_beton, read_raw_images
+from mlpscale.beton import open_beton, read_raw_images
 
 # (w, h) of made photos: landscape, portrait, square, small, extreme
 SIZES = [(500, 375), (375, 500), (500, 333), (640, 480), (64, 48), (30, 90), (64, 64), (97, 65), (200, 120)]
@@ -305,7 +305,7 @@ def test_imagenet_sources_default_to_the_paper_layout():
 
 def test_combining_shards_keeps_each_images_true_size(tmp_path):
     from data_prep.combine import copy_samples
-    from mlpscale.format import write_arrays
+    from mlpscale.beton import write_arrays
 
     rng = np.random.default_rng(0)
     parts = []

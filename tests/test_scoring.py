@@ -37,7 +37,7 @@ def test_real_both_denominators_on_a_hand_made_case():
     labels = torch.tensor([1, 0, 3, 4, 0])
     real = real_label_matrix([[1, 2], [], [3], [], [0]], "cpu")
     loader = ResidentLoader(logits, labels, 2, seed=0, train=False)
-    r = evaluate(nn.Identity(), loader, _rt(), None, 6, real=real)
+    r = evaluate(nn.Identity(), loader, lambda x: x, rt=_rt(), real=real).to_dict()
     assert r["real_n_images"] == 3 and r["n_images"] == 5
     assert abs(r["real_top1"] - 100 * 2 / 3) < 1e-9             # Beyer et al.: empty sets left out
     assert abs(r["real_top1_all_images"] - 100 * 2 / 5) < 1e-9  # the authors' real_acc: all images
@@ -53,7 +53,7 @@ def test_both_tta_averages_come_from_one_pass():
     view = DeviceAugment((0, 0, 0), (1, 1, 1), 8, train=False)
     tta = TTA(3, "probs", max_rows=1)
     real = real_label_matrix([[0]], "cpu")
-    r = evaluate(model, loader, _rt(), view, 2, tta, (0, 0, 0), (1, 1, 1), 8, real)
+    r = evaluate(model, loader, view, rt=_rt(), tta=tta, real=real).to_dict()
     assert model.calls == 1 + 3                   # one forward per view serves both averages
     assert r["tta_top1_logits"] == 100.0 and r["tta_top1_probs"] == 0.0
     assert r["tta_top1"] == r["tta_top1_probs"]   # tta_average names the one repeated as tta_top1

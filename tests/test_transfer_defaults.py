@@ -91,4 +91,4 @@ def test_target_above_the_models_resolution_is_said(setup, tmp_path, capsys):
     s = run(_cfg(str(tmp_path / "data"), src, tmp_path, "lbfgs", "data.res=16"), trainer_cls=Finetuner)
     first = capsys.readouterr().out.splitlines()[0]
     assert first.startswith("note:") and "16px" in first and "8px" in first
-    assert s["target_res_shrunk"] == "16px images shrunk to the model's 8px"
+    assert "16px" in s["target_res_shrunk"] and "8px" in s["target_res_shrunk"]
