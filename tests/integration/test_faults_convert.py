@@ -91,7 +91,6 @@ HINT = "mlpscale-convert folder --src SRC --name d --res 8 --out OUT"
 
 
 # -- kills ---------------------------------------------------------------------------------------------
-@pytest.mark.slow
 def test_kill_9_mid_write_leaves_no_worker_and_the_next_run_removes_its_temps(tmp_path):
     src, fifo = blocking_tree(tmp_path)
     out = str(tmp_path / "out")
@@ -115,7 +114,6 @@ def test_kill_9_mid_write_leaves_no_worker_and_the_next_run_removes_its_temps(tm
     check_dataset(out, "d", 8, ["train", "val"], HINT)
 
 
-@pytest.mark.slow
 def test_kill_9_during_reconversion_leaves_the_old_dataset(tmp_path):
     src = fx.make_folder(str(tmp_path / "dl"))
     out = str(tmp_path / "out")
@@ -166,7 +164,6 @@ def test_crash_while_publishing_is_refused_until_rerun(tmp_path, monkeypatch, cr
     assert temps(os.path.join(out, "digits")) == []
 
 
-@pytest.mark.slow
 def test_sigterm_cleans_up_at_once(tmp_path):
     src, fifo = blocking_tree(tmp_path)
     out = str(tmp_path / "out")
@@ -183,7 +180,6 @@ def test_sigterm_cleans_up_at_once(tmp_path):
 
 
 # -- two converters -------------------------------------------------------------------------------------
-@pytest.mark.slow
 def test_second_converter_into_the_same_folder_gets_one_sentence(tmp_path):
     src, fifo = blocking_tree(tmp_path)
     out = str(tmp_path / "out")
