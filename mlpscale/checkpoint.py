@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
+import zipfile
 
 import torch
 
@@ -45,9 +47,12 @@ def load_checkpoint(path: str) -> dict:
     if os.path.isdir(path):
         raise UserError(f"{path} is a folder; pass the run folder to --resume, or a .pt file")
     try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's remarks on a foreign pickle come before our sentence
+            warnings.simplefilter("ignore")
+            ck = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        if "Unsupported global" in str(e):  # a reference to a class or function: code would run
+        if "Unsupported global" in str(e) or not zipfile.is_zipfile(path):
+            # names a class or function (code would run), or a bare pickle that torch.save did not write
             raise UserError(f"{path} holds objects other than tensors and plain data (possibly code); "
                             f"mlpscale loads checkpoints as data only and will not open it") from None
         raise UserError(f"cannot read checkpoint {path} (not a torch file); it is damaged or not a checkpoint") from None

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from .checkpoint import PlainStateDict, find_checkpoint, load_checkpoint, model_meta
-from .config import Config, save_config
+from .config import Config
 from .data import Data
 from .datasets import IMAGENET_MEAN, IMAGENET_STD, DatasetInfo
 from .errors import UserError, cli_entry
@@ -72,9 +72,9 @@ def load_source(cfg: Config) -> tuple[MLP, dict]:
         ck = load_checkpoint(path)
         return model_from_checkpoint(ck, "cpu"), ck["model_meta"]
     except PlainStateDict:
-        from .paper import from_paper_checkpoint
+        from .paper import FINETUNE_FLAGS, from_paper_checkpoint
 
-        model = from_paper_checkpoint(path, cfg.model.arch, f.source_res, f.source_classes)
+        model = from_paper_checkpoint(path, cfg.model.arch, f.source_res, f.source_classes, FINETUNE_FLAGS)
         return model, model_meta(model, "gelu", model.norm_kind, "imagenet21k", IMAGENET_MEAN, IMAGENET_STD)
 
 
@@ -107,9 +107,8 @@ class Finetuner(Trainer):
         self.resuming = resume
         self.full = None
         self.cached = False
-        super().__init__(cfg, run_dir, resume, data_fn)
-        if self.dist.main and not resume:  # config.yaml with what the checkpoint resolved (arch, crop_res)
-            save_config(cfg, os.path.join(run_dir, "config.yaml"))
+        super().__init__(cfg, run_dir, resume, data_fn)  # cfg now holds what the checkpoint resolved (crop_res),
+        # which `train.start_run` writes into config.yaml
 
     def build_model(self, info: DatasetInfo) -> nn.Module:
         cfg = self.cfg

@@ -347,6 +347,12 @@ def analyse(points: list[dict], epochs: int | None = None) -> dict:
     Returns the JSON-ready dict written to scaling.json."""
     frontier = pareto_frontier(points)
     c = [p["compute_pflops"] for p in frontier]
+    budgets = len({p["compute_pflops"] for p in points})
+    if len(frontier) <= N_LAW_PARAMS < budgets:  # enough budgets, but more compute did not lower the error
+        raise UserError(f"the errors of this study do not fall with compute: of its {budgets} compute budgets "
+                        f"only {len(frontier)} lower the error below every smaller budget's, too few to fit "
+                        f"E(C) = a (b + C)^-alpha + E_inf; check the runs (learning rate, epochs, a diverged "
+                        f"or unfinished run) in points.csv before fitting")
     fit = fit_error_law(c, [p["error"] for p in frontier])
     fit["form"] = "E(C) = a * (b + C)^(-alpha) + E_inf, C in PFLOPs"
     fit["compute_range_pflops"] = [min(c), max(c)]

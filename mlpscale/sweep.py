@@ -72,6 +72,7 @@ import contextlib
 import csv
 import dataclasses
 import fcntl
+import functools
 import importlib
 import itertools
 import json
@@ -90,7 +91,7 @@ from pathlib import Path
 
 import yaml
 
-from .config import CONFIG_DIR, Config, load_config, resolve_config_path, to_dict
+from .config import CONFIG_DIR, Config, load_config, read_text, resolve_config_path, to_dict
 from .errors import UserError, cli_entry
 from .format import FolderLock, atomic_file, write_json_atomic, write_text_atomic
 
@@ -229,7 +230,7 @@ def read_spec(path: str) -> Spec:
     if not os.path.isfile(path):
         raise UserError(f"sweep spec {path} not found; pass a YAML file like configs/sweeps/mini_cpu.yaml")
     try:
-        raw = yaml.safe_load(Path(path).read_text())
+        raw = yaml.safe_load(read_text(path, "a sweep spec is YAML"))
     except yaml.YAMLError as e:
         raise UserError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
     where = str(path)
@@ -620,6 +621,15 @@ def _locked(folder: str) -> bool:
         os.close(fd)
 
 
+def _holder(folder: str) -> str:
+    """Who holds a folder's lock, as FolderLock wrote it (pid and command)."""
+    try:
+        with open(os.path.join(folder, ".lock")) as f:
+            return f.read(4096).strip() or "another process"
+    except OSError:
+        return "another process"
+
+
 # --- commands -------------------------------------------------------------------------------------
 
 TOOL_MODULES = {"mlpscale-train": "mlpscale.train", "mlpscale-finetune": "mlpscale.finetune",
@@ -778,6 +788,20 @@ def write_results(sweep: Sweep) -> list[dict]:
 
 # --- running one unit -------------------------------------------------------------------------------
 
+def _child_setup(parent_pid: int, ignore_usr2: bool) -> None:
+    """In a run's process before it starts: it gets SIGTERM (saves last.pt, exits) when the sweep dies in
+    any way, kill -9 included (Linux `prctl(PR_SET_PDEATHSIG)`, as the converter's workers); its own
+    session keeps a terminal's Ctrl-C for the sweep, which passes it on once."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid:  # the sweep died before prctl took effect
+        os._exit(143)
+    if ignore_usr2:                 # slurm's warning signal is for the job, not the runs
+        signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+
+
 class Runner:
     """Runs commands as child processes (their output appended to a log), and stops them on request:
     `stop(sig)` passes the signal on once to every running child (which saves its last.pt and exits)
@@ -798,9 +822,9 @@ class Runner:
         with open(log_path, "a") as log:
             log.write(f"\n== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(argv)}\n")
             log.flush()
-            pre = (lambda: signal.signal(signal.SIGUSR2, signal.SIG_IGN)) if self.ignore_usr2 else None
             p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd,
-                                 env=self.env, start_new_session=True, preexec_fn=pre)  # noqa: PLW1509 - one signal disposition
+                                 env=self.env, start_new_session=True,
+                                 preexec_fn=functools.partial(_child_setup, os.getpid(), self.ignore_usr2))  # noqa: PLW1509
             with self.lock:
                 self.procs.add(p)
             if self.stopping:                    # a stop that came between the check and the start
@@ -862,6 +886,11 @@ def run_unit(sweep: Sweep, u: Unit, runner: Runner, on_point=None, say=_say) -> 
                 f"gained that T later); delete {udir} to train it again")
             return "failed"
         trained = ts != "done"
+        if trained and _locked(udir):  # a run of an earlier sweep that was killed and is still stopping
+            holder = _holder(udir)
+            say(f"skip  {u.name}: {udir} is still in use by {holder} (a run left by an earlier sweep); "
+                f"wait for it to end (or kill it), then run the same command again")
+            return "running"
         if trained:
             say(f"train {u.name} ({'resumed from last.pt' if ts == 'resume' else 'new'}, {u.epochs} epochs)")
             exe = tool("mlpscale-train")
@@ -960,9 +989,10 @@ def run_local(sweep: Sweep, units: list[Unit], jobs: int, threads: int | None) -
             say(f"stopping ({signal.Signals(signum).name}): the running runs save their last.pt; run the same "
                 f"command again to continue")
         caught.append(signum)
-        runner.stop(signum)   # passed on each time: a second one stops the runs at once
+        # passed on each time: a second one stops the runs at once; a closed terminal (SIGHUP) as SIGTERM
+        runner.stop(signal.SIGTERM if signum == signal.SIGHUP else signum)
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     outcomes = {}
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as ex:

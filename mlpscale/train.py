@@ -439,55 +439,105 @@ class Trainer:
 RUN_FILES = ("last.pt", "summary.json", "metrics.jsonl", "eval.json")
 
 
+STASH = ".replaced"   # the old run's files while a replacing run has not started yet (--overwrite)
+
+
 def prepare_run(cfg: Config, resume_dir: str | None, overwrite: bool, tool: str = "mlpscale-train"):
-    """Lock the run folder (rank 0) and write its resolved config.yaml (kept as is on resume).
-    Returns (run_dir, lock or None)."""
+    """Lock the run folder (rank 0), after the checks that need no data (optional loggers, an existing
+    run). Nothing of an existing run changes here: `--overwrite` moves its files aside (`start_run`
+    removes them once the new run has started, `abandon_run` puts them back), and config.yaml is
+    written by `start_run`. Returns (run_dir, lock or None)."""
     run_dir = resume_dir or os.path.join(cfg.run.out_dir, cfg.run.name)
+    check_loggers(cfg)
     if int(os.environ.get("RANK", "0")) != 0:
         return run_dir, None
     lock = FolderLock(run_dir, "run", f"choose another run.name ({tool} --set run.name=NEW ...)").acquire()
     try:
+        restore_stash(run_dir)  # a replacing run killed before it started: the old run is still the run
         if resume_dir:
             if not os.path.exists(os.path.join(run_dir, "last.pt")):
                 raise UserError(f"{run_dir} has no last.pt to resume from (the run saved none yet); "
                                 f"start it again without --resume")
-            save_config(cfg, os.path.join(run_dir, "config.yaml"))  # with any --set given on resume
             return run_dir, lock
         if os.path.exists(os.path.join(run_dir, "last.pt")) and not overwrite:
             raise UserError(f"{run_dir} already holds a run; continue it with `{tool} --resume {run_dir}`, "
                             f"or pass --overwrite, or choose another run.name")
-        for name in os.listdir(run_dir):
-            if name in RUN_FILES or (name.startswith("epoch_") and name.endswith(".pt")):
-                os.remove(os.path.join(run_dir, name))
-            elif name == "tb":
-                shutil.rmtree(os.path.join(run_dir, name), ignore_errors=True)
-        save_config(cfg, os.path.join(run_dir, "config.yaml"))
+        old = [n for n in os.listdir(run_dir) if n in RUN_FILES or n in ("config.yaml", "tb")
+               or (n.startswith("epoch_") and n.endswith(".pt"))]
+        if old:
+            os.makedirs(os.path.join(run_dir, STASH))
+            for name in old:
+                os.rename(os.path.join(run_dir, name), os.path.join(run_dir, STASH, name))
     except BaseException:
         lock.release()
         raise
     return run_dir, lock
 
 
+def restore_stash(run_dir: str) -> None:
+    """Put the files `prepare_run` moved aside back in place (a run that did not start)."""
+    stash = os.path.join(run_dir, STASH)
+    if not os.path.isdir(stash):
+        return
+    for name in os.listdir(stash):
+        dst = os.path.join(run_dir, name)
+        if os.path.isdir(dst) and not os.path.islink(dst):
+            shutil.rmtree(dst)
+        os.replace(os.path.join(stash, name), dst)
+    os.rmdir(stash)
+
+
+def start_run(cfg: Config, run_dir: str) -> None:
+    """The new run has started (its data, model and any checkpoint are in hand): only now is the resolved
+    config written (with the --set given on resume) and a replaced run's old files removed."""
+    save_config(cfg, os.path.join(run_dir, "config.yaml"))
+    shutil.rmtree(os.path.join(run_dir, STASH), ignore_errors=True)
+
+
+def check_loggers(cfg: Config) -> None:
+    """The optional packages the config asks for, checked before any folder is made."""
+    import importlib.util
+
+    for on, module, name in ((cfg.run.tensorboard, "tensorboard", "tensorboard"), (cfg.run.wandb, "wandb", "wandb")):
+        if on and importlib.util.find_spec(module) is None:
+            raise UserError(f"run.{name} is on but {name} is not installed: pip install {name} "
+                            f"(or --set run.{name}=false)")
+
+
 def run(cfg: Config, resume_dir: str | None = None, overwrite: bool = False, trainer_cls=None,
         tool: str = "mlpscale-train") -> dict:
     new_folder = not resume_dir and not os.path.exists(os.path.join(cfg.run.out_dir, cfg.run.name))
     run_dir, lock = prepare_run(cfg, resume_dir, overwrite, tool)
-    trainer = None
+    started = False
     try:
         trainer = (trainer_cls or Trainer)(cfg, run_dir, resume=resume_dir is not None)
+        if lock is not None:
+            start_run(cfg, run_dir)
+        started = True
         return trainer.fit()
     except BaseException:
-        if trainer is None and new_folder and lock is not None:  # refused before it started: leave no folder
-            for name in ("config.yaml", ".lock"):
-                with contextlib.suppress(OSError):
-                    os.remove(os.path.join(run_dir, name))
-            with contextlib.suppress(OSError):
-                os.rmdir(run_dir)
+        if not started and lock is not None:  # refused before it started: the folder as it was
+            abandon_run(run_dir, new_folder, resume_dir is not None)
         raise
     finally:
         shutdown()
         if lock is not None:
             lock.release()
+
+
+def abandon_run(run_dir: str, new_folder: bool, resumed: bool) -> None:
+    """Undo what a refused start wrote: a new folder goes; a replaced run's files come back."""
+    if not resumed:
+        for name in ("metrics.jsonl", "tb"):  # what the refused Trainer may have begun
+            path = os.path.join(run_dir, name)
+            with contextlib.suppress(OSError):
+                shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    restore_stash(run_dir)
+    if new_folder:
+        with contextlib.suppress(OSError):
+            os.remove(os.path.join(run_dir, ".lock"))
+        with contextlib.suppress(OSError):
+            os.rmdir(run_dir)
 
 
 def parse_args(prog: str, doc: str, argv, load=load_config, need_config: bool = True):
