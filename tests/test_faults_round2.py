@@ -150,14 +150,17 @@ def test_refused_resume_set_leaves_config_yaml_unchanged(digits_root, tmp_path):
     assert yaml.safe_load(open(d / "config.yaml"))["train"]["epochs"] == 2        # an accepted --set is kept
 
 
-def test_symlink_loop_converts_exactly_its_real_images(tmp_path):
+@pytest.mark.parametrize("link", ["loop", "sub/up", "out"])
+def test_symlink_loop_converts_exactly_its_real_images(tmp_path, link):
     src = fx.make_folder(str(tmp_path / "dl"))
+    cls = sorted(os.listdir(os.path.join(src, "train")))[0]
+    fx.write(os.path.join(src, "train", cls, "sub", "deep.png"), fx.image_bytes(fx.class_colour(5), fmt="PNG"))
     out = str(tmp_path / "out")
     convert(["folder", "--src", src, "--name", "ref", "--res", "8", "--out", out, "--workers", "1", "--quiet"])
-    cls = sorted(os.listdir(os.path.join(src, "train")))[0]
-    os.symlink("..", os.path.join(src, "train", cls, "loop"))          # train/<class>/loop -> train/
-    os.symlink(".", os.path.join(src, "train", cls, "self"))           # a loop onto itself
-    os.symlink(os.path.join(src, "val"), os.path.join(src, "train", cls, "out"))  # a link out of the class
+    target = {"loop": "..",                           # train/<class>/loop -> train/ (the case)
+              "sub/up": "..",                         # back to the class folder, already walked
+              "out": os.path.join(src, "val")}[link]  # a link out of the class folder
+    os.symlink(target, os.path.join(src, "train", cls, link))
     convert(["folder", "--src", src, "--name", "d", "--res", "8", "--out", out, "--workers", "1", "--quiet"])
     a, b = (json.load(open(os.path.join(out, n, "meta_8.json"))) for n in ("ref", "d"))
     assert a["counts"] == b["counts"]
