@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import pickle
 import warnings
-import zipfile
 
 import torch
 
@@ -40,6 +39,12 @@ def _looks_like_state_dict(obj) -> bool:
     return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
+def _bare_pickle(path: str) -> bool:
+    """A pickle stream (it opens with the PROTO opcode) rather than torch's zip file or junk."""
+    with open(path, "rb") as f:
+        return f.read(1) == b"\x80"
+
+
 def load_checkpoint(path: str) -> dict:
     """A checkpoint written by mlpscale, as a dict on the CPU, or one clear UserError."""
     if not os.path.exists(path):
@@ -51,8 +56,7 @@ def load_checkpoint(path: str) -> dict:
             warnings.simplefilter("ignore")
             ck = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        if "Unsupported global" in str(e) or not zipfile.is_zipfile(path):
-            # names a class or function (code would run), or a bare pickle that torch.save did not write
+        if "Unsupported global" in str(e) or _bare_pickle(path):  # names code, or a pickle torch.save did not write
             raise UserError(f"{path} holds objects other than tensors and plain data (possibly code); "
                             f"mlpscale loads checkpoints as data only and will not open it") from None
         raise UserError(f"cannot read checkpoint {path} (not a torch file); it is damaged or not a checkpoint") from None
