@@ -50,7 +50,7 @@ import warnings
 import torch
 
 from . import checkpoint, config, datasets, format
-from .errors import UserError, cli_entry
+from .errors import UserError, cli_entry, int_range
 from .models import MLP, ArchSpec, parse_arch
 
 PREFIXES = ("module.", "_orig_mod.")              # DDP, torch.compile
@@ -356,8 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="the authors' weights file (a state dict), e.g. "
                                 "B-12_Wi-1024_res_64_imagenet21_epochs_800_weights")
     p.add_argument("--arch", required=True, help="architecture in the paper's naming, e.g. B_12-Wi_1024")
-    p.add_argument("--res", type=int, default=64, help="input resolution the model was trained at (default 64)")
-    p.add_argument("--num-classes", type=int, default=None,
+    p.add_argument("--res", type=int_range(1, config.MAX_RES), default=64,
+                   help="input resolution the model was trained at (default 64)")
+    p.add_argument("--num-classes", type=int_range(1, 10**7), default=None,
                    help="classes of the checkpoint's head (default: the dataset's, 11230 for imagenet21k)")
     p.add_argument("--out", required=True, help="run folder to write")
     p.add_argument("--dataset", default="imagenet21k",

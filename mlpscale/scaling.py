@@ -49,7 +49,7 @@ import warnings
 
 import numpy as np
 
-from .errors import UserError, cli_entry
+from .errors import UserError, cli_entry, int_range
 from .format import atomic_file, write_json_atomic
 
 REQUIRED = ("arch", "params", "n_train", "epochs", "compute_pflops", "error")
@@ -546,7 +546,7 @@ def main(argv=None):
                f"and DIR/{FIGURE_ALLOCATION}.")
     p.add_argument("inputs", nargs="+", metavar="SWEEP_DIR|RESULTS.csv", help="runs to analyse (concatenated)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the outputs (created if missing)")
-    p.add_argument("--epochs", type=int, metavar="T",
+    p.add_argument("--epochs", type=int_range(1, 10**7), metavar="T",
                    help="epoch count for the compute-optimal allocation (default: the smallest present; paper: 50)")
     p.add_argument("--error-column", default="error", metavar="NAME", help="column with the error (default: error)")
     p.add_argument("--error-scale", type=float, default=1.0, metavar="S",

@@ -254,6 +254,8 @@ def test_fifo_among_the_images_is_skipped_within_seconds(tmp_path):
     (["mlpscale-info", "B_2-Wi_64", "--n-train", "-5"], "--n-train: must be between 0 and"),
     (["mlpscale-info", "B_2-Wi_64", "--epochs", "-1"], "--epochs: must be between 0 and"),
     (["mlpscale-info", "B_999999-Wi_999999"], "depth at most 1024"),
+    (["mlpscale-scaling", "RUN", "--out", "RUN", "--epochs", "0"], "--epochs: must be between 1 and"),
+    (["mlpscale-import-paper", "RUN", "--arch", "B_2-Wi_16", "--out", "RUN", "--res", "0"], "--res: must be between 1"),
 ])
 def test_numeric_arguments_are_range_checked_at_parse_time(tmp_path, argv, words):
     r = run_cli(*[str(tmp_path / "no_run") if a == "RUN" else a for a in argv], timeout=60)
