@@ -184,12 +184,18 @@ def test_locking_removes_only_our_own_temp_files(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGHUP])
 def test_killed_sweep_leaves_no_live_train_and_reruns_to_0(digits_root, tmp_path, sig):
+    """The run is long (an orphan would outlive the test by far); once the sweep is killed its run must end
+    within a minute, having saved last.pt; the sweep run again (its grid shortened to one epoch past that
+    checkpoint, the same unit folder: epochs are not part of the names) resumes it and exits 0."""
     spec = tmp_path / "s.yaml"
-    spec.write_text(yaml.safe_dump({
-        "name": f"k{int(sig)}", "base": "demo_digits.yaml", "local": {"jobs": 1, "threads": 1},
-        "set": {"data.root": digits_root, "data.res": 8, "data.n_train": 200, "train.batch_size": 64,
-                "train.precision": "fp32", "optim.lr": 1.0e-3, "train.eval_every": 1000},
-        "grid": {"model.arch": ["B_1-Wi_16"], "train.epochs": [200]}}))
+
+    def write(epochs):
+        spec.write_text(yaml.safe_dump({
+            "name": f"k{int(sig)}", "base": "demo_digits.yaml", "local": {"jobs": 1, "threads": 1},
+            "set": {"data.root": digits_root, "data.res": 8, "data.n_train": 200, "train.batch_size": 64,
+                    "train.precision": "fp32", "optim.lr": 1.0e-3, "train.eval_every": 100000},
+            "grid": {"model.arch": ["B_1-Wi_16"], "train.epochs": [epochs]}, "names": {"train.epochs": False}}))
+    write(100000)
     out = tmp_path / "sw"
     argv = [str(spec), "--out", str(out)]
     sweep = subprocess.Popen([cli("mlpscale-sweep"), *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -202,15 +208,18 @@ def test_killed_sweep_leaves_no_live_train_and_reruns_to_0(digits_root, tmp_path
         assert trains, "the sweep has no child"
         sweep.send_signal(sig)
         sweep.communicate(timeout=120)
-        wait_for(lambda: not any(alive(p) for p in trains), "the sweep's run to end with it", timeout=120)
+        wait_for(lambda: not any(alive(p) for p in trains), "the sweep's run to end with it", timeout=60)
     finally:
         for p in [sweep.pid] + [t for t in trains if alive(t)]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p, signal.SIGKILL)
     assert sweep.returncode == (-signal.SIGKILL if sig == signal.SIGKILL else 128 + signal.SIGHUP)
-    r = run_cli("mlpscale-sweep", *argv, cwd=str(tmp_path))     # the same command again
+    last = [os.path.join(d, "last.pt") for d, _, f in os.walk(out) if "last.pt" in f]
+    write(torch.load(last[0], weights_only=True)["epoch"] + 1 if last else 1)
+    r = run_cli("mlpscale-sweep", *argv, cwd=str(tmp_path))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "1 points (1 finished)" in r.stdout and "exit code" not in r.stdout
+    assert ("resumed from last.pt" in r.stdout) == bool(last)
 
 
 def test_rerun_names_a_live_orphan(digits_root, tmp_path, capsys):
