@@ -13,7 +13,7 @@ install: $(STAMP)
 
 # Idempotent: system packages only when missing, venv only when absent, pip only when
 # pyproject.toml changed since the last install.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	@if ! pkg-config --exists opencv4 2>/dev/null || [ ! -e /usr/include/turbojpeg.h ]; then \
 	  echo "== installing system packages FFCV compiles against"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
@@ -38,7 +38,7 @@ test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: install
-	$(BIN)/mlpscale-bench all --quick
+	$(BIN)/python -m benchmarks all --quick
 
 # FFCV + lion-pytorch wheels for the offline Python 3.12 GPU machine, into the ignored wheels/ (~10 MB)
 gpu-wheel:

@@ -15,7 +15,7 @@ train/; generated once into --tmp (not timed).
            (AUTHORS_SCRIPT, written to a temp file): torchvision's ImageFolder without a transform
            (classes = sorted folders; each image fully decoded by PIL and converted to RGB;
            torchvision is not installable here, so this is emulated with PIL, which leaves out the
-           ~0.3 s `import torchvision` costs them) written by FFCV's DatasetWriter with
+           time `import torchvision` costs them) written by FFCV's DatasetWriter with
            {'image': RGBImageField(write_mode='smart', max_resolution=res), 'label': IntField()},
            chunksize 100, num_workers = cores.
 
@@ -26,7 +26,7 @@ all its worker processes. Start-up of ours: from the process's start to the firs
 (meta `startup_s`). The tools alternate, the order flipping every round; medians, min-max and
 the ratio of medians are reported, plus same-round ratios.
 
-  .venv/bin/python benchmarks/bench_convert.py --quick            # 360 images, 1 round, ~25 s
+  .venv/bin/python benchmarks/bench_convert.py --quick            # 360 images, 1 round
   .venv/bin/python benchmarks/bench_convert.py --n 2400 --repeats 5 --json benchmarks/results/convert_<hw>_<date>.json
 """
 from __future__ import annotations
@@ -167,7 +167,7 @@ class Tools:
 
 def pixel_difference(paper_beton: str, authors_beton: str) -> tuple[bool, float]:
     """(same image sizes?, mean |ours - authors| in 0..255) of ours --layout paper vs the authors'."""
-    from mlpscale.format import MODE_RAW, iter_payloads, open_beton
+    from mlpscale.beton import MODE_RAW, iter_payloads, open_beton
 
     def images(path):
         out = []
@@ -189,7 +189,7 @@ def spread(values: list[float], digits: int = 3) -> dict:
 def versions() -> dict:
     import PIL
 
-    from mlpscale.bench.env import _cpu_model, _version
+    from benchmarks.env import _cpu_model, _version
 
     return {"python": platform.python_version(), "pillow": PIL.__version__, "numpy": np.__version__,
             "opencv": _version("cv2", "opencv-python-headless"), "ffcv": _version("ffcv"), "cpu": _cpu_model(),
@@ -206,7 +206,7 @@ def main(argv=None):
     p.add_argument("--tmp", default=os.path.join(tempfile.gettempdir(), "mlpscale_bench_convert"))
     p.add_argument("--json", default=None, help="write the results here")
     args = p.parse_args(argv)
-    if args.quick:  # the authors' two commands (~6 s of `import ffcv` each) dominate
+    if args.quick:  # the authors' two commands (each pays `import ffcv`) dominate
         args.n, args.repeats = 360, 1
     t = time.perf_counter()
     tree = os.path.join(args.tmp, f"tree_{args.n}")

@@ -12,7 +12,7 @@ as it is measured (a run cut short still reports what it had):
   step      train-step img/s + MFU, ours (Trainer.train_step: device aug, bf16, compile, foreach LION)
             vs the reference step (fp32 eager, CHW flatten, Python LION), B_12-Wi_1024 at 64px,
             batch 16384, 11,230 classes (the paper: 26k img/s on one RTX A5000)
-  e2e       B_12-Wi_1024 end to end and as a bare step, each variant its own process (mlpscale.bench.e2e):
+  e2e       B_12-Wi_1024 end to end and as a bare step, each variant its own process (benchmarks.e2e):
             ours = mlpscale-train's code on a generated 64px raw beton (resident); the authors' FFCV
             CPU-augmenting loader + reference step (needs FFCV; skipped, said so, without it);
             pipeline efficiency = end to end / bare step per recipe
@@ -66,7 +66,7 @@ def bootstrap(wheels: str, site: str, force_no_ffcv: bool, wanted=None) -> dict:
     system Python). Returns what happened, for the env report."""
     import torch
 
-    from mlpscale.format import atomic_folder
+    from mlpscale.io import atomic_folder
 
     threads = torch.get_num_threads()  # importing ffcv sets torch's thread count to 1; put it back below
     status = {}
@@ -123,7 +123,7 @@ class Report:
         self.save()
 
     def save(self) -> None:
-        from mlpscale.format import write_json_atomic
+        from mlpscale.io import write_json_atomic
 
         write_json_atomic(self.path, self.doc)
 
@@ -132,7 +132,7 @@ def measure_matmul_peak(n: int, device, iters: int = 20) -> float:
     """Achieved bf16 (CPU toy: fp32) TFLOP/s of an n x n x n matmul."""
     import torch
 
-    from mlpscale.bench.timing import sync
+    from benchmarks.timing import sync
 
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     a = torch.randn(n, n, device=device, dtype=dtype)
@@ -170,7 +170,7 @@ def parse_args(argv=None):
 
 
 def sizes_for(toy: bool, models: list[str], ffcv_ok: bool, compile_mode: str, tiered_n: int | None) -> dict:
-    """Keyword arguments of suites.Sizes per figure: the real check, or toy sizes that exercise every
+    """Keyword arguments of Sizes per figure: the real check, or toy sizes that exercise every
     code path on the CPU in seconds."""
     if toy:
         step = dict(res=8, batch=64, num_classes=10, steps=2, reps=2, warmup=1)
@@ -203,13 +203,15 @@ def main(argv=None) -> int:
 
     import torch
 
-    from mlpscale.bench import data as bdata
-    from mlpscale.bench import suites
-    from mlpscale.bench.e2e import e2e_comparison
-    from mlpscale.bench.env import environment, format_environment, hardware_slug
-    from mlpscale.bench.schema import SCHEMA
-    from mlpscale.bench.tiered import tiered_training
-    from mlpscale.bench.tta import tta_comparison
+    from benchmarks import data as bdata
+    from benchmarks.common import Sizes
+    from benchmarks.loader import loader_comparisons
+    from benchmarks.step import step_comparison
+    from benchmarks.e2e import e2e_comparison
+    from benchmarks.env import environment, format_environment, hardware_slug
+    from benchmarks.schema import SCHEMA
+    from benchmarks.tiered import tiered_training
+    from benchmarks.tta import tta_comparison
     from mlpscale.optim import lion_source
 
     cuda = torch.cuda.is_available()
@@ -281,16 +283,16 @@ def main(argv=None) -> int:
 
     def do_step(arch):
         def run():
-            s = suites.Sizes(arch=arch, **sz["step"])
+            s = Sizes(arch=arch, **sz["step"])
             with tempfile.TemporaryDirectory(prefix="mlpscale-gpu-run-") as run_dir:
-                return [suites.step_comparison(s, run_dir, peak_flops=peak.get("flops"))]
+                return [step_comparison(s, run_dir, peak_flops=peak.get("flops"))]
         return run
 
     root_ctx = tempfile.TemporaryDirectory(prefix="mlpscale-gpu-data-") if not a.root else None
     root = a.root or root_ctx.name
 
     def do_e2e():
-        e = e2e_comparison(suites.Sizes(**sz["e2e"]), root)
+        e = e2e_comparison(Sizes(**sz["e2e"]), root)
         if peak.get("flops"):
             from mlpscale.models import MLP
 
@@ -301,16 +303,16 @@ def main(argv=None) -> int:
         return [e]
 
     def do_tiered():
-        return tiered_training(suites.Sizes(**sz["tiered"]), root, peak_flops=peak.get("flops"))
+        return tiered_training(Sizes(**sz["tiered"]), root, peak_flops=peak.get("flops"))
 
     def do_loader():
         if not ffcv_ok:
             return [{"suite": "loader", "skipped": f"FFCV cannot load here ({boot.get('ffcv')}); "
                                                    f"the e2e, tiered and eval figures use mlpscale's own reader"}]
-        return suites.loader_comparisons(suites.Sizes(**sz["loader"]), root, "raw")
+        return loader_comparisons(Sizes(**sz["loader"]), root, "raw")
 
     def do_tta():
-        return [tta_comparison(suites.Sizes(**sz["tta"]), root, reference=ffcv_ok)]
+        return [tta_comparison(Sizes(**sz["tta"]), root, reference=ffcv_ok)]
 
     try:
         # estimated seconds at GPU sizes (compile, generated betons, FFCV's numba compile included)

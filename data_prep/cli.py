@@ -160,7 +160,7 @@ def stage_split(args, data, split: str, shard, pool, out: OutputFolder) -> Split
 
 
 def build_meta(args, data, results: dict[str, SplitResult], out: OutputFolder, t_start: float) -> dict:
-    """meta_<res>.json (mlpscale.format.META_KEYS and more); `out.publish` adds the conversion id
+    """meta_<res>.json (mlpscale.layout.META_KEYS and more); `out.publish` adds the conversion id
     and the file names."""
     mean, std = stats_from_sums(results["train"].sums())
     counts = {s: r.count for s, r in results.items()}

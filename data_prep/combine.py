@@ -25,9 +25,10 @@ import time
 import numpy as np
 
 from mlpscale import __version__
+from mlpscale.beton import BetonWriter, iter_payloads, open_beton
 from mlpscale.errors import UserError
-from mlpscale.format import (BetonWriter, FolderLock, atomic_file, beton_path, check_dataset, dataset_dir,
-                             disk_error, iter_payloads, open_beton, read_meta, remove_temps)
+from mlpscale.io import FolderLock, atomic_file, disk_error, remove_temps
+from mlpscale.layout import beton_path, check_dataset, dataset_dir, read_meta
 
 from .engine import stats_from_sums
 from .output import SHARD_RE, OutputFolder, shard_suffix

@@ -5,7 +5,7 @@ worker processes (`data_prep.workers`) turn each task into encoded payloads (raw
 bytes), catching every per-image error (corrupt, truncated, not an image, decompression bomb) as
 a skip with its reason. The parent takes results back in task order (so the output order is
 deterministic: the record order minus skipped records), with at most `4 x workers` tasks in
-flight, and appends them to a `mlpscale.format.BetonWriter`. Peak RAM is therefore a few hundred
+flight, and appends them to a `mlpscale.beton.BetonWriter`. Peak RAM is therefore a few hundred
 images, whatever the dataset size.
 
 JPEG decoding uses Pillow's `draft()`: libjpeg's DCT-domain scaling decodes at 1/2, 1/4 or 1/8 size
@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mlpscale.beton import MODE_JPG, MODE_RAW, BetonWriter
 from mlpscale.errors import UserError
-from mlpscale.format import MODE_JPG, MODE_RAW, BetonWriter, disk_error
+from mlpscale.io import disk_error
 
 FORMATS = ("raw", "jpg")
 

@@ -1,6 +1,6 @@
 """The files one conversion writes into ROOT/<name>/, made visible together.
 
-A dataset folder is consistent or refused (`mlpscale.format.check_dataset`, which the trainer
+A dataset folder is consistent or refused (`mlpscale.layout.check_dataset`, which the trainer
 calls). `OutputFolder` keeps the rules every writer of data_prep follows (convert, combine):
 
   1. It holds the folder's lock (`FolderLock`) from start to end: a second converter into the
@@ -22,8 +22,8 @@ import os
 import re
 
 from mlpscale.errors import UserError
-from mlpscale.format import (FolderLock, beton_path, dataset_dir, disk_error, meta_path, new_conversion_id,
-                             publish_staged, remove_temps, sidecar_path, write_json_staged)
+from mlpscale.io import FolderLock, disk_error, publish_staged, remove_temps, write_json_staged
+from mlpscale.layout import beton_path, dataset_dir, meta_path, new_conversion_id, sidecar_path
 
 SHARD_RE = re.compile(r"\.shard-(\d+)-of-(\d+)")
 

@@ -41,8 +41,8 @@ class FileRecords:
     """Encoded images by reference, with labels (N,).
 
     Either `paths` (one file per record), or tar members: `tars` (archive paths) and per record
-    `tar_index`, `offsets` (start of the member's data) and `sizes` -- numpy arrays, so 14M
-    ImageNet-21k records take ~0.3 GB instead of several GB of Python tuples -- or `blobs`
+    `tar_index`, `offsets` (start of the member's data) and `sizes` -- numpy arrays, so
+    ImageNet-21k's millions of records take a few bytes each, not a Python tuple each -- or `blobs`
     (in-memory encoded bytes, with `names`).
     """
 

@@ -108,21 +108,6 @@ class RecordBuilder:
         self.sizes.append(sizes)
         self.labels += [label] * len(offsets)
 
-    def add_entry(self, entry: str, label: int, select=None) -> int:
-        """Add a class folder or tar; `select(n) -> indices` picks a part. Returns the count added."""
-        if os.path.isdir(entry):
-            files = list_images(entry)
-            if select is not None:
-                files = [files[i] for i in select(len(files))]
-            self.add_files(files, label)
-            return len(files)
-        offs, sizes, _ = index_tar(entry)
-        if select is not None:
-            keep = select(len(offs))
-            offs, sizes = offs[keep], sizes[keep]
-        self.add_tar(entry, offs, sizes, label)
-        return len(offs)
-
     def build(self) -> FileRecords:
         if self.paths and self.tars:
             raise UserError("found both class folders and per-class .tar files in one split; "
@@ -131,13 +116,6 @@ class RecordBuilder:
             return FileRecords(self.labels, tars=self.tars, tar_index=np.concatenate(self.tar_index),
                                offsets=np.concatenate(self.offsets), sizes=np.concatenate(self.sizes))
         return FileRecords(self.labels, paths=self.paths)
-
-
-def member_bytes(tf: tarfile.TarFile, name: str) -> bytes:
-    f = tf.extractfile(name)
-    if f is None:
-        raise UserError(f"{name} in {tf.name} is not a regular file; re-download the archive")
-    return f.read()
 
 
 def _index_one(entry: str):

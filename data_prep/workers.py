@@ -45,8 +45,8 @@ def _die_with_parent(parent_pid: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
-    # warm the decoder while the parent still reads its source (~0.1 s per process otherwise
-    # spent on the first task)
+    # warm the decoder while the parent still reads its source (time otherwise spent on the
+    # first task)
     from PIL import Image, JpegImagePlugin, PngImagePlugin  # noqa: F401
 
 
@@ -65,7 +65,7 @@ class Workers:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        # fork: no re-import of the converter in each worker (spawn costs ~0.3 s per process)
+        # fork: no re-import of the converter in each worker (as spawn would)
         ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
         before = set(mp.active_children())
         self.pool = ProcessPoolExecutor(max_workers=self.n, mp_context=ctx, initializer=_die_with_parent,

@@ -22,7 +22,8 @@ import warnings
 import torch
 
 from .errors import UserError
-from .format import save_torch_atomic
+from .io import save_torch_atomic
+from .models import MLP
 
 FORMAT = "mlpscale-checkpoint/1"
 
@@ -103,3 +104,11 @@ def find_checkpoint(path: str) -> str:
         raise UserError(f"{path} holds no last.pt or model.pt; pass a run folder of mlpscale-train, "
                         f"mlpscale-finetune or mlpscale-import-paper, or a checkpoint file")
     return path
+
+
+def model_from_checkpoint(ck: dict, device) -> MLP:
+    """Our MLP as described by a checkpoint's model_meta, with its weights."""
+    m = ck["model_meta"]
+    model = MLP(m["arch"], m["res"], m["num_classes"], act=m.get("act", "gelu"), norm=m.get("norm", "layer"))
+    model.load_state_dict(ck["model"])
+    return model.to(device)

@@ -11,20 +11,31 @@ The fully resolved config is saved as `config.yaml` in the run directory.
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import re
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 
 from .errors import UserError
-from .format import write_text_atomic
+from .io import write_text_atomic
 
 OnOff = Literal["auto", "on", "off"]
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+def _config_dir() -> Path | None:
+    """The shipped configs/: package data of `mlpscale._configs` (setup.py maps it to the top-level
+    configs/), so a wheel and an editable checkout both have it; None where it is not installed."""
+    try:
+        return Path(str(importlib.resources.files("mlpscale._configs")))
+    except ModuleNotFoundError:
+        return None
+
+
+CONFIG_DIR = _config_dir()
 
 
 @dataclass
@@ -105,7 +116,7 @@ class EvalConfig:
 
 @dataclass
 class FinetuneConfig:
-    """Used by mlpscale-finetune (defaults: the authors' fine-tuning recipe, PAPER.md)."""
+    """Used by mlpscale-finetune (defaults: the authors' fine-tuning recipe)."""
     from_: str = field(default="", metadata={"key": "from"})  # a run folder, one of our checkpoints, or a
                                  # paper checkpoint file (its arch is model.arch)
     mode: Literal["full", "linear"] = "full"  # full: all weights; linear: head only, body frozen (a probe)
@@ -224,6 +235,17 @@ def _coerce(value, tp, where: str):
     """Convert a YAML value to the field type `tp`, or raise a UserError naming `where`."""
     origin = typing.get_origin(tp)
     try:
+        if tp is Any:                                   # a free-form value, checked by its reader
+            return value
+        if origin in (typing.Union, types.UnionType):   # `T | None`: None means "not set"
+            if value is None:
+                return None
+            (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]
+            return _coerce(value, inner, where)
+        if tp is dict:
+            if not isinstance(value, dict):
+                raise ValueError("expected a mapping")
+            return value
         if origin is Literal:
             choices = typing.get_args(tp)
             if isinstance(value, bool) and "on" in choices:  # YAML reads a bare on/off as true/false
@@ -263,7 +285,10 @@ def _coerce(value, tp, where: str):
     raise AssertionError(f"unsupported config type {tp}")
 
 
-def _from_dict(cls, d: dict, where: str, prefix: str = ""):
+def from_dict(cls, d: dict, where: str, prefix: str = ""):
+    """A config dataclass from YAML data, every key and value checked (also other tools' schemas, e.g.
+    sweep specs). A field with `metadata={"section": True}` is a section whose errors name it in `where`
+    and its keys bare (`spec.yaml: slurm: unknown key 'gpus'; valid keys are partition, ...`)."""
     if not isinstance(d, dict):
         raise UserError(f"{where}: '{prefix.rstrip('.') or 'top level'}' must be a mapping of keys to values")
     hints = typing.get_type_hints(cls)
@@ -276,11 +301,20 @@ def _from_dict(cls, d: dict, where: str, prefix: str = ""):
             )
         name = fields[key]
         tp = hints[name]
-        if dataclasses.is_dataclass(tp):
-            kwargs[name] = _from_dict(tp, value or {}, where, f"{prefix}{key}.")
+        if dataclasses.is_dataclass(tp) and _field(cls, name).metadata.get("section"):
+            if value is not None and not isinstance(value, dict):
+                raise UserError(f"{where}: {prefix}{key} must be a mapping with the keys "
+                                f"{', '.join(_key(f) for f in dataclasses.fields(tp))}")
+            kwargs[name] = from_dict(tp, value or {}, f"{where}: {prefix}{key}")
+        elif dataclasses.is_dataclass(tp):
+            kwargs[name] = from_dict(tp, value or {}, where, f"{prefix}{key}.")
         else:
             kwargs[name] = _coerce(value, tp, f"{where}: {prefix}{key}")
     return cls(**kwargs)
+
+
+def _field(cls, name: str):
+    return next(f for f in dataclasses.fields(cls) if f.name == name)
 
 
 def _key(f) -> str:
@@ -299,7 +333,7 @@ def to_dict(cfg) -> dict:
 
 def config_from_dict(d: dict, where: str = "checkpoint") -> "Config":
     """A Config from `to_dict`'s output (e.g. the copy inside a checkpoint), checked."""
-    cfg = _from_dict(Config, d, where)
+    cfg = from_dict(Config, d, where)
     check(cfg, where)
     return cfg
 
@@ -315,15 +349,18 @@ def _set_path(d: dict, dotted: str, value, where: str):
 
 
 def resolve_config_path(path: str) -> Path:
-    """A path as given, else a bare name (with or without .yaml) inside the repository's configs/."""
+    """A path as given, else a bare name (with or without .yaml) among the shipped configs."""
     p = Path(path)
-    candidates = [p, CONFIG_DIR / p.name, CONFIG_DIR / (p.name + ".yaml")]
-    for c in candidates:
+    if p.is_file():
+        return p
+    shipped = CONFIG_DIR if CONFIG_DIR is not None and CONFIG_DIR.is_dir() else None
+    for c in ([shipped / p.name, shipped / (p.name + ".yaml")] if shipped else []):
         if c.is_file():
             return c
-    available = sorted(x.name for x in CONFIG_DIR.glob("*.yaml")) if CONFIG_DIR.is_dir() else []
+    available = sorted(x.name for x in shipped.glob("*.yaml")) if shipped else []
     raise UserError(
-        f"config file '{path}' not found (looked here and in {CONFIG_DIR}); available: {', '.join(available) or 'none'}"
+        f"config file '{path}' not found (looked here and in {shipped or 'the shipped configs, not installed'}); "
+        f"available: {', '.join(available) or 'none'}"
     )
 
 
@@ -354,7 +391,7 @@ def load_config(path: str | None = None, overrides: list[str] = (), recipe=None)
         _set_path(raw, key.strip(), yaml.safe_load(val) if val.strip() else "", "--set")
     if recipe is not None:
         raw = _merged(recipe(raw), raw)
-    cfg = _from_dict(Config, raw, where)
+    cfg = from_dict(Config, raw, where)
     if not cfg.run.name:
         cfg.run.name = "run"
     check(cfg, where if not overrides else f"{where} (with --set)")

@@ -24,7 +24,7 @@ import torch
 from .datasets import DatasetInfo, get_dataset, stats_for
 from .distributed import all_reduce_min
 from .errors import UserError
-from .format import check_dataset
+from .layout import check_dataset
 from .loader import ResidentLoader, Shard, StreamLoader, load_images
 from .runtime import Runtime, auto_on_off
 from .subsets import balanced_subset
@@ -32,7 +32,7 @@ from .subsets import balanced_subset
 GB = 2 ** 30
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Data:
     info: DatasetInfo
     res: int                     # stored resolution (the longer side's maximum for varying sizes)
@@ -129,7 +129,8 @@ def build_data(cfg, rt: Runtime, micro_batch: int, reserve_bytes: int = 0, eval_
                                                       d.workers, d.os_cache, crop=train_crop)
     evl = StreamLoader(eval_b, eval_batch, seed, rt.device, shard, None, False, d.workers, d.os_cache,
                        crop=eval_crop)
-    return Data(info, res, crop_res, train, evl, n_train, False, mean, std, which, varying, report)
+    return Data(info=info, res=res, crop_res=crop_res, train=train, eval=evl, n_train=n_train, resident=False,
+                mean=mean, std=std, stats=which, cropped_on_cpu=varying, report=report)
 
 
 def _resident(cfg, rt, info, res, crop_res, train_b, eval_b, indices, n_train, micro_batch, eval_batch,
@@ -145,7 +146,8 @@ def _resident(cfg, rt, info, res, crop_res, train_b, eval_b, indices, n_train, m
     evl = ResidentLoader(eval_store, torch.from_numpy(eval_b.labels).to(rt.device), eval_batch, seed, shard,
                          train=False)
     if train_b is None:
-        return Data(info, res, crop_res, None, evl, 0, True, mean, std, which, False, es.as_dict("eval"))
+        return Data(info=info, res=res, crop_res=crop_res, train=None, eval=evl, n_train=0, resident=True,
+                    mean=mean, std=std, stats=which, report=es.as_dict("eval"))
     left = max(0, dev_budget - eval_store.nbytes()[0])
     rows = np.arange(train_b.num_samples) if indices is None else np.asarray(indices)
     local = False
@@ -163,7 +165,8 @@ def _resident(cfg, rt, info, res, crop_res, train_b, eval_b, indices, n_train, m
         print(f"data: {len(rows)} train + {eval_rows} eval images resident ({ts.decoder}, "
               f"{ts.images / max(ts.seconds, 1e-9):,.0f} img/s): device {ts.device_bytes / mib:,.1f} MiB, "
               f"host {ts.host_bytes / mib:,.1f} MiB" + (", sharded by rank" if local else ""), flush=True)
-    return Data(info, res, crop_res, train, evl, n_train, True, mean, std, which, False, report)
+    return Data(info=info, res=res, crop_res=crop_res, train=train, eval=evl, n_train=n_train, resident=True,
+                mean=mean, std=std, stats=which, report=report)
 
 
 def arrays_data(images: torch.Tensor, labels: torch.Tensor, info: DatasetInfo,
@@ -175,11 +178,12 @@ def arrays_data(images: torch.Tensor, labels: torch.Tensor, info: DatasetInfo,
         shard, seed, res = Shard(rt.dist.rank, rt.dist.world), cfg.train.seed, images.shape[1]
         ex = images if eval_images is None else eval_images
         ey = labels if eval_labels is None else eval_labels
-        return Data(info, res, cfg.data.crop_res or res,
-                    ResidentLoader(images.to(rt.device), labels.to(rt.device), micro_batch, seed, shard, train=True),
-                    ResidentLoader(ex.to(rt.device), ey.to(rt.device), max(micro_batch, 256), seed, shard,
-                                   train=False),
-                    len(images), True, tuple(info.mean), tuple(info.std), "given")
+        return Data(info=info, res=res, crop_res=cfg.data.crop_res or res,
+                    train=ResidentLoader(images.to(rt.device), labels.to(rt.device), micro_batch, seed, shard,
+                                         train=True),
+                    eval=ResidentLoader(ex.to(rt.device), ey.to(rt.device), max(micro_batch, 256), seed, shard,
+                                        train=False),
+                    n_train=len(images), resident=True, mean=tuple(info.mean), std=tuple(info.std), stats="given")
 
     data_fn.info = info  # the Trainer builds the model from it before reading any data
     return data_fn

@@ -3,7 +3,7 @@
 Built-in entries carry the paper's numbers (classes, training-set sizes, default resolution) and
 the fixed normalisation constants of the authors' code (`data_utils/data_stats.py`: CIFAR-100 uses
 CIFAR-10's, the ImageNets and TinyImageNet ImageNet's). A dataset converted by `mlpscale-convert`
-also has `ROOT/<name>/meta_<res>.json` (mlpscale/format.py owns the layout); `get_dataset(name, root,
+also has `ROOT/<name>/meta_<res>.json` (mlpscale/layout.py owns the layout); `get_dataset(name, root,
 res)` reads it, so a user's own dataset (the `folder` source) is known without code changes, and
 the statistics the converter measured are available next to the paper's (`stats_for`).
 """
@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from .errors import UserError
-from .format import beton_path, read_meta
+from .layout import beton_path, read_meta
 
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)

@@ -25,18 +25,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .augment import DeviceAugment, crop_resize, normalize_flatten, sample_boxes
-from .checkpoint import find_checkpoint, load_checkpoint
+from .checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
 from .config import MAX_RES, MAX_TTA
 from .distributed import all_reduce_sum
 from .errors import UserError, cli_entry, int_range
-from .models import MLP
 from .runtime import Runtime
 
 
@@ -50,6 +49,16 @@ class TTA:
     crop: bool = True
     seed: int = 0
     max_rows: int = 0                  # rows (views x images) per forward; 0 = by device (8192 GPU, 1 view CPU)
+
+    @classmethod
+    def of_run(cls, views: int, average: str, aug, seed: int, variable_size: bool, option: str) -> "TTA | None":
+        """The TTA of a run: `views` crops drawn with its training crop ranges (`aug`, an AugConfig), or
+        None for views=0. `option` names the setting in the error for datasets of several image sizes."""
+        if not views:
+            return None
+        if variable_size:
+            raise UserError(f"{option} needs fixed-size images; this dataset holds images of several sizes")
+        return cls(views, average, tuple(aug.crop_scale), tuple(aug.crop_ratio), aug.flip, seed=seed)
 
     def views_per_chunk(self, batch: int, device) -> int:
         """Views resampled and forwarded together for a batch of `batch` images (see _tta_logits)."""
@@ -88,8 +97,8 @@ def _tta_logits(model, x_u8: torch.Tensor, tta: TTA, mean, std, out_res: int, ou
     """Averaged logits (or probabilities) over tta.views random views of each image of x_u8 (B, H, W, 3).
 
     Views are resampled in chunks of about `tta.max_rows` rows (one batched grid_sample and forward per
-    chunk): 8192 on GPUs; on CPUs one view per chunk, which keeps the intermediates in cache (~1.3x faster
-    per view than 8192-row chunks, measured on 2 cores)."""
+    chunk): 8192 on GPUs; on CPUs one view per chunk, which keeps the intermediates in cache
+    (faster per view than large chunks there)."""
     b, h, w, _ = x_u8.shape
     x = x_u8.permute(0, 3, 1, 2).float()                          # (B, 3, H, W)
     per_chunk = tta.views_per_chunk(b, x.device)
@@ -115,66 +124,88 @@ def _tta_logits(model, x_u8: torch.Tensor, tta: TTA, mean, std, out_res: int, ou
     return acc / tta.views
 
 
+@dataclass
+class EvalResult:
+    """The scores of one evaluation pass (percentages; `loss` is the mean cross-entropy)."""
+    top1: float
+    top5: float
+    loss: float
+    n_images: int
+    tta_top1: float | None = None      # with tta
+    tta_top5: float | None = None
+    tta_views: int | None = None
+    tta_average: str | None = None
+    real_top1: float | None = None     # with real
+    real_n_images: int | None = None
+    tta_real_top1: float | None = None  # with both
+
+    def to_dict(self) -> dict:
+        """The scores that were computed, as eval.json holds them."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+# the sums evaluate() accumulates on the device, all-reduced in one call
+_SUMS = ("top1", "top5", "loss", "n", "tta_top1", "tta_top5", "real_hits", "real_n", "tta_real_hits")
+
+
 @torch.no_grad()
-def evaluate(model, loader, rt: Runtime, view=None, num_classes: int | None = None, tta: TTA | None = None,
-             mean=None, std=None, out_res: int | None = None, real: torch.Tensor | None = None) -> dict:
-    """Metrics of `model` over one epoch of `loader` (see the module docstring).
+def evaluate(model, loader, view, *, rt: Runtime, tta: TTA | None = None,
+             real: torch.Tensor | None = None) -> EvalResult:
+    """Scores of `model` over one epoch of `loader` (see the module docstring).
 
     `view(x_u8) -> model input` makes the centre view (a DeviceAugment(train=False), or the identity for
-    cached features). `tta` needs `mean`, `std`, `out_res`. `real` is the (N, L) ReaL label matrix of the
-    split, rows in sample order.
+    cached features); `tta` needs a DeviceAugment view, whose normalisation and resolution its views
+    share. `real` is the (N, L) ReaL label matrix of the split, rows in sample order.
     """
+    if tta is not None and not isinstance(view, DeviceAugment):
+        raise TypeError("evaluate(tta=...) needs a DeviceAugment view (its mean, std and resolution)")
     was_training = model.training
     model.eval()
-    k = min(5, num_classes or 5)
-    stats = torch.zeros(9, device=rt.device, dtype=torch.float64)
-    # 0 top1, 1 top5, 2 loss sum, 3 n, 4 tta top1, 5 tta top5, 6 real hits, 7 real n, 8 tta real hits
+    sums = torch.zeros(len(_SUMS), device=rt.device, dtype=torch.float64)
+    at = {k: i for i, k in enumerate(_SUMS)}
     order = torch.from_numpy(loader.order(0)) if real is not None else None
     gen = torch.Generator(device=rt.device)
-    mean_t = std_t = None
-    if tta is not None:
-        mean_t = torch.as_tensor(mean, dtype=torch.float32, device=rt.device)
-        std_t = torch.as_tensor(std, dtype=torch.float32, device=rt.device).clamp_min(1.0)
     seen = 0
     for i, (x_u8, y) in enumerate(loader.epoch(0)):
-        x = view(x_u8) if view is not None else x_u8
+        x = view(x_u8)
         with rt.autocast():
             logits = model(x).float()
-        top = logits.topk(k, dim=1).indices
-        stats[0] += (top[:, 0] == y).sum()
-        stats[1] += (top == y[:, None]).any(dim=1).sum()
-        stats[2] += F.cross_entropy(logits, y, reduction="sum")
-        stats[3] += len(y)
+        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        sums[at["top1"]] += (top[:, 0] == y).sum()
+        sums[at["top5"]] += (top == y[:, None]).any(dim=1).sum()
+        sums[at["loss"]] += F.cross_entropy(logits, y, reduction="sum")
+        sums[at["n"]] += len(y)
         if real is not None:
             rows = real[order[seen:seen + len(y)].to(rt.device)]
             h, n = real_hits(top[:, 0], rows)
-            stats[6] += h
-            stats[7] += n
+            sums[at["real_hits"]] += h
+            sums[at["real_n"]] += n
         if tta is not None:
-            avg = _tta_logits(model, x_u8, tta, mean_t, std_t, out_res, x.dtype, rt, gen, i)
-            ttop = avg.topk(k, dim=1).indices
-            stats[4] += (ttop[:, 0] == y).sum()
-            stats[5] += (ttop == y[:, None]).any(dim=1).sum()
+            avg = _tta_logits(model, x_u8, tta, view.mean, view.std, view.out_res, x.dtype, rt, gen, i)
+            ttop = avg.topk(top.shape[1], dim=1).indices
+            sums[at["tta_top1"]] += (ttop[:, 0] == y).sum()
+            sums[at["tta_top5"]] += (ttop == y[:, None]).any(dim=1).sum()
             if real is not None:
-                stats[8] += real_hits(ttop[:, 0], rows)[0]
+                sums[at["tta_real_hits"]] += real_hits(ttop[:, 0], rows)[0]
         seen += len(y)
     model.train(was_training)
-    s = all_reduce_sum(stats).tolist()
-    n = max(1.0, s[3])
-    out = {"top1": 100 * s[0] / n, "top5": 100 * s[1] / n, "loss": s[2] / n, "n_images": int(s[3])}
+    s = dict(zip(_SUMS, all_reduce_sum(sums).tolist()))
+    n = max(1.0, s["n"])
+    out = EvalResult(top1=100 * s["top1"] / n, top5=100 * s["top5"] / n, loss=s["loss"] / n, n_images=int(s["n"]))
     if tta is not None:
-        out.update(tta_top1=100 * s[4] / n, tta_top5=100 * s[5] / n, tta_views=tta.views, tta_average=tta.average)
+        out.tta_top1, out.tta_top5 = 100 * s["tta_top1"] / n, 100 * s["tta_top5"] / n
+        out.tta_views, out.tta_average = tta.views, tta.average
     if real is not None:
-        rn = max(1.0, s[7])
-        out.update(real_top1=100 * s[6] / rn, real_n_images=int(s[7]))
+        rn = max(1.0, s["real_n"])
+        out.real_top1, out.real_n_images = 100 * s["real_hits"] / rn, int(s["real_n"])
         if tta is not None:
-            out["tta_real_top1"] = 100 * s[8] / rn
+            out.tta_real_top1 = 100 * s["tta_real_hits"] / rn
     return out
 
 
 def load_real_labels(root: str, name: str, res: int, device) -> torch.Tensor:
     """The ReaL label matrix stored by `mlpscale-convert imagenet1k --real` next to the val beton."""
-    from .format import read_meta, sidecar_path
+    from .layout import read_meta, sidecar_path
 
     meta = read_meta(root, name, res) or {}
     path = os.path.join(root, name, meta["real_labels"]) if "real_labels" in meta else sidecar_path(root, name, "real_labels", res)
@@ -186,14 +217,6 @@ def load_real_labels(root: str, name: str, res: int, device) -> torch.Tensor:
 
 
 # --- the CLI ------------------------------------------------------------------------------------------
-
-def model_from_checkpoint(ck: dict, device) -> MLP:
-    """Our MLP as described by a checkpoint's model_meta, with its weights."""
-    m = ck["model_meta"]
-    model = MLP(m["arch"], m["res"], m["num_classes"], act=m.get("act", "gelu"), norm=m.get("norm", "layer"))
-    model.load_state_dict(ck["model"])
-    return model.to(device)
-
 
 def _parse(argv):
     p = argparse.ArgumentParser(prog="mlpscale-eval", description=__doc__,
@@ -254,18 +277,13 @@ def main(argv=None):
                         f"{data.info.num_classes}; fine-tune it on {data.info.name} first (mlpscale-finetune)")
     mean, std = (meta["mean"], meta["std"]) if meta.get("mean") else (data.mean, data.std)
     view = DeviceAugment(mean, std, meta["res"], train=False, out_dtype=rt.input_dtype, device=rt.device)
-    tta = None
-    if a.tta:
-        if data.cropped_on_cpu:
-            raise UserError("--tta needs fixed-size images; this dataset holds images of several sizes")
-        tta = TTA(a.tta, a.tta_average, tuple(cfg.aug.crop_scale), tuple(cfg.aug.crop_ratio), cfg.aug.flip,
-                  seed=a.tta_seed)
+    tta = TTA.of_run(a.tta, a.tta_average, cfg.aug, a.tta_seed, data.cropped_on_cpu, "--tta")
     real = load_real_labels(cfg.data.root, data.info.name, data.res, rt.device) if a.real else None
-    res = evaluate(model, data.eval, rt, view, data.info.num_classes, tta, mean, std, meta["res"], real)
+    res = evaluate(model, data.eval, view, rt=rt, tta=tta, real=real).to_dict()
     res.update(checkpoint=os.path.abspath(path), dataset=data.info.name, split=data.info.eval_split,
                res=data.res, model_res=meta["res"], arch=meta["arch"])
     out = a.out or os.path.join(os.path.dirname(os.path.abspath(path)), "eval.json")
-    from .format import write_json_atomic
+    from .io import write_json_atomic
 
     write_json_atomic(out, res)
     if a.json:

@@ -3,7 +3,7 @@
 `ffcv.pipeline.compiler.Compiler.set_num_threads(n)` sets numba's thread count *and*
 `torch.set_num_threads(n)`. FFCV calls it with 1 when it is imported, and with the loader's worker
 count on Loader creation and in every epoch thread; a training step then runs its GEMMs on one
-core (measured: 0.6x the paper's recipe on 2 cores). `import_ffcv()` imports FFCV once, puts
+core. `import_ffcv()` imports FFCV once, puts
 torch's count back to what it was before (the user's `torch.set_num_threads` / OMP_NUM_THREADS,
 else torch's default: the usable cores), and replaces that method with one that sets numba's
 count only. Every FFCV import in mlpscale goes through here.

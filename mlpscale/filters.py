@@ -14,7 +14,7 @@ import os
 import numpy as np
 import torch
 
-from .format import atomic_file
+from .io import atomic_file
 
 
 def filter_images(weight: torch.Tensor, res: int, channels: int = 3, n: int = 64) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ inside the augmentation, once per batch.
 
 Two modes:
   full   all weights train; the head at optim.lr, the body at optim.lr x finetune.body_lr_mult.
-         Defaults (`RECIPES`) are the authors' recipe (PAPER.md): SGD momentum 0.9, lr 0.01, body
+         Defaults (`RECIPES`) are the authors' recipe: SGD momentum 0.9, lr 0.01, body
          x0.1, 100 epochs, batch 2048, crop scale (0.4, 1) ratio (1, 1) + flip, label smoothing 0.3,
          gradient clipping 1.0, no MixUp, constant learning rate.
   linear a linear probe: the body is frozen (eval mode, no gradients; its weights end bit-identical)
@@ -26,22 +26,22 @@ A config file sets anything else, and `--set` overrides both.
 """
 from __future__ import annotations
 
-import os
+import sys
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import PlainStateDict, find_checkpoint, load_checkpoint, model_meta
+from .checkpoint import PlainStateDict, find_checkpoint, load_checkpoint, model_from_checkpoint, model_meta
 from .config import Config
 from .data import Data
-from .datasets import IMAGENET_MEAN, IMAGENET_STD, DatasetInfo
+from .datasets import IMAGENET_MEAN, IMAGENET_STD
 from .errors import UserError, cli_entry
-from .evaluate import model_from_checkpoint
 from .loader import ImageStore, ResidentLoader
 from .models import MLP
 from .runtime import auto_on_off
-from .train import Trainer, parse_args, report, run
+from .train import Trainer, augment_views, dataset_info, parse_args, report, run
 
 RECIPES = {
     "full": {"optim": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0, "schedule": "constant",
@@ -78,6 +78,32 @@ def load_source(cfg: Config) -> tuple[MLP, dict]:
         return model, model_meta(model, "gelu", model.norm_kind, "imagenet21k", IMAGENET_MEAN, IMAGENET_STD)
 
 
+@dataclass
+class Source:
+    """The model a fine-tuning run trains (the pre-trained body with the target's head) and the
+    model_meta of the checkpoint it came from."""
+    model: MLP
+    meta: dict
+
+
+def resolve_source(cfg: Config, checkpoint: dict | None, data_fn=None) -> Source:
+    """The model to fine-tune, before the run folder is prepared: from the run's own last.pt on resume
+    (`checkpoint`), else finetune.from with a new head for the target dataset. Completes `cfg` with what
+    the checkpoint fixes (model.arch, act, norm; data.crop_res), so config.yaml records it."""
+    if checkpoint is not None:
+        model, meta = model_from_checkpoint(checkpoint, "cpu"), checkpoint["model_meta"]
+    else:
+        torch.manual_seed(cfg.train.seed)  # the new head, like a model the trainer builds, starts from the seed
+        model, meta = load_source(cfg)
+        model.replace_head(dataset_info(cfg, data_fn).num_classes)
+    if cfg.data.crop_res and cfg.data.crop_res != model.res:
+        raise UserError(f"the checkpoint takes {model.res}px inputs; leave data.crop_res unset "
+                        f"(smaller images are upsampled to {model.res}px on the device)")
+    cfg.data.crop_res = model.res
+    cfg.model.arch, cfg.model.act, cfg.model.norm = model.spec.name, meta.get("act", "gelu"), meta.get("norm", "layer")
+    return Source(model, meta)
+
+
 class Probe(nn.Module):
     """A frozen body (always in eval mode, run under no_grad) feeding a trainable linear head."""
 
@@ -101,38 +127,28 @@ class Probe(nn.Module):
 
 
 class Finetuner(Trainer):
-    """The training loop with a pre-trained body, a new head and the mode's parameters and data."""
+    """The training loop with a pre-trained body, a new head and the mode's parameters and data.
 
-    def __init__(self, cfg: Config, run_dir: str, resume: bool = False, data_fn=None):
-        self.resuming = resume
-        self.full = None
-        self.cached = False
-        super().__init__(cfg, run_dir, resume, data_fn)  # cfg now holds what the checkpoint resolved (crop_res),
-        # which `train.start_run` writes into config.yaml
+    Built in the trainer's order: the source model (resolved before the run folder, `resolve`) ->
+    the trained module (the model, or a frozen-body `Probe`) -> optimizer (head, and body at its own
+    rate) -> data (then, for a linear probe whose inputs do not change, the body's features of every
+    image, once: `cache_features`) -> views (the identity on cached features) -> the module the train
+    view feeds (the head alone on cached features).
+    """
 
-    def build_model(self, info: DatasetInfo) -> nn.Module:
-        cfg = self.cfg
-        if self.resuming:  # model and weights from our own last.pt (features are cached before _restore runs)
-            ck = load_checkpoint(f"{self.run_dir}/last.pt")
-            meta = ck["model_meta"]
-            model = MLP(meta["arch"], meta["res"], meta["num_classes"], act=meta["act"], norm=meta["norm"])
-            model.load_state_dict(ck["model"])
-        else:
-            model, meta = load_source(cfg)
-            model.replace_head(info.num_classes)
-        if cfg.data.crop_res and cfg.data.crop_res != model.res:
-            raise UserError(f"the checkpoint takes {model.res}px inputs; leave data.crop_res unset "
-                            f"(smaller images are upsampled to {model.res}px on the device)")
-        cfg.data.crop_res = model.res
-        cfg.model.arch, cfg.model.act, cfg.model.norm = model.spec.name, meta.get("act", "gelu"), meta.get("norm", "layer")
-        self.source_meta = meta
-        self.full = model
-        if cfg.finetune.mode == "full":
-            return model
-        return Probe(model)
+    def __init__(self, cfg: Config, run_dir: str, data_fn=None, *, checkpoint: dict | None = None,
+                 source: Source | None = None):
+        if source is None:
+            source = resolve_source(cfg, checkpoint, data_fn)
+        super().__init__(cfg, run_dir, data_fn, model=source.model, checkpoint=checkpoint)
+        self.source_meta = source.meta
 
-    def export_model(self) -> MLP:
-        return self.full
+    @classmethod
+    def resolve(cls, cfg: Config, checkpoint: dict | None) -> dict:
+        return {"source": resolve_source(cfg, checkpoint)}
+
+    def trained_module(self, full: MLP) -> nn.Module:
+        return full if self.cfg.finetune.mode == "full" else Probe(full)
 
     def param_groups(self) -> list[dict]:
         head = [p for n, p in self.full.named_parameters() if n.startswith("linear_out.")]
@@ -143,11 +159,16 @@ class Finetuner(Trainer):
 
     def build_data(self, reserve_bytes: int) -> Data:
         data = super().build_data(reserve_bytes)
+        self.cached = self.use_cached_features(data)
+        return self.cache_features(data) if self.cached else data
+
+    def use_cached_features(self, data: Data) -> bool:
+        """Whether the head trains on stored body features (finetune.cache_features; module docstring)."""
         cfg = self.cfg
         want = auto_on_off(cfg.finetune.cache_features)
         aug_off = not cfg.aug.enabled
         if cfg.finetune.mode != "linear" or want is False or (want is None and not (aug_off and data.resident)):
-            return data
+            return False
         if not aug_off:
             raise UserError("finetune.cache_features=on needs aug.enabled=false (features of augmented images "
                             "change every epoch); use auto or off")
@@ -157,13 +178,8 @@ class Finetuner(Trainer):
             if want:
                 raise UserError("eval.tta scores random crops of images, which cached features cannot give; "
                                 "set finetune.cache_features=off (or auto)")
-            return data
-        self.cached = True
-        data = self._feature_data(data)
-        # from here on the trained module is the head alone, fed with the stored features
-        self.model = self.full.linear_out
-        self.forward, self.ddp = self.rt.wrap(self.model)
-        return data
+            return False
+        return True
 
     @torch.no_grad()
     def _features(self, loader: ResidentLoader, view) -> torch.Tensor:
@@ -177,9 +193,10 @@ class Finetuner(Trainer):
                 out[s:s + len(x_u8)] = body.features(view(x_u8)).float()
         return out
 
-    def _feature_data(self, data: Data) -> Data:
-        """The same loaders (order, batches, ranks) over stored body features instead of images."""
-        _, eval_view = super().build_views(data)
+    def cache_features(self, data: Data) -> Data:
+        """The same loaders (order, batches, ranks) over stored body features instead of images: the
+        body runs once over each split, through the eval view of the images."""
+        _, eval_view = augment_views(self.cfg, self.rt, data, self.model_res())
         tr, ev = data.train, data.eval
         feats_tr, feats_ev = self._features(tr, eval_view), self._features(ev, eval_view)
         train = ResidentLoader(ImageStore(feats_tr, None, self.device), tr.labels, tr.batch_size, tr.seed, tr.shard,
@@ -187,8 +204,7 @@ class Finetuner(Trainer):
         evl = ResidentLoader(ImageStore(feats_ev, None, self.device), ev.labels, ev.batch_size, ev.seed, ev.shard,
                              ev.indices, train=False, local=ev.local)
         report = {**data.report, "features_cached": True, "feature_dim": self.full.spec.width}
-        return Data(data.info, data.res, data.crop_res, train, evl, data.n_train, True, data.mean, data.std,
-                    data.stats, False, report)
+        return replace(data, train=train, eval=evl, resident=True, cropped_on_cpu=False, report=report)
 
     def build_views(self, data: Data):
         if not self.cached:
@@ -196,9 +212,13 @@ class Finetuner(Trainer):
         as_input = (lambda x, gen=None: x.to(self.rt.input_dtype))  # noqa: E731 - features are the inputs
         return as_input, as_input
 
+    def train_module(self) -> nn.Module:
+        """The head alone on cached features; else the Probe (body frozen) or the whole model."""
+        return self.full.linear_out if self.cached else self.model
+
     def eval_module(self) -> nn.Module:
-        """The head on cached features; the Probe (body kept in eval mode) or the whole model otherwise."""
-        return self.model
+        return self.train_module()
+
     def summary_extra(self) -> dict:
         return {"finetune_from": self.cfg.finetune.from_, "mode": self.cfg.finetune.mode,
                 "features_cached": self.cached, "source_arch": self.source_meta.get("arch"),
@@ -211,7 +231,9 @@ def main(argv=None):
 
     a, cfg = parse_args("mlpscale-finetune", __doc__, argv, load=lambda path, sets: load_config(path, sets, recipe),
                         need_config=False)
-    report(run(cfg, a.resume, a.overwrite, trainer_cls=Finetuner, tool="mlpscale-finetune"), "mlpscale-finetune")
+    code = report(run(cfg, a.resume, a.overwrite, trainer_cls=Finetuner, tool="mlpscale-finetune"), "mlpscale-finetune")
+    if code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

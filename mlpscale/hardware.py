@@ -1,7 +1,7 @@
 """Peak dense bf16 throughput of known accelerators, the MFU denominator when none is measured.
 
 Datasheet numbers (dense, no sparsity). `train.peak_tflops` in the config overrides them, e.g.
-with the bf16 matmul peak measured by `make gpu-check` (~780 TFLOP/s on an H200).
+with the bf16 matmul peak measured by `make gpu-check`.
 """
 from __future__ import annotations
 

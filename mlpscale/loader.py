@@ -42,8 +42,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .beton import MODE_RAW, Beton, open_beton, read_raw_images
 from .errors import UserError
-from .format import MODE_RAW, Beton, open_beton, read_raw_images
 from .ffcv_compat import import_ffcv
 
 
@@ -200,7 +200,7 @@ class ImageStore:
 
     def assemble(self, staged) -> torch.Tensor:
         """Device side of one batch (the consumer's thread): (B, H, W, 3) uint8 in the order of `idx`."""
-        # gathers only (index_select): on CPUs advanced indexing is ~2x and index_copy_ of uint8 ~15x slower
+        # gathers only (index_select): on CPUs advanced indexing and index_copy_ of uint8 are slower
         idx_dev, tiered = staged
         if tiered is None:
             return torch.index_select(self.dev, 0, idx_dev)

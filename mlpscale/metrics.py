@@ -18,7 +18,7 @@ import sys
 import torch
 
 from .errors import UserError
-from .format import atomic_file
+from .io import atomic_file
 
 
 def paper_compute_pflops(flops_per_forward: int, n_train: int, epochs: float) -> float:

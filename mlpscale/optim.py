@@ -12,6 +12,9 @@ import torch
 
 from .errors import UserError
 
+# optimizer state per trainable parameter, in units of the parameter's size (momentum; AdamW's two moments)
+STATE_PER_PARAM = {"lion": 1, "sgd": 1, "adamw": 2}
+
 
 class ForeachLion(torch.optim.Optimizer):
     """LION with foreach kernels: for every parameter p with gradient g and momentum m,

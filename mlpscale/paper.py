@@ -1,6 +1,6 @@
 """Import the authors' released checkpoints into mlpscale models (`mlpscale-import-paper`).
 
-Which checkpoints exist (PAPER.md, "Released checkpoints"; the authors' `utils/download.py`):
+Which checkpoints exist (the paper's released checkpoints; the authors' `utils/download.py`):
 B_6-Wi_512, B_12-Wi_512, B_6-Wi_1024 and B_12-Wi_1024, all B-MLPs pre-trained on ImageNet-21k at
 64x64 (11,230 classes), plus fine-tuned versions (`..._in21k_cifar10`, `_cifar100`, `_imagenet`:
 10, 100, 1000 classes). Each download is `torch.save(model.state_dict())` of their module (no wrapper,
@@ -49,7 +49,7 @@ import warnings
 
 import torch
 
-from . import checkpoint, config, datasets, format
+from . import checkpoint, config, datasets, io
 from .errors import UserError, cli_entry, int_range
 from .models import MLP, ArchSpec, parse_arch
 
@@ -304,7 +304,7 @@ def import_paper(file: str, arch: str, res: int, num_classes: int, out_dir: str,
                         f"--dataset its head was trained on (e.g. cifar10 for a file fine-tuned on CIFAR-10)")
     sha = _sha256(file)
     out_dir = os.path.abspath(out_dir)
-    with format.FolderLock(out_dir, "import", advice="choose another --out"):
+    with io.FolderLock(out_dir, "import", advice="choose another --out"):
         _check_target(out_dir, sha, overwrite)
         cfg = config.Config()
         cfg.data.dataset, cfg.data.res, cfg.data.stats = info.name, res, "paper"
@@ -322,7 +322,7 @@ def import_paper(file: str, arch: str, res: int, num_classes: int, out_dir: str,
             "source": source,
         }, kind="model")
         config.save_config(cfg, os.path.join(out_dir, "config.yaml"))
-        format.write_json_atomic(os.path.join(out_dir, "summary.json"), {
+        io.write_json_atomic(os.path.join(out_dir, "summary.json"), {
             "kind": "import-paper", "arch": model.spec.name, "res": res, "num_classes": num_classes,
             "dataset": info.name, "params": model.get_num_params(), "norm": norm, "source": source,
         })

@@ -28,7 +28,7 @@ class Runtime:
 
     @classmethod
     def create(cls, device: str = "auto", precision: str = "auto", compile: str = "auto") -> "Runtime":
-        """precision auto: bf16 on CUDA, fp32 on CPUs (bf16 autocast measured ~30x slower than fp32 on
+        """precision auto: bf16 on CUDA, fp32 on CPUs (bf16 autocast is far slower than fp32 on
         CPUs without AVX512-BF16/AMX, benchmarks/README.md); compile auto: on CUDA only."""
         dist, dev = init_distributed(device)
         bf16 = precision == "bf16" or (precision == "auto" and dev.type == "cuda")

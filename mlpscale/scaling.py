@@ -19,12 +19,11 @@ Method
    covariance (scaled by the residual variance, mapped back through the Jacobian of the rescaling).
    They are linearised intervals: they can cross a bound, and are `null` where the covariance is not
    defined; a parameter that ends on its bound is flagged `at_bound`. Where the law is the data's
-   model (points on it plus noise) they are calibrated: 94-96% coverage for each parameter over 200
-   synthetic draws. They take the frontier as given (not which runs happen to form it, nor that
-   off-optimal runs lift it above the envelope), so on frontiers of synthetic sweeps they run narrow:
-   they held the true alpha in 8 of 10 seeds, E_inf in 4 and a in 2. A bootstrap over runs (frontier
-   re-selected each time) did barely better at ~100x the cost, so it is not offered; read them as the
-   fit's precision, not as the uncertainty of the study.
+   model (points on it plus noise) they are calibrated (tested on synthetic draws). They take the
+   frontier as given (not which runs happen to form it, nor that off-optimal runs lift it above the
+   envelope), so on frontiers of synthetic sweeps they run narrow, E_inf's and a's more than alpha's.
+   A bootstrap over runs (frontier re-selected each time) did barely better at a far higher cost, so
+   it is not offered; read them as the fit's precision, not as the uncertainty of the study.
 3. Compute-optimal allocation at a fixed epoch count T (default: the smallest T present; the paper
    uses T = 50): the frontier of the runs with T epochs gives, for each compute, the optimal model
    size P* (params) and dataset size N* (n_train: distinct training samples, not samples seen = N x T).
@@ -50,7 +49,7 @@ import warnings
 import numpy as np
 
 from .errors import UserError, cli_entry, int_range
-from .format import atomic_file, write_json_atomic
+from .io import atomic_file, write_json_atomic
 
 REQUIRED = ("arch", "params", "n_train", "epochs", "compute_pflops", "error")
 RESULTS_NAME = "results.csv"            # what a sweep folder holds

@@ -5,9 +5,8 @@ crop, flip, normalise, HWC flatten; MixUp) -> `step` (model under bf16 autocast,
 cross-entropy, backward accumulated over micro-batches and DDP-synchronised on the last, clip,
 optimizer update). No host sync per step: losses and the NaN check stay on the device until a log
 point. `train.prefetch` can run `prepare` one micro-batch ahead on a worker thread, overlapping
-augmentation with the step; `auto` does so on a CPU device only when torch leaves a core free (on
-2 cores with 2 GEMM threads the thread measured 0.90x of the bare step, inline 0.98x: it steals the
-GEMMs' core). On GPUs kernels are asynchronous anyway.
+augmentation with the step; `auto` does so on a CPU device only when torch leaves a core free (with
+every core busy with GEMMs, the thread would steal one of them). On GPUs kernels are asynchronous anyway.
 
 A run folder holds config.yaml (resolved), metrics.jsonl (one object per epoch), last.pt and
 summary.json, and belongs to one process at a time (`.lock`). `--resume RUN_DIR` continues from
@@ -16,15 +15,14 @@ last.pt and ends with the same weights as a run that was never interrupted.
 Exit codes: 0 finished (or stopped at train.max_steps), 2 a user error (one sentence on stderr),
 130 / 143 interrupted by SIGINT / SIGTERM after saving last.pt.
 
-`Trainer` is also the loop of fine-tuning (`mlpscale.finetune.Finetuner` overrides the model,
-optimizer and data hooks) and of the benchmarks (`prepare`, `step` and `train_step` are public).
+`Trainer` is also the loop of fine-tuning (`mlpscale.finetune.Finetuner` extends its build steps,
+see the class) and of the benchmarks (`prepare`, `step` and `train_step` are public).
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import os
-import shutil
 import signal
 import statistics
 import sys
@@ -36,20 +34,21 @@ import torch
 
 from .augment import DeviceAugment, mixup, mixup_lambda
 from .checkpoint import check_compatible, load_checkpoint, model_meta, save_checkpoint
-from .config import Config, load_config, save_config, to_dict
+from .config import Config, load_config, to_dict
 from .data import Data, arrays_data, build_data  # noqa: F401 (arrays_data: public via train)
 from .datasets import DatasetInfo, get_dataset
 from .distributed import barrier, shutdown
 from .errors import UserError, cli_entry
 from .evaluate import TTA, evaluate, load_real_labels
-from .format import FolderLock, write_json_atomic
 from .hardware import peak_flops
+from .io import write_json_atomic
 from .loader import Prefetch
 from .loss import soft_target_cross_entropy
 from .metrics import (EpochSums, FiniteGuard, MetricsLog, Progress, TrainingDiverged, epoch_row,  # noqa: F401
                       paper_compute_pflops, process_age_s, read_rows)
 from .models import MLP
-from .optim import build_optimizer
+from .optim import STATE_PER_PARAM, build_optimizer
+from .rundir import abandon_run, check_loggers, lock_run, prepare_run, start_run
 from .runtime import Runtime, auto_on_off
 from .schedule import lr_at
 
@@ -63,12 +62,39 @@ class Batch:
     lam: float
 
 
-class Trainer:
-    """One training run. `data_fn(cfg, rt, micro_batch, reserve_bytes) -> Data` supplies the data (the
-    default opens the betons named by cfg.data; `data.arrays_data(...)` serves tensors and carries the
-    dataset's `info`)."""
+def dataset_info(cfg: Config, data_fn=None) -> DatasetInfo:
+    """The dataset a run trains on: the one `data_fn` carries, else the one cfg.data names."""
+    if data_fn is not None:
+        return data_fn.info
+    return get_dataset(cfg.data.dataset, cfg.data.root, cfg.data.res or None)
 
-    def __init__(self, cfg: Config, run_dir: str, resume: bool = False, data_fn=None):
+
+def augment_views(cfg: Config, rt: Runtime, data: Data, res: int) -> tuple[DeviceAugment, DeviceAugment]:
+    """(train view, eval view): uint8 image batch -> model input of `res` px, on the device."""
+    a = cfg.aug
+    crop = a.enabled and not data.cropped_on_cpu
+    train = DeviceAugment(data.mean, data.std, res, train=True, crop=crop, flip=a.enabled and a.flip,
+                          scale=a.crop_scale, ratio=a.crop_ratio, out_dtype=rt.input_dtype, device=rt.device)
+    evl = DeviceAugment(data.mean, data.std, res, train=False, out_dtype=rt.input_dtype, device=rt.device)
+    return train, evl
+
+
+class Trainer:
+    """One training run, built in a plain order: model -> optimizer -> data -> views -> position.
+
+    `data_fn(cfg, rt, micro_batch, reserve_bytes) -> Data` supplies the data (the default opens the
+    betons named by cfg.data; `data.arrays_data(...)` serves tensors and carries the dataset's `info`).
+    `model` is the whole MLP to train (default: a new one as cfg.model describes); `checkpoint` the
+    training state to continue from (last.pt, read once by `run`).
+
+    A subclass extends the steps through the hooks below (fine-tuning: `trained_module`,
+    `param_groups`, `build_data`, `build_views`, `train_module`); each runs once, in that order, and
+    none replaces what an earlier step built. `resolve(cfg, checkpoint)` runs before the run folder is
+    prepared and returns more constructor arguments (fine-tuning: the source model).
+    """
+
+    def __init__(self, cfg: Config, run_dir: str, data_fn=None, *, model: MLP | None = None,
+                 checkpoint: dict | None = None):
         self.cfg, self.run_dir = cfg, run_dir
         t = cfg.train
         self.rt = rt = Runtime.create(t.device, t.precision, t.compile)
@@ -79,13 +105,14 @@ class Trainer:
         self.micro_batch = t.batch_size // (self.dist.world * t.accum_steps)
         torch.manual_seed(t.seed)
         self.data_fn = data_fn
-        self.info = data_fn.info if data_fn is not None else get_dataset(cfg.data.dataset, cfg.data.root,
-                                                                          cfg.data.res or None)
-        self.model = self.build_model(self.info).to(self.device)
-        self.forward, self.ddp = rt.wrap(self.model)
+        self.info = dataset_info(cfg, data_fn)
+        # model -> optimizer -> data (whose device share depends on what training itself needs) -> views
+        self.full = (model if model is not None else self.build_model(self.info)).to(self.device)
+        self.model = self.trained_module(self.full)
         self.opt = build_optimizer(cfg.optim, self.param_groups(), self.device)
         self.data = self.build_data(self.measure_reserve())
         self.train_view, self.eval_view = self.build_views(self.data)
+        self.forward, self.ddp = rt.wrap(self.train_module())
         self.mixup_alpha = cfg.aug.mixup if cfg.aug.enabled else 0.0
         self.gen = torch.Generator(device=self.device)   # augmentation randomness, reseeded per micro-batch
         self.prefetch = auto_on_off(t.prefetch)
@@ -98,27 +125,37 @@ class Trainer:
             raise UserError(f"one optimizer step needs {t.batch_size} images but an epoch has {self.data.n_train}")
         self.total_steps = self.steps_per_epoch * t.epochs
         self.warmup_steps = round(cfg.optim.warmup_epochs * self.steps_per_epoch)
-        full = self.export_model()
-        self.flops_fwd = full.paper_flops_per_forward()      # the paper's compute unit
-        self.macs = full.macs_per_forward()
+        self.flops_fwd = self.full.paper_flops_per_forward()      # the paper's compute unit
+        self.macs = self.full.macs_per_forward()
         self.peak = peak_flops(self.device, t.peak_tflops)
 
-        # position in training; replaced by a checkpoint on resume
+        # position in training; replaced by the checkpoint on resume
         self.epoch, self.micro_in_epoch, self.step_no = 0, 0, 0
         self.sums = EpochSums()
         self.elapsed_s, self.best_top1, self.last_eval = 0.0, 0.0, {}
+        resume = checkpoint is not None
         if resume:
-            self._restore(load_checkpoint(os.path.join(run_dir, "last.pt")))
+            self._restore(checkpoint)
         self.log = MetricsLog(run_dir, cfg, resume_epoch=self.epoch if resume else None, enabled=self.dist.main)
         self.progress = Progress(self.dist.main and cfg.run.progress)
         self.stop_signal = None
         self.first_step_s = None    # process start -> end of this process's first optimizer step
 
+    @classmethod
+    def resolve(cls, cfg: Config, checkpoint: dict | None) -> dict:
+        """More constructor arguments, worked out before the run folder is prepared (and may complete
+        `cfg`, which config.yaml then records); `checkpoint` is the state a resumed run continues from."""
+        return {}
+
     # --- hooks (fine-tuning overrides them) ------------------------------------------------------
-    def build_model(self, info: DatasetInfo) -> torch.nn.Module:
+    def build_model(self, info: DatasetInfo) -> MLP:
         m = self.cfg.model
         return MLP(m.arch, self.cfg.data.crop_res or self.cfg.data.res or info.default_res, info.num_classes,
                    act=m.act, norm=m.norm, dropout=m.dropout)
+
+    def trained_module(self, full: MLP) -> torch.nn.Module:
+        """The module the optimizer trains, around the whole model (a frozen-body probe, for instance)."""
+        return full
 
     def param_groups(self) -> list[dict]:
         """Optimizer parameter groups; `lr_mult` scales the scheduled learning rate per group."""
@@ -130,23 +167,22 @@ class Trainer:
 
     def build_views(self, data: Data):
         """(train view, eval view): uint8 batch -> model input, on the device."""
-        a, res = self.cfg.aug, self.model_res()
-        crop = a.enabled and not data.cropped_on_cpu
-        train = DeviceAugment(data.mean, data.std, res, train=True, crop=crop, flip=a.enabled and a.flip,
-                              scale=a.crop_scale, ratio=a.crop_ratio, out_dtype=self.rt.input_dtype, device=self.device)
-        evl = DeviceAugment(data.mean, data.std, res, train=False, out_dtype=self.rt.input_dtype, device=self.device)
-        return train, evl
+        return augment_views(self.cfg, self.rt, data, self.model_res())
+
+    def train_module(self) -> torch.nn.Module:
+        """What the train view's output is fed to (wrapped for DDP / compile); `self.model` by default."""
+        return self.model
 
     def export_model(self) -> MLP:
         """The whole model: what checkpoints hold and evaluation scores."""
-        return self.model
+        return self.full
 
     def summary_extra(self) -> dict:
         """More fields for summary.json (fine-tuning adds its source and mode)."""
         return {}
 
     def model_res(self) -> int:
-        return self.export_model().res
+        return self.full.res
 
     # --- memory -------------------------------------------------------------------------------------
     def measure_reserve(self) -> int:
@@ -164,7 +200,7 @@ class Trainer:
         self.model.zero_grad(set_to_none=True)
         peak = torch.cuda.max_memory_allocated(self.device) - base
         params = sum(p.numel() * p.element_size() for p in self.model.parameters() if p.requires_grad)
-        state = {"lion": 1, "sgd": 1, "adamw": 2}[self.cfg.optim.name] * params
+        state = STATE_PER_PARAM[self.cfg.optim.name] * params
         del x, loss
         return int((peak + params + state) * 1.1)
 
@@ -226,19 +262,15 @@ class Trainer:
         return self.export_model()
 
     def evaluate(self) -> dict:
-        r = evaluate(self.eval_module(), self.data.eval, self.rt, self.eval_view, self.info.num_classes)
-        return {"test_top1": r["top1"], "test_top5": r["top5"], "test_loss": r["loss"]}
+        r = evaluate(self.eval_module(), self.data.eval, self.eval_view, rt=self.rt)
+        return {"test_top1": r.top1, "test_top5": r.top5, "test_loss": r.loss}
 
     def final_eval(self) -> dict:
         """The run's last evaluation with the extra scores of cfg.eval (TTA, ReaL); also written to eval.json."""
-        e, a = self.cfg.eval, self.cfg.aug
-        if e.tta and self.data.cropped_on_cpu:
-            raise UserError("eval.tta needs fixed-size images; this dataset holds images of several sizes")
-        tta = TTA(e.tta, e.tta_average, tuple(a.crop_scale), tuple(a.crop_ratio), a.flip, seed=self.cfg.train.seed) \
-            if e.tta else None
+        e = self.cfg.eval
+        tta = TTA.of_run(e.tta, e.tta_average, self.cfg.aug, self.cfg.train.seed, self.data.cropped_on_cpu, "eval.tta")
         real = load_real_labels(self.cfg.data.root, self.info.name, self.data.res, self.device) if e.real else None
-        r = evaluate(self.eval_module(), self.data.eval, self.rt, self.eval_view, self.info.num_classes, tta,
-                     self.data.mean, self.data.std, self.model_res(), real)
+        r = evaluate(self.eval_module(), self.data.eval, self.eval_view, rt=self.rt, tta=tta, real=real).to_dict()
         r.update(dataset=self.info.name, split=self.info.eval_split, arch=self.export_model().spec.name,
                  checkpoint=os.path.abspath(os.path.join(self.run_dir, "last.pt")))
         if self.dist.main:
@@ -436,83 +468,23 @@ class Trainer:
 
 # --- entry point ------------------------------------------------------------------------------
 
-RUN_FILES = ("last.pt", "summary.json", "metrics.jsonl", "eval.json")
-
-
-STASH = ".replaced"   # the old run's files while a replacing run has not started yet (--overwrite)
-
-
-def prepare_run(cfg: Config, resume_dir: str | None, overwrite: bool, tool: str = "mlpscale-train"):
-    """Lock the run folder (rank 0), after the checks that need no data (optional loggers, an existing
-    run). Nothing of an existing run changes here: `--overwrite` moves its files aside (`start_run`
-    removes them once the new run has started, `abandon_run` puts them back), and config.yaml is
-    written by `start_run`. Returns (run_dir, lock or None)."""
-    run_dir = resume_dir or os.path.join(cfg.run.out_dir, cfg.run.name)
-    check_loggers(cfg)
-    if int(os.environ.get("RANK", "0")) != 0:
-        return run_dir, None
-    lock = FolderLock(run_dir, "run", f"choose another run.name ({tool} --set run.name=NEW ...)").acquire()
-    try:
-        restore_stash(run_dir)  # a replacing run killed before it started: the old run is still the run
-        if resume_dir:
-            if not os.path.exists(os.path.join(run_dir, "last.pt")):
-                raise UserError(f"{run_dir} has no last.pt to resume from (the run saved none yet); "
-                                f"start it again without --resume")
-            return run_dir, lock
-        if os.path.exists(os.path.join(run_dir, "last.pt")) and not overwrite:
-            raise UserError(f"{run_dir} already holds a run; continue it with `{tool} --resume {run_dir}`, "
-                            f"or pass --overwrite, or choose another run.name")
-        old = [n for n in os.listdir(run_dir) if n in RUN_FILES or n in ("config.yaml", "tb")
-               or (n.startswith("epoch_") and n.endswith(".pt"))]
-        if old:
-            os.makedirs(os.path.join(run_dir, STASH))
-            for name in old:
-                os.rename(os.path.join(run_dir, name), os.path.join(run_dir, STASH, name))
-    except BaseException:
-        lock.release()
-        raise
-    return run_dir, lock
-
-
-def restore_stash(run_dir: str) -> None:
-    """Put the files `prepare_run` moved aside back in place (a run that did not start)."""
-    stash = os.path.join(run_dir, STASH)
-    if not os.path.isdir(stash):
-        return
-    for name in os.listdir(stash):
-        dst = os.path.join(run_dir, name)
-        if os.path.isdir(dst) and not os.path.islink(dst):
-            shutil.rmtree(dst)
-        os.replace(os.path.join(stash, name), dst)
-    os.rmdir(stash)
-
-
-def start_run(cfg: Config, run_dir: str) -> None:
-    """The new run has started (its data, model and any checkpoint are in hand): only now is the resolved
-    config written (with the --set given on resume) and a replaced run's old files removed."""
-    save_config(cfg, os.path.join(run_dir, "config.yaml"))
-    shutil.rmtree(os.path.join(run_dir, STASH), ignore_errors=True)
-
-
-def check_loggers(cfg: Config) -> None:
-    """The optional packages the config asks for, checked before any folder is made."""
-    import importlib.util
-
-    for on, module, name in ((cfg.run.tensorboard, "tensorboard", "tensorboard"), (cfg.run.wandb, "wandb", "wandb")):
-        if on and importlib.util.find_spec(module) is None:
-            raise UserError(f"run.{name} is on but {name} is not installed: pip install {name} "
-                            f"(or --set run.{name}=false)")
-
-
 def run(cfg: Config, resume_dir: str | None = None, overwrite: bool = False, trainer_cls=None,
         tool: str = "mlpscale-train") -> dict:
-    new_folder = not resume_dir and not os.path.exists(os.path.join(cfg.run.out_dir, cfg.run.name))
-    run_dir, lock = prepare_run(cfg, resume_dir, overwrite, tool)
+    """Check what needs no data, lock the run folder, read the state to resume (last.pt, once), resolve what
+    the trainer class needs from it and the config, set an old run aside (--overwrite), build the trainer;
+    only then write config.yaml and drop the old run (`start_run`), and train."""
+    cls = trainer_cls or Trainer
+    run_dir = resume_dir or os.path.join(cfg.run.out_dir, cfg.run.name)
+    new_folder = not resume_dir and not os.path.exists(run_dir)
+    check_loggers(cfg)
+    lock = lock_run(run_dir, resume_dir is not None, overwrite, tool)
     started = False
     try:
-        trainer = (trainer_cls or Trainer)(cfg, run_dir, resume=resume_dir is not None)
-        if lock is not None:
-            start_run(cfg, run_dir)
+        checkpoint = load_checkpoint(os.path.join(run_dir, "last.pt")) if resume_dir else None
+        extra = cls.resolve(cfg, checkpoint)
+        prepare_run(cfg, run_dir, resume_dir is not None)
+        trainer = cls(cfg, run_dir, checkpoint=checkpoint, **extra)
+        start_run(cfg, run_dir)
         started = True
         return trainer.fit()
     except BaseException:
@@ -523,21 +495,6 @@ def run(cfg: Config, resume_dir: str | None = None, overwrite: bool = False, tra
         shutdown()
         if lock is not None:
             lock.release()
-
-
-def abandon_run(run_dir: str, new_folder: bool, resumed: bool) -> None:
-    """Undo what a refused start wrote: a new folder goes; a replaced run's files come back."""
-    if not resumed:
-        for name in ("metrics.jsonl", "tb"):  # what the refused Trainer may have begun
-            path = os.path.join(run_dir, name)
-            with contextlib.suppress(OSError):
-                shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-    restore_stash(run_dir)
-    if new_folder:
-        with contextlib.suppress(OSError):
-            os.remove(os.path.join(run_dir, ".lock"))
-        with contextlib.suppress(OSError):
-            os.rmdir(run_dir)
 
 
 def parse_args(prog: str, doc: str, argv, load=load_config, need_config: bool = True):
@@ -561,8 +518,8 @@ def parse_args(prog: str, doc: str, argv, load=load_config, need_config: bool = 
     return a, cfg
 
 
-def report(s: dict, tool: str) -> None:
-    """Print the outcome and exit with the code that says what happened (module docstring)."""
+def report(s: dict, tool: str) -> int:
+    """Print the outcome; returns the exit code that says what happened (module docstring)."""
     if int(os.environ.get("RANK", "0")) == 0:
         top1 = s.get("test_top1")
         print(f"{s['status']}: {s['arch']} on {s['dataset']} ({s['epochs_done']} epochs, {s['steps']} steps, "
@@ -572,13 +529,16 @@ def report(s: dict, tool: str) -> None:
             print(f"resume with: {tool} --resume {s['run_dir']}")
     sys.stdout.flush()
     if s["status"] == "interrupted":
-        sys.exit(128 + int(s.get("signal") or signal.SIGINT))
+        return 128 + int(s.get("signal") or signal.SIGINT)
+    return 0
 
 
 @cli_entry
 def main(argv=None):
     a, cfg = parse_args("mlpscale-train", __doc__, argv)
-    report(run(cfg, a.resume, a.overwrite), "mlpscale-train")
+    code = report(run(cfg, a.resume, a.overwrite), "mlpscale-train")
+    if code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

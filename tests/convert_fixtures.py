@@ -43,7 +43,7 @@ def add_member(tf: tarfile.TarFile, name: str, data: bytes) -> None:
 
 def read_images(path: str):
     """([images (H, W, 3) uint8, sizes may differ], labels (N,)) decoded from a beton (raw or JPEG)."""
-    from mlpscale.format import MODE_RAW, iter_payloads, open_beton
+    from mlpscale.beton import MODE_RAW, iter_payloads, open_beton
 
     xs, ys = [], []
     for payload, mode, h, w, label in iter_payloads(open_beton(path)):

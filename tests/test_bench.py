@@ -1,4 +1,4 @@
-"""mlpscale-bench: the timing harness, the reference recipe's pieces, the results schema and the CLI."""
+"""The developer benchmarks (python -m benchmarks): the timing harness, the reference recipe's pieces, the results schema and the CLI."""
 import copy
 import json
 import os
@@ -7,10 +7,10 @@ import tempfile
 import pytest
 import torch
 
-from mlpscale.bench import reference as ref
-from mlpscale.bench.cli import main
-from mlpscale.bench.schema import SchemaError, validate, validate_entry
-from mlpscale.bench.timing import Comparison, Variant, compare, summarize
+from benchmarks import reference as ref
+from benchmarks.cli import main
+from benchmarks.schema import SchemaError, validate, validate_entry
+from benchmarks.timing import Comparison, Variant, compare, summarize
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--arch", "B_1-Wi_32", "--res", "8", "--batch", "32", "--classes", "10", "--n-train", "256",
@@ -100,7 +100,7 @@ def test_reference_step_flattens_chw():
 def _good_doc():
     cmp = Comparison("step", "toy", "img/s", "one call", {"x": 1}, [Variant("ours", lambda: 10, "ours"),
                                                                    Variant("ref", lambda: 5, "baseline")], 2, 0)
-    return {"schema": "mlpscale-bench/1", "command": "mlpscale-bench step", "quick": True,
+    return {"schema": "mlpscale-bench/1", "command": "python -m benchmarks step", "quick": True,
             "env": {"date_utc": "x", "python": "3", "torch": "2", "host_cpu": "c", "cpu_count": 2},
             "results": [compare(cmp, log=None).to_json(), {"suite": "loader", "skipped": "FFCV cannot load"},
                         {"suite": "peak", "name": "matmul", "value": 1.0, "unit": "TFLOP/s"}]}
@@ -158,10 +158,11 @@ def test_cli_unknown_suite_is_one_line(capsys):
 
 
 def test_convert_suite_reports_missing_script(monkeypatch):
-    from mlpscale.bench import suites
+    from benchmarks import convert
+    from benchmarks.common import Sizes
 
-    monkeypatch.setattr(suites, "REPO", "/nonexistent")
-    (e,) = suites.suite_convert(suites.Sizes.quick(), quick=True, log=None)
+    monkeypatch.setattr(convert, "REPO", "/nonexistent")
+    (e,) = convert.suite_convert(Sizes.quick(), quick=True, log=None)
     assert "not found" in e["skipped"]
 
 
@@ -174,7 +175,7 @@ def test_compare_takes_self_timed_rates_as_they_are():
 
 
 def test_e2e_processes_are_paired_and_rotated():
-    from mlpscale.bench.e2e import paired_order
+    from benchmarks.e2e import paired_order
 
     vs = [Variant(n, lambda: 1) for n in ("mlpscale", "mlpscale_bare", "reference", "reference_bare")]
     names = [[v.name for v in paired_order(r, vs)] for r in range(2)]
@@ -188,7 +189,7 @@ def _e2e_entry(eff):
 
 
 def test_gate_decision():
-    from mlpscale.bench.e2e import gate_failures
+    from benchmarks.e2e import gate_failures
 
     assert gate_failures([_e2e_entry(0.95)], 0.7) == []
     (line,) = gate_failures([_e2e_entry(0.5), {"suite": "step"}, {"suite": "e2e", "skipped": "x"}], 0.7)
@@ -250,9 +251,9 @@ def test_cli_eval_uses_the_evaluate_module(tmp_path, capsys, monkeypatch):
     assert calls, "the eval suite must time mlpscale.evaluate's TTA"
     assert e["variants"]["bare_forward"]["role"] == "info" and e["pipeline_efficiency"]["ours"] > 0
     assert e["config"]["views"] == 2
-    from mlpscale.bench import suites
+    from benchmarks import common, tta
 
-    assert not hasattr(suites, "tta_probs")  # one implementation
+    assert not hasattr(common, "tta_probs") and not hasattr(tta, "tta_probs")  # one implementation
 
 
 def test_cli_tiered_decodes_once_into_two_tiers(tmp_path, capsys):
@@ -269,10 +270,10 @@ def test_cli_tiered_decodes_once_into_two_tiers(tmp_path, capsys):
 
 
 def test_readme_rows_are_the_generated_ones():
-    """benchmarks/README.md's result rows are what mlpscale.bench.table makes of results/*.json."""
+    """benchmarks/README.md's result rows are what benchmarks.table makes of results/*.json."""
     import glob
 
-    from mlpscale.bench.table import rows
+    from benchmarks.table import rows
 
     here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
     generated = {r for p in sorted(glob.glob(os.path.join(here, "results", "*.json"))) for r in rows(p)}
@@ -285,7 +286,7 @@ def test_readme_rows_are_the_generated_ones():
 
 @pytest.mark.slow  # two fresh processes
 def test_startup_suite_times_the_users_command():
-    from mlpscale.bench.startup import suite_startup
+    from benchmarks.startup import suite_startup
 
     (e,) = suite_startup(1, log=None)
     validate_entry(e)

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from mlpscale.bench.schema import validate
+from benchmarks.schema import validate
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

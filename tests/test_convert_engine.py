@@ -12,7 +12,7 @@ import convert_fixtures as fx
 from data_prep.engine import Encoding, decode_image, write_split
 from data_prep.records import ArrayRecords, FileRecords
 from data_prep.workers import Workers
-from mlpscale.format import BetonWriter
+from mlpscale.beton import BetonWriter
 
 
 def test_ffcv_loader_reads_our_betons_in_all_memory_modes(tmp_path):

@@ -14,7 +14,8 @@ import convert_fixtures as fx
 from data_prep.cli import main
 from data_prep.engine import decode_image
 from data_prep.resize import paper_size
-from mlpscale.format import check_dataset, open_beton
+from mlpscale.beton import open_beton
+from mlpscale.layout import check_dataset
 
 SIZES = [(500, 375), (375, 500), (500, 333), (640, 480), (64, 48), (30, 90), (64, 64), (1000, 1), (97, 65)]
 

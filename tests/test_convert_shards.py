@@ -10,7 +10,8 @@ import pytest
 
 import convert_fixtures as fx
 from data_prep.cli import main
-from mlpscale.format import check_dataset, open_beton
+from mlpscale.beton import open_beton
+from mlpscale.layout import check_dataset
 from mlpscale.subsets import balanced_subset
 
 

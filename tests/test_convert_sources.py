@@ -11,7 +11,8 @@ from PIL import Image
 import convert_fixtures as fx
 from data_prep.cli import main
 from mlpscale.errors import UserError
-from mlpscale.format import check_dataset, is_temp_name
+from mlpscale.io import is_temp_name
+from mlpscale.layout import check_dataset
 
 
 def convert(*argv) -> dict:

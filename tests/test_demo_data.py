@@ -5,8 +5,8 @@ import os
 import numpy as np
 import torch
 
+from mlpscale.beton import open_beton
 from mlpscale.datasets import get_dataset, stats_for
-from mlpscale.format import open_beton
 from mlpscale.loader import read_split
 
 

@@ -21,8 +21,10 @@ import pytest
 
 import convert_fixtures as fx
 from data_prep.cli import main
+from mlpscale.beton import BetonWriter, open_beton
 from mlpscale.errors import UserError
-from mlpscale.format import BetonWriter, check_dataset, is_temp_name, open_beton
+from mlpscale.io import is_temp_name
+from mlpscale.layout import check_dataset
 
 CONVERT = os.path.join(os.path.dirname(sys.executable), "mlpscale-convert")
 

@@ -54,7 +54,7 @@ import convert_fixtures as fx
 from data_prep.cli import main as convert
 from mlpscale.config import load_config
 from mlpscale.errors import UserError
-from mlpscale.format import FolderLock
+from mlpscale.io import FolderLock
 from mlpscale.train import run
 from util import cli, run_cli
 
@@ -306,7 +306,7 @@ def test_disk_full_in_torch_save_is_one_sentence_and_resumable(digits_root, tmp_
 
 
 def test_other_save_failures_name_the_path_and_the_free_space(tmp_path):
-    from mlpscale.format import save_torch_atomic
+    from mlpscale.io import save_torch_atomic
 
     class Unsaveable:
         def __reduce__(self):

@@ -3,8 +3,8 @@ import json
 import pytest
 
 from mlpscale.datasets import BUILTIN, get_dataset, stats_for
-from mlpscale.format import beton_path, meta_path
 from mlpscale.errors import UserError
+from mlpscale.layout import beton_path, meta_path
 
 
 def test_builtin_paper_numbers():

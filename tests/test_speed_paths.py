@@ -93,7 +93,7 @@ def test_resident_run_never_imports_ffcv(digits_root, tmp_path):
     assert "IMPORTED False False" in out.stdout
     s = json.load(open(tmp_path / "demo_digits" / "summary.json"))
     assert s["resident"] is True
-    # start-up as the user sees it is reported (a figure, recorded by `mlpscale-bench startup`, not asserted here)
+    # start-up as the user sees it is reported (a figure, recorded by `python -m benchmarks startup`, not asserted here)
     assert 0 < s["first_step_s"] < s["elapsed_s"] + 600
 
 
@@ -186,8 +186,8 @@ def _ffcv_written(root, name, res, n, seed, write_mode="smart"):
 def test_betons_of_varying_sizes_stream_with_cpu_crops(tmp_path, write_mode):
     """Betons written by FFCV's own writer at max_resolution (the paper's layout) train: FFCV takes the
     random-resized crop (or the centre crop) from each stored image on the CPU; resident mode says why not."""
+    from mlpscale.beton import open_beton
     from mlpscale.errors import UserError
-    from mlpscale.format import open_beton
 
     _ffcv_written(str(tmp_path / "d"), "cifar10", 8, 256, 0, write_mode)
     assert open_beton(str(tmp_path / "d" / "cifar10" / "train_8.beton")).resolution() is None  # sizes vary

@@ -102,7 +102,7 @@ def test_units_reuse_epochs_only_with_a_constant_schedule(tmp_path):
     (u,) = s.units
     assert u.reuse and u.epochs == 10 and u.name == "B_1-Wi_16"
     assert [p.name for p in u.points] == ["B_1-Wi_16__e4", "B_1-Wi_16__e6", "B_1-Wi_16__e10"]
-    assert "train.keep_every=2" in u.extra or any(x.startswith("train.keep_epochs=") for x in u.extra)
+    assert "train.keep_epochs=[4, 6, 10]" in u.extra   # epoch_<T>.pt kept for every T of the grid
     assert "train.eval_every=1" in u.extra          # gcd(5, 2): the run's own test top-1 at every T
     assert not s.notes
     cos = sw.plan(sw.read_spec(write_spec(tmp_path / "k.yaml", set={**base_set("data"), "optim.schedule": "cosine"},
@@ -126,6 +126,9 @@ def test_units_reuse_epochs_only_with_a_constant_schedule(tmp_path):
      "measure.probe: unknown key 'sett'; valid keys are config, set, mode"),
     ({"base": "demo_digits.yaml", "measure": {"probe": {"mode": "half"}}}, "mode must be linear or full"),
     ({"base": "demo_digits.yaml", "slurm": {"gpus": 8}}, "slurm: unknown key 'gpus'; valid keys are partition"),
+    ({"base": "demo_digits.yaml", "slurm": {"mem_gb": "lots"}}, "slurm: mem_gb: bad value 'lots'"),
+    ({"base": "demo_digits.yaml", "slurm": "gpu"}, "slurm must be a mapping with the keys partition"),
+    ({"base": "demo_digits.yaml", "local": {"jobs": 0}}, "local.jobs must be a whole number >= 1, got 0"),
     ({"base": "demo_digits.yaml", "reuse_epochs": "maybe"}, "reuse_epochs must be auto or off"),
     ({"base": "demo_digits.yaml", "prepare": [{"run": "x", "python": "a:b"}]}, "exactly one of run"),
     ({"base": "demo_digits.yaml", "grid": {"model.arch": ["B_1-Wi_16", "B_1-Wi_16"]}}, "two points the name"),
@@ -162,7 +165,7 @@ def test_print_commands_one_line_per_unit_nothing_runs(tmp_path, capsys):
     assert first.startswith(f"cd {tmp_path} && mlpscale-train --config ")
     assert first.count("mlpscale-train --config") == 1 and first.count("mlpscale-finetune --config") == 2
     assert "run.name=B_1-Wi_16 " in first and "train.epochs=2" in first
-    assert "train.keep_every=1" in first or "train.keep_epochs=" in first  # epoch_1.pt is kept
+    assert "train.keep_epochs=[1, 2]" in first                 # epoch_1.pt is kept
     assert f"finetune.from={tmp_path}/out/points/B_1-Wi_16/epoch_1.pt" in first
     assert "run.name=B_1-Wi_16__e2" in first
     assert not (tmp_path / "out" / "points").exists()

@@ -2,10 +2,10 @@
 import pytest
 import torch
 
+from mlpscale.beton import open_beton, write_arrays
 from mlpscale.config import load_config
 from mlpscale.data import build_data
 from mlpscale.errors import UserError
-from mlpscale.format import open_beton, write_arrays
 from mlpscale.loader import ResidentLoader, StreamLoader, load_images, read_split
 from mlpscale.runtime import Runtime
 from util import digits_arrays, write_dataset

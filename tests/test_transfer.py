@@ -90,6 +90,33 @@ def test_finetune_upsamples_and_resumes_exactly(two_tasks, pretrained, tmp_path,
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+def test_finetune_cli_writes_config_once_and_reads_last_pt_once(two_tasks, pretrained, tmp_path, monkeypatch):
+    """The source checkpoint is resolved before the run folder is prepared: config.yaml is written once
+    (with the arch and resolution the checkpoint fixes), and a resumed run reads its last.pt once."""
+    import yaml
+
+    import mlpscale.config as config_mod
+    from mlpscale.finetune import main
+
+    writes, reads = [], []
+    write, load = config_mod.write_text_atomic, torch.load
+    monkeypatch.setattr(config_mod, "write_text_atomic",
+                        lambda path, text: (writes.append(os.path.basename(path)), write(path, text))[1])
+    monkeypatch.setattr(torch, "load", lambda f, *a, **k: (reads.append(os.path.basename(str(f))), load(f, *a, **k))[1])
+    sets = SMALL + [f"data.root={two_tasks}", "data.dataset=hi", "data.res=4", f"finetune.from={pretrained}",
+                    f"run.out_dir={tmp_path}", "run.name=ft", "train.epochs=2", "train.batch_size=64",
+                    "train.max_steps=3"]
+    main([arg for s in sets for arg in ("--set", s)])
+    run_dir = tmp_path / "ft"
+    assert writes == ["config.yaml"] and reads == ["last.pt"]  # the source's last.pt, read once
+    written = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert written["model"]["arch"] == "B_2-Wi_64" and written["data"]["crop_res"] == 8
+    writes.clear(), reads.clear()
+    main(["--resume", str(run_dir), "--set", "train.max_steps=0"])
+    assert writes == ["config.yaml"] and reads == ["last.pt"]
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "finished"
+
+
 def test_linear_probe_keeps_the_body_and_caching_is_exact(two_tasks, pretrained, tmp_path):
     common = ["finetune.mode=linear", "train.epochs=3", "train.batch_size=64", "optim.lr=1e-3"]
     cached = run(ft_config(two_tasks, pretrained, tmp_path, "cached", *common), trainer_cls=Finetuner)
@@ -168,8 +195,8 @@ def test_tta_with_one_centre_view_is_plain_eval():
     loader = ResidentLoader(x, y, 16, 0, train=False)
     view = DeviceAugment((100.0,) * 3, (50.0,) * 3, 6, train=False)
     tta = TTA(views=1, crop=False, flip=False)
-    r = evaluate(model, loader, rt, view, 3, tta, (100.0,) * 3, (50.0,) * 3, 6)
-    assert r["tta_top1"] == r["top1"] and r["tta_top5"] == r["top5"] and r["n_images"] == 40
+    r = evaluate(model, loader, view, rt=rt, tta=tta)
+    assert r.tta_top1 == r.top1 and r.tta_top5 == r.top5 and r.n_images == 40
     from mlpscale.evaluate import _tta_logits
 
     mean_t, std_t = torch.full((3,), 100.0), torch.full((3,), 50.0)
@@ -179,8 +206,8 @@ def test_tta_with_one_centre_view_is_plain_eval():
         with torch.no_grad():
             one = _tta_logits(m, x, tta, mean_t, std_t, res, torch.float32, rt, torch.Generator(), 0)
             torch.testing.assert_close(one, m(centre(x)), rtol=1e-5, atol=1e-5)  # the same logits, not just top-k
-    a = evaluate(model, loader, rt, view, 3, TTA(views=5, seed=3), (100.0,) * 3, (50.0,) * 3, 6)
-    b = evaluate(model, loader, rt, view, 3, TTA(views=5, seed=3, max_rows=17), (100.0,) * 3, (50.0,) * 3, 6)
+    a = evaluate(model, loader, view, rt=rt, tta=TTA(views=5, seed=3))
+    b = evaluate(model, loader, view, rt=rt, tta=TTA(views=5, seed=3, max_rows=17))
     assert a == b  # the views are a function of (seed, batch, view): chunking changes nothing
 
 

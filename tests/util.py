@@ -29,21 +29,23 @@ def write_dataset(root, name, train, evals, eval_split="test", fmt="raw", sideca
     stamped like the converter's. `train` and `evals` are (images (N, R, R, 3) uint8, labels (N,))."""
     import numpy as np
 
-    from mlpscale import format as fm
+    from mlpscale.beton import write_arrays
+    from mlpscale.io import write_json_atomic
+    from mlpscale.layout import beton_path, meta_path, new_conversion_id, sidecar_path
 
     res = train[0].shape[1]
-    cid = fm.new_conversion_id()
+    cid = new_conversion_id()
     counts = {}
     for split, (x, y) in (("train", train), (eval_split, evals)):
-        counts[split] = fm.write_arrays(fm.beton_path(str(root), name, split, res), x, y, fmt, conversion_id=cid)
+        counts[split] = write_arrays(beton_path(str(root), name, split, res), x, y, fmt, conversion_id=cid)
     px = train[0].reshape(-1, 3).astype(np.float64)
     meta = {"name": name, "res": res, "format": fmt, "num_classes": int(max(train[1].max(), evals[1].max()) + 1),
             "counts": counts, "eval_split": eval_split, "mean": px.mean(0).tolist(), "std": px.std(0).tolist(),
             "conversion_id": cid, "command": f"(test fixture {name})"}
     for key, values in (sidecars or {}).items():
-        fm.write_json_atomic(fm.sidecar_path(str(root), name, key, res), values)
-        meta[key] = os.path.basename(fm.sidecar_path(str(root), name, key, res))
-    fm.write_json_atomic(fm.meta_path(str(root), name, res), meta)
+        write_json_atomic(sidecar_path(str(root), name, key, res), values)
+        meta[key] = os.path.basename(sidecar_path(str(root), name, key, res))
+    write_json_atomic(meta_path(str(root), name, res), meta)
     return str(root)
 
 

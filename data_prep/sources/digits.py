@@ -64,7 +64,7 @@ def export_folders(out: str, labels: dict | None = None) -> None:
     """
     from PIL import Image
 
-    from mlpscale.format import atomic_folder
+    from mlpscale.io import atomic_folder
 
     images, digits = read_digits()
     gray = np.clip(images * (255.0 / 16.0), 0, 255).astype(np.uint8)           # (1797, 8, 8)

@@ -16,9 +16,11 @@ import os
 import numpy as np
 import torch
 
-from .. import ffcv_compat
-from ..datasets import CIFAR_MEAN, CIFAR_STD
-from ..format import beton_path, meta_path, write_arrays, write_json_atomic
+from mlpscale import ffcv_compat
+from mlpscale.datasets import CIFAR_MEAN, CIFAR_STD
+from mlpscale.beton import write_arrays
+from mlpscale.io import write_json_atomic
+from mlpscale.layout import beton_path, meta_path
 
 NAME = "benchsynth"
 
@@ -75,7 +77,7 @@ def write_jpeg_beton(path: str, n: int, res: int, num_classes: int, distinct: in
     same cost whichever copy it is), written with mlpscale's own writer (no FFCV)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ..format import MODE_JPG, BetonWriter, encode_image
+    from mlpscale.beton import MODE_JPG, BetonWriter, encode_image
 
     k = min(n, distinct)
     imgs = make_images(k, res, smooth=True, seed=seed)

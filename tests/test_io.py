@@ -1,11 +1,11 @@
-"""mlpscale.format's atomic writes: files, staged files made visible together, whole folders."""
+"""mlpscale.io's atomic writes: files, staged files made visible together, whole folders."""
 from __future__ import annotations
 
 import os
 
 import pytest
 
-from mlpscale import format as fmt
+from mlpscale import io as fmt
 from mlpscale.errors import UserError
 
 
@@ -23,11 +23,11 @@ def _fill(folder, files: dict[str, str]) -> None:
 
 @pytest.fixture
 def synced(monkeypatch):
-    """Every os.replace / os.rename and fsync (by name) of mlpscale.format, in order."""
-    events, replace, rename, fsync = [], os.replace, os.rename, fmt._fsync_path
+    """Every os.replace / os.rename and fsync (by name) of mlpscale.io, in order."""
+    events, replace, rename, fsync = [], os.replace, os.rename, fmt.fsync_path
     monkeypatch.setattr(os, "replace", lambda a, b: (events.append(("rename", b)), replace(a, b)))
     monkeypatch.setattr(os, "rename", lambda a, b: (events.append(("rename", b)), rename(a, b)))
-    monkeypatch.setattr(fmt, "_fsync_path", lambda p: (events.append(("fsync", p)), fsync(p)))
+    monkeypatch.setattr(fmt, "fsync_path", lambda p: (events.append(("fsync", p)), fsync(p)))
     return events
 
 

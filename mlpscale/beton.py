@@ -1,72 +1,30 @@
-"""The on-disk contract, in one place: dataset paths, `meta_<res>.json`, the `.beton` file format
-(read and written here without importing FFCV), atomic writes, and folder ownership.
+"""The `.beton` file format, read and written without importing FFCV.
 
-Layout of one converted dataset:
-
-    ROOT/<name>/<split>_<res>.beton     fields `image` (RGB uint8) and `label` (int)
-    ROOT/<name>/meta_<res>.json         classes, per-split counts, stats, conversion id (META_KEYS)
-    ROOT/<name>/.lock                   held (flock) by the process writing the folder
-
-The `.beton` format is FFCV's (version 2), byte for byte, so FFCV's Reader and Loader and the paper's
-own tools read what we write, and we read what they write:
+The format is FFCV's (version 2), byte for byte, so FFCV's Reader and Loader and the paper's own
+tools read what we write, and we read what they write:
 
     header (HEADER) | field descriptors (FIELD_DESC) | metadata table (one row per sample)
     | pad to a page | data pages (`page_size` bytes; no sample straddles a page)
     | allocation table (ALLOC: sample id, pointer, size)
 
-Reading it with numpy alone matters for speed: `import ffcv` costs ~4 s and compiles numba code,
+Reading it with numpy alone matters for speed: `import ffcv` is slow and compiles numba code,
 while a resident raw dataset is just pages to copy (`read_raw_images`).
 
 A conversion stamps an id into every beton it writes (in the label field's descriptor arguments,
-1024 bytes that FFCV's IntField ignores) and into `meta_<res>.json`; `check_dataset` refuses a folder
-whose files come from different conversions (e.g. a re-conversion killed half-way).
-
-Every file is written atomically: to `<path>.tmp-<pid>-<random>` in the same folder, flushed,
-fsynced and renamed, and the folder is fsynced after the rename (`atomic_file`; files made visible
-together: `publish_staged`; a whole folder tree: `atomic_folder`). A process that writes into a
-folder holds its `.lock` (`FolderLock`), which the kernel releases when the process dies however it
-dies; so whoever next takes the lock knows that any temp file left there belongs to a dead process
-and removes it.
+1024 bytes that FFCV's IntField ignores) and into `meta_<res>.json` (mlpscale.layout), so a folder
+whose files come from different conversions is refused.
 """
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
-import json
 import os
-import re
-import shutil
-import sys
-import tempfile
 import uuid
 from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import UserError
-
-# --- paths ------------------------------------------------------------------------------------
-
-def dataset_dir(root: str, name: str) -> str:
-    return os.path.join(root, name)
-
-
-def beton_path(root: str, name: str, split: str, res: int, suffix: str = "") -> str:
-    """ROOT/<name>/<split>_<res><suffix>.beton (suffix: e.g. '.shard-0-of-4')."""
-    return os.path.join(root, name, f"{split}_{res}{suffix}.beton")
-
-
-def meta_path(root: str, name: str, res: int, suffix: str = "") -> str:
-    return os.path.join(root, name, f"meta_{res}{suffix}.json")
-
-
-def sidecar_path(root: str, name: str, key: str, res: int, suffix: str = "") -> str:
-    """Per-sample side data aligned with a split, e.g. ROOT/imagenet1k/real_labels_64.json."""
-    return os.path.join(root, name, f"{key}_{res}{suffix}.json")
-
-
-# --- the beton format (FFCV v2) ----------------------------------------------------------------
+from .io import disk_error, fsync_close, fsync_path, open_temp
 
 VERSION = 2
 HEADER = np.dtype([("version", "<u2"), ("num_fields", "<u2"), ("page_size", "<u4"),
@@ -93,7 +51,7 @@ def metadata_dtype(type_ids) -> np.dtype:
 class Beton:
     """The index of a beton file: header, field names, per-sample metadata and allocation table.
 
-    Nothing is decoded; opening a 12M-sample file reads its tables only (~0.5 GB for ImageNet-21k).
+    Nothing is decoded: opening a file reads its tables only, however many samples it holds.
     """
     path: str
     num_samples: int
@@ -282,9 +240,9 @@ class BetonWriter:
             os.makedirs(folder, exist_ok=True)
         except OSError as e:
             raise disk_error(e, path) from None
-        self.f, self.tmp = _open_temp(path)
+        self.f, self.tmp = open_temp(path)
         try:
-            self.spool, self.spool_path = _open_temp(path, ".alloc")
+            self.spool, self.spool_path = open_temp(path, ".alloc")
         except BaseException:
             self.f.close()
             os.remove(self.tmp)
@@ -368,14 +326,14 @@ class BetonWriter:
             self.header["alloc_table_ptr"] = end
             self.f.seek(0)
             self.f.write(self.header.tobytes())
-            _fsync_close(self.f)
+            fsync_close(self.f)
             b = open_beton(self.tmp)
             if b.num_samples != self.n or len(b.alloc) != self.n:
                 raise RuntimeError(f"{self.tmp}: read back {b.num_samples} samples, wrote {self.n}")
             os.chmod(self.tmp, 0o644)  # mkstemp creates 0600
             if rename:
                 os.replace(self.tmp, self.path)
-                _fsync_path(os.path.dirname(os.path.abspath(self.path)))
+                fsync_path(os.path.dirname(os.path.abspath(self.path)))
             ok = True
             return self.n
         except OSError as e:
@@ -427,345 +385,3 @@ def write_arrays(path: str, images: np.ndarray, labels, fmt: str = "raw", qualit
         return writer.commit()
     finally:
         writer.abort()
-
-
-def ffcv_fields(res: int, fmt: str = "raw"):
-    """FFCV's field objects for our two fields (for FFCV's own DatasetWriter, e.g. in tests)."""
-    from .ffcv_compat import import_ffcv
-
-    import_ffcv()
-    from ffcv.fields import IntField, RGBImageField
-
-    return {"image": RGBImageField(write_mode=fmt, max_resolution=res), "label": IntField()}
-
-
-# --- atomic writes ------------------------------------------------------------------------------
-
-def _open_temp(path: str, extra: str = ""):
-    """A new temp file next to `path`, named `<base><extra>.tmp-<pid>-<random>`."""
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f"{os.path.basename(path)}{extra}.tmp-{os.getpid()}-", dir=folder)
-    except OSError as e:
-        raise disk_error(e, path) from None
-    return os.fdopen(fd, "w+b"), tmp
-
-
-def _fsync_close(f) -> None:
-    f.flush()
-    os.fsync(f.fileno())
-    f.close()
-
-
-def _fsync_path(path: str) -> None:
-    """fsync a file or folder by name (a folder: so that the renames in it survive a power cut)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def free_space(folder: str) -> str:
-    try:
-        st = os.statvfs(folder)
-    except OSError:
-        return "unknown"
-    return f"{st.f_bavail * st.f_frsize / 2**20:,.1f} MiB"
-
-
-def disk_error(e: BaseException, path: str) -> UserError:
-    """One sentence for any failure of a write (full disk, read-only or missing folder, rights; torch.save's
-    RuntimeError from its C++ writer), naming the path and the space left where it was written."""
-    folder = os.path.dirname(os.path.abspath(path))
-    err = getattr(e, "errno", None) if isinstance(e, OSError) else None
-    if err is None and ("No space left" in str(e) or "file write failed" in str(e)):
-        err = errno.ENOSPC   # torch's inline_container.cc reports a short write, not an errno
-    if err == errno.ENOSPC or err == errno.EDQUOT:
-        why = (f"the disk holding {folder} is full ({free_space(folder)} free); free space there (or write "
-               f"elsewhere) and run again")
-    elif err in (errno.EROFS, errno.EACCES, errno.EPERM):
-        why = f"{folder} is not writable ({os.strerror(err)}); choose a writable folder"
-    else:
-        detail = os.strerror(err) if err else str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        why = f"{detail} ({free_space(folder)} free); check the folder {folder}"
-    return UserError(f"cannot write {path}: {why}; the previous version of the file, if any, is untouched")
-
-
-@contextlib.contextmanager
-def atomic_file(path: str, mode: str = "wb"):
-    """`with atomic_file(p) as f: f.write(...)`: the file appears complete under `path` or not at all."""
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    except OSError as e:
-        raise disk_error(e, path) from None
-    f, tmp = _open_temp(path)
-    ok = False
-    try:
-        if "b" not in mode:
-            import io
-
-            f = io.TextIOWrapper(f, encoding="utf-8")
-        yield f
-        _fsync_close(f)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-        _fsync_path(os.path.dirname(os.path.abspath(path)))
-        ok = True
-    except OSError as e:
-        raise disk_error(e, path) from None
-    finally:
-        if not f.closed:
-            f.close()
-        if not ok:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(tmp)
-
-
-def write_json_atomic(path: str, obj, indent: int | None = 1) -> None:
-    with atomic_file(path, "w") as f:
-        json.dump(obj, f, indent=indent)
-
-
-def write_json_staged(path: str, obj, indent: int | None = 1) -> str:
-    """Write `obj` for `path` into a fsynced temp file next to it and return the temp's name, for
-    `publish_staged` to rename into place together with other files of one conversion (the
-    JSON counterpart of `BetonWriter.commit(rename=False)`)."""
-    f, tmp = _open_temp(path)
-    try:
-        f.write(json.dumps(obj, indent=indent).encode("utf-8"))
-        _fsync_close(f)
-        os.chmod(tmp, 0o644)
-        return tmp
-    except OSError as e:
-        f.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise disk_error(e, path) from None
-
-
-def publish_staged(staged: list[tuple[str, str]]) -> None:
-    """Rename staged temp files into place, in order: `(temp, final path)` pairs from
-    `write_json_staged` and `BetonWriter.commit(rename=False)`; then fsync their folder once."""
-    path = ""
-    try:
-        for tmp, path in staged:
-            os.replace(tmp, path)
-        for folder in {os.path.dirname(os.path.abspath(p)) for _, p in staged}:
-            _fsync_path(folder)
-    except OSError as e:
-        raise disk_error(e, path) from None
-
-
-def write_text_atomic(path: str, text: str) -> None:
-    with atomic_file(path, "w") as f:
-        f.write(text)
-
-
-def save_torch_atomic(path: str, obj) -> None:
-    import torch
-
-    with atomic_file(path) as f:
-        try:
-            torch.save(obj, f)
-        except RuntimeError as e:  # torch's C++ writer (inline_container.cc) reports a full disk so
-            raise disk_error(e, path) from None
-
-
-@contextlib.contextmanager
-def atomic_folder(path: str):
-    """`with atomic_folder(p) as tmp:` fill the new folder `tmp`; it then takes the place of `p`,
-    whose old content stays there until that moment. On failure `tmp` is removed and `p` is untouched."""
-    path = os.path.abspath(path)
-    parent = os.path.dirname(path)
-    try:
-        os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=f"{os.path.basename(path)}.tmp-{os.getpid()}-", dir=parent)
-    except OSError as e:
-        raise disk_error(e, path) from None
-    old = tmp + ".old"
-    try:
-        yield tmp
-        for dirpath, _, files in os.walk(tmp):
-            for f in files:
-                _fsync_path(os.path.join(dirpath, f))
-            _fsync_path(dirpath)
-        os.chmod(tmp, 0o755)  # mkdtemp creates 0700
-        if not os.path.lexists(path):
-            os.rename(tmp, path)
-        elif not _exchange(tmp, path):  # the kernel cannot swap (e.g. NFS): two renames
-            os.rename(path, old)
-            try:
-                os.rename(tmp, path)
-            except BaseException:
-                os.rename(old, path)
-                raise
-        _fsync_path(parent)
-    except OSError as e:
-        raise disk_error(e, path) from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # the new folder after a failure, else the old one (swapped)
-        if os.path.lexists(path):
-            shutil.rmtree(old, ignore_errors=True)
-
-
-def _exchange(a: str, b: str) -> bool:
-    """Swap the entries `a` and `b` in one step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
-    import ctypes
-
-    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
-    if renameat2 is None:
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-        return False
-    raise OSError(err, os.strerror(err), b)
-
-
-_TEMP_NAME = re.compile(r"\.tmp-\d+-[A-Za-z0-9_]+(\.old)?$")
-
-
-def is_temp_name(name: str) -> bool:
-    """Only the names `_open_temp` / `atomic_folder` make (`<base>.tmp-<pid>-<random>[.old]`): a user's
-    `notes.tmp-2024.txt` is not ours."""
-    return _TEMP_NAME.search(name) is not None
-
-
-def remove_temps(folder: str) -> list[str]:
-    """Delete every `*.tmp-*` file in `folder`; call only while holding its FolderLock."""
-    removed = []
-    with contextlib.suppress(FileNotFoundError):
-        for e in os.scandir(folder):
-            if e.is_file() and is_temp_name(e.name):
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(e.path)
-                    removed.append(e.name)
-    return removed
-
-
-# --- folder ownership -----------------------------------------------------------------------------
-
-class FolderLock:
-    """One process per folder: an exclusive, non-blocking `flock` on `<folder>/.lock`.
-
-    The kernel drops the lock when its process dies (also on kill -9), so a lock is never stale;
-    on entry, temp files of earlier, dead writers are removed. A second process gets one sentence
-    naming the holder (pid and command, written into the lock file).
-    """
-
-    def __init__(self, folder: str, what: str, advice: str = ""):
-        self.folder, self.what, self.advice = folder, what, advice
-        self.path = os.path.join(folder, ".lock")
-        self.fd = None
-        self.removed: list[str] = []
-
-    def acquire(self) -> "FolderLock":
-        try:
-            os.makedirs(self.folder, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as e:
-            raise disk_error(e, self.path) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "another process"
-            os.close(fd)
-            raise UserError(f"{self.folder} is in use by {holder}; wait for it to finish"
-                            + (f" or {self.advice}" if self.advice else "")) from None
-        try:
-            same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            same = False
-        if not same:  # its holder removed the folder's .lock on the way out: lock the folder anew
-            os.close(fd)
-            return self.acquire()
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} ({' '.join(sys.argv)[:300]})\n".encode(), 0)
-        self.fd = fd
-        self.removed = remove_temps(self.folder)
-        return self
-
-    def release(self) -> None:
-        if self.fd is not None:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self.fd, 0)
-            os.close(self.fd)  # closing drops the flock
-            self.fd = None
-
-    def __enter__(self):
-        return self.acquire()
-
-    def __exit__(self, *exc):
-        self.release()
-
-
-# --- meta_<res>.json ----------------------------------------------------------------------------
-
-META_KEYS = {
-    "name": "dataset name on disk",
-    "source": "converter source (cifar10, folder, ...)",
-    "res": "stored resolution (square; with layout 'paper', the longer side's maximum)",
-    "layout": "'square' (res x res, centre crop) or 'paper' (aspect kept, longer side <= res)",
-    "format": "raw | jpg",
-    "num_classes": "number of classes",
-    "classes": "class ids in label order",
-    "counts": "samples per split, as written",
-    "eval_split": "name of the evaluation split",
-    "mean": "per-channel mean on the 0..255 scale (train split)",
-    "std": "per-channel std on the 0..255 scale (train split)",
-    "conversion_id": "stamped into every beton of this conversion",
-    "files": "split -> beton file name",
-}
-
-
-def new_conversion_id() -> str:
-    return str(uuid.uuid4())
-
-
-def read_meta(root: str, name: str, res: int | None) -> dict | None:
-    """`meta_<res>.json` of a dataset, or None when there is none."""
-    if res is None:
-        return None
-    path = meta_path(root, name, res)
-    if not os.path.exists(path):
-        return None
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise UserError(f"cannot read {path} ({e}); re-run the conversion that wrote it") from None
-
-
-def check_dataset(root: str, name: str, res: int, splits: list[str], hint: str) -> dict[str, Beton]:
-    """Open the betons of `splits` and check that they and `meta_<res>.json` belong together.
-
-    Images of a fixed size must be res x res. Files of another tool (no stamp, no meta) are accepted
-    as they are; a stamped beton needs the meta of the same conversion, with its sample count.
-    """
-    meta = read_meta(root, name, res)
-    bets = {s: open_beton(beton_path(root, name, s, res), hint) for s in splits}
-    for b in bets.values():
-        fixed = b.resolution()
-        if fixed is not None and fixed != (res, res):
-            raise UserError(f"{b.path} holds {fixed[0]}x{fixed[1]} images but data.res={res}; "
-                            f"re-convert with --res {res} or set data.res={fixed[0]}")
-    redo = (meta or {}).get("command") or hint
-    mid = (meta or {}).get("conversion_id")
-    for split, b in bets.items():
-        bid = b.conversion_id
-        if bid is None and mid is None:
-            continue
-        if meta is None:
-            raise UserError(f"{meta_path(root, name, res)} is missing next to {b.path} (an interrupted "
-                            f"conversion?); re-run it: {redo}")
-        if bid != mid:
-            raise UserError(f"{b.path} and {meta_path(root, name, res)} come from different conversions "
-                            f"(an interrupted re-conversion?); re-run it: {redo}")
-        want = (meta.get("counts") or {}).get(split)
-        if want is not None and int(want) != b.num_samples:
-            raise UserError(f"{b.path} holds {b.num_samples} samples but {meta_path(root, name, res)} "
-                            f"says {want}; re-run the conversion: {redo}")
-    return bets

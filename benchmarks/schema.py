@@ -1,4 +1,4 @@
-"""The results file of `mlpscale-bench --json` (and of benchmarks/gpu_check.py), and its validator.
+"""The results file of `python -m benchmarks --json` (and of benchmarks/gpu_check.py), and its validator.
 
     {"schema": "mlpscale-bench/1", "command": str, "quick": bool, "env": {...}, "results": [entry, ...]}
 

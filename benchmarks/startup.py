@@ -1,11 +1,10 @@
-"""`mlpscale-bench startup`: how long a user waits for the first training step, as the user runs it.
+"""The startup suite (`python -m benchmarks startup`): how long a user waits for the first training step, as the user runs it.
 
 The README's `make demo` job, whole commands: `mlpscale-convert digits --res 16` once (untimed), then
 `mlpscale-train --config demo_digits.yaml` `reps` times, each a fresh process stopped after its first
 step (`train.max_steps=1`). The figure is summary.json's `first_step_s`: from the process's start
 (the kernel's start time: interpreter, imports, config, reading the beton into memory, model and
-optimizer creation) to the end of the first optimizer step, device-synchronised. Issue 10's target
-on 2 CPU cores: under 5 s. The whole command's wall time (it also saves, evaluates and writes its
+optimizer creation) to the end of the first optimizer step, device-synchronised. The whole command's wall time (it also saves, evaluates and writes its
 summary) is reported beside it.
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The tiered suite: a JPEG split decoded once into two memory tiers vs FFCV decoding it every epoch
-(issue 12; the path ImageNet-21k at 64px takes when it does not fit device memory).
+(the path ImageNet-21k at 64px takes when it does not fit device memory).
 
     mlpscale          `load_images` (one parallel JPEG decode) into an ImageStore whose device tier is
                       forced to a share of the split (`tiered_device_share`), so batches straddle the
@@ -20,9 +20,10 @@ import time
 
 import torch
 
-from ..format import open_beton
-from ..loader import ResidentLoader, load_images
+from mlpscale.beton import open_beton
+from mlpscale.loader import ResidentLoader, load_images
 from . import data as bdata
+from .common import beton_root, stream_loader
 from .timing import Comparison, Variant, compare, format_comparison
 
 
@@ -52,7 +53,6 @@ def _epochs(loader, dev):
 
 
 def tiered_comparison(s, root: str, log=print, stream: bool | None = None) -> dict:
-    from .suites import _stream_loader
 
     dev = s.dev()
     res, n = s.tiered_res, s.tiered_n
@@ -78,7 +78,7 @@ def tiered_comparison(s, root: str, log=print, stream: bool | None = None) -> di
         stream = why is None
     threads = len(os.sched_getaffinity(0))
     if stream:
-        sl = _stream_loader(path, s.batch, dev, threads)
+        sl = stream_loader(path, s.batch, dev, threads)
         variants.append(Variant("ffcv_stream", _epochs(sl, dev), "baseline",
                                 f"StreamLoader: FFCV reads and JPEG-decodes the beton every epoch ({threads} threads)"))
     else:
@@ -110,9 +110,8 @@ def tiered_comparison(s, root: str, log=print, stream: bool | None = None) -> di
 
 
 def suite_tiered(s, log=print) -> list[dict]:
-    from .suites import _root
 
-    with _root(s) as root:
+    with beton_root(s) as root:
         return [tiered_comparison(s, root, log)]
 
 
@@ -122,15 +121,15 @@ def tiered_data_fn(store, labels, info, res: int, eval_rows: int = 4096):
     """A Trainer `data_fn` serving an ImageStore (tiered or not) that was decoded once already."""
     import numpy as np
 
-    from ..data import Data
-    from ..loader import Shard
+    from mlpscale.data import Data
+    from mlpscale.loader import Shard
 
     def data_fn(cfg, rt, micro_batch: int, reserve_bytes: int = 0) -> Data:
         shard, seed = Shard(rt.dist.rank, rt.dist.world), cfg.train.seed
         train = ResidentLoader(store, labels, micro_batch, seed, shard, train=True)
         evl = ResidentLoader(store, labels, max(micro_batch, 256), seed, shard,
                              np.arange(min(store.n, eval_rows)), train=False)
-        return Data(info, res, res, train, evl, store.n, True, tuple(info.mean), tuple(info.std), "given")
+        return Data(info=info, res=res, crop_res=res, train=train, eval=evl, n_train=store.n, resident=True, mean=tuple(info.mean), std=tuple(info.std), stats="given")  # noqa: E501
 
     data_fn.info = info
     return data_fn
@@ -141,8 +140,8 @@ def tiered_training(s, root: str, peak_flops: float | None = None, log=print) ->
     s.arch training steps through the Trainer (`worker.timed_run`, a data_fn over the store): img/s, MFU
     and the training thread's wait inside the loader, next to the same split wholly in device memory.
     Returns [decode figure, training comparison]."""
-    from ..datasets import IMAGENET_MEAN, IMAGENET_STD, DatasetInfo
-    from ..loader import ImageStore
+    from mlpscale.datasets import IMAGENET_MEAN, IMAGENET_STD, DatasetInfo
+    from mlpscale.loader import ImageStore
     from .ours import make_config
     from .worker import timed_run
 

@@ -39,7 +39,7 @@ import time
 
 import torch
 
-from ..format import write_json_atomic
+from mlpscale.io import write_json_atomic
 
 T_START = time.perf_counter()
 
@@ -111,7 +111,7 @@ def _config(a):
     the `--set key=value` overrides of mlpscale-train's command line."""
     import yaml
 
-    from ..config import config_from_dict, to_dict
+    from mlpscale.config import config_from_dict, to_dict
     from .ours import make_config
 
     cfg = make_config(a.arch, a.res, a.batch, a.dataset, a.root, a.precision, a.compile, a.device, a.resident,
@@ -163,7 +163,7 @@ def timed_run(cfg, warmup: int, steps: int, data_fn=None, inject: dict | None = 
       prepare_share  time in Trainer.prepare (augmentation + MixUp; on whichever thread runs it)
       outside_step_share  (CPU) time of the training thread outside Trainer.step: waiting for the next
                      prepared batch + loop bookkeeping."""
-    from .. import train as train_mod
+    from mlpscale import train as train_mod
 
     inject = inject or {}
     box = {}
@@ -228,7 +228,7 @@ def ours_e2e(a) -> dict:
 
 
 def ours_bare(a) -> dict:
-    from .. import train as train_mod
+    from mlpscale import train as train_mod
 
     with tempfile.TemporaryDirectory(prefix="mlpscale-bench-worker-") as run_root:
         tr = train_mod.Trainer(_config(a), os.path.join(run_root, "run"))
@@ -250,14 +250,14 @@ def ours_bare(a) -> dict:
 # --- reference ----------------------------------------------------------------------------------
 
 def _reference_step(a):
-    from ..datasets import CIFAR_MEAN, CIFAR_STD
+    from mlpscale.datasets import CIFAR_MEAN, CIFAR_STD
     from .reference import ReferenceStep
 
     return ReferenceStep(a.arch, a.res, a.num_classes, CIFAR_MEAN, CIFAR_STD, a.device_t, bookkeeping=True)
 
 
 def reference_e2e(a) -> dict:
-    from ..format import beton_path
+    from mlpscale.layout import beton_path
     from .reference import iterate, reference_loader
 
     rstep = _reference_step(a)

@@ -1,10 +1,9 @@
 """The e2e suite: each recipe end to end and as a bare step, every figure from its own process.
 
 What a user runs is a process: `mlpscale-train` (ours) or the authors' `train.py` (the baseline).
-Timing both inside one benchmark process hides what only a fresh process shows - e.g. importing
-FFCV once set torch to one thread, which halved ours end to end in a real run but not in a shared
-benchmark process that had set the count before. So each variant below is a separate Python process
-(`python -m mlpscale.bench.worker RECIPE MODE`, see worker.py) that warms up and times its own
+Timing both inside one benchmark process hides what only a fresh process shows - e.g. a thread count
+that importing a library changes only in a fresh process. So each variant below is a separate Python process
+(`python -m benchmarks.worker RECIPE MODE`, see worker.py) that warms up and times its own
 steady-state window; the parent only alternates them over repeats and collects medians:
 
     mlpscale         ours end to end: train.run(cfg) on the beton (resident), max_steps = warm-up + N
@@ -31,11 +30,11 @@ import subprocess
 import sys
 import tempfile
 
-from ..format import beton_path
+from mlpscale.layout import beton_path
 from . import data as bdata
+from .common import REPO, Sizes, beton_root
 from .timing import Comparison, Variant, compare
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # name: (recipe, mode, resident, role, what)
 PROCESSES = {
@@ -78,7 +77,7 @@ def run_worker(recipe: str, mode: str, s, root: str, dataset: str, resident: str
     """Run one worker process to completion; returns its JSON result (raises with its stderr on failure)."""
     with tempfile.TemporaryDirectory(prefix="mlpscale-bench-proc-") as d:
         out = os.path.join(d, "result.json")
-        cmd = [sys.executable, "-m", "mlpscale.bench.worker", recipe, mode, "--json", out, "--root", root,
+        cmd = [sys.executable, "-m", "benchmarks.worker", recipe, mode, "--json", out, "--root", root,
                "--dataset", dataset, "--arch", s.arch, "--res", str(s.res), "--batch", str(s.batch),
                "--classes", str(s.num_classes), "--precision", s.prec(), "--compile", s.compile,
                "--device", str(s.dev()), "--warmup", str(s.e2e_warmup), "--steps", str(s.e2e_steps)]
@@ -122,7 +121,7 @@ def e2e_comparison(s, root: str, log=print, inject: str = "", reference: bool | 
     name = bdata.make_dataset(root, s.n_train, s.n_test, s.res, s.num_classes, "raw")
     per_epoch = s.n_train // s.batch
     if s.e2e_warmup + s.e2e_steps > per_epoch:
-        from ..errors import UserError
+        from mlpscale.errors import UserError
 
         raise UserError(f"--e2e-warmup {s.e2e_warmup} + --e2e-steps {s.e2e_steps} is more than one epoch "
                         f"({per_epoch} steps of batch {s.batch}); raise --n-train")
@@ -214,5 +213,10 @@ def gate_failures(results: list[dict], min_efficiency: float | None) -> list[str
             out.append(f"pipeline efficiency of ours is {eff:.2f} < {min_efficiency:.2f} in '{e['name']}' "
                        f"(end to end {v['mlpscale']['median']:,.0f} img/s vs bare step "
                        f"{v['mlpscale_bare']['median']:,.0f} img/s): the training loop's data path regressed "
-                       f"(thread count, host sync, copy?); profile `python -m mlpscale.bench.worker ours e2e`")
+                       f"(thread count, host sync, copy?); profile `python -m benchmarks.worker ours e2e`")
     return out
+
+
+def suite_e2e(s: Sizes, log=print, inject: str = "") -> list[dict]:
+    with beton_root(s) as root:
+        return [e2e_comparison(s.for_e2e(), root, log, inject=inject)]

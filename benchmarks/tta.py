@@ -1,4 +1,4 @@
-"""The eval suite: test-time augmentation over a whole test split (issue 8).
+"""The eval suite: test-time augmentation over a whole test split.
 
     mlpscale          `mlpscale.evaluate.evaluate(..., tta=TTA(N))` - the one implementation that
                       training, fine-tuning and `mlpscale-eval` use: the split resident, per batch the
@@ -22,15 +22,17 @@ import os
 
 import torch
 
-from ..augment import DeviceAugment
-from ..datasets import CIFAR_MEAN, CIFAR_STD
-from ..evaluate import TTA, evaluate
-from ..format import beton_path, open_beton
-from ..loader import ResidentLoader, load_images
-from ..models import MLP
-from ..runtime import Runtime
+from mlpscale.augment import DeviceAugment
+from mlpscale.beton import open_beton
+from mlpscale.datasets import CIFAR_MEAN, CIFAR_STD
+from mlpscale.evaluate import TTA, evaluate
+from mlpscale.layout import beton_path
+from mlpscale.loader import ResidentLoader, load_images
+from mlpscale.models import MLP
+from mlpscale.runtime import Runtime
 from . import data as bdata
 from . import reference as ref
+from .common import beton_root, ref_loader
 from .e2e import efficiency
 from .timing import Comparison, Variant, compare, format_comparison
 
@@ -52,7 +54,7 @@ def tta_comparison(s, root: str | None, log=print, reference: bool | None = None
     torch.manual_seed(0)
 
     def ours() -> int:
-        evaluate(model, loader, rt, view, s.num_classes, tta, CIFAR_MEAN, CIFAR_STD, s.res)
+        evaluate(model, loader, view, rt=rt, tta=tta)
         return n
 
     # the bare forward: the same number of forwards per image, on views already in memory, in chunks of
@@ -89,9 +91,8 @@ def tta_comparison(s, root: str | None, log=print, reference: bool | None = None
     if reference:
         # their test loader with augment=True (crop + flip, no MixUp outside training), made once and
         # iterated N times, as their test_time_aug does
-        from .suites import _ref_loader
 
-        rl = _ref_loader(test_path, s.batch, s.res, dev, mixup_alpha=0.0, drop_last=False, order_random=False)
+        rl = ref_loader(test_path, s.batch, s.res, dev, mixup_alpha=0.0, drop_last=False, order_random=False)
 
         def reference_fn() -> int:
             probs = torch.zeros(n, s.num_classes)
@@ -144,8 +145,7 @@ def tta_comparison(s, root: str | None, log=print, reference: bool | None = None
 
 
 def suite_eval(s, log=print) -> list[dict]:
-    from .suites import _root
 
-    with _root(s) as root:
+    with beton_root(s) as root:
         return [tta_comparison(s, root, log)]
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import torch
 
-from .. import train as train_mod
-from ..config import Config
-from ..data import arrays_data
-from ..datasets import CIFAR_MEAN, CIFAR_STD, DatasetInfo
+from mlpscale import train as train_mod
+from mlpscale.config import Config
+from mlpscale.data import arrays_data
+from mlpscale.datasets import CIFAR_MEAN, CIFAR_STD, DatasetInfo
 
 
 def make_config(arch: str, res: int, batch: int, dataset: str = "benchsynth", root: str = "data",

@@ -1,4 +1,4 @@
-"""`mlpscale-bench SUITE... [--quick] [--json PATH] [--record] [--min-efficiency F]`: ours vs baseline.
+"""`python -m benchmarks SUITE... [--quick] [--json PATH] [--record] [--min-efficiency F]`: ours vs baseline.
 
 Suites: convert, startup, loader, augment, step, e2e, eval, tiered, or `all`. Every figure is a median over
 repetitions run alternately with its baselines after warm-up, printed with its spread and the
@@ -10,9 +10,9 @@ The gate: when ours' e2e pipeline efficiency is below --min-efficiency (default 
 off otherwise) the command prints one line saying so and exits with status 3 (a suite that
 crashed: status 1).
 
-  mlpscale-bench step --quick
-  mlpscale-bench all --quick --json /tmp/bench.json      # what CI runs
-  mlpscale-bench e2e --record            # writes benchmarks/results/e2e_<hardware>_<date>.json
+  python -m benchmarks step --quick
+  python -m benchmarks all --quick --json /tmp/bench.json      # what CI runs
+  python -m benchmarks e2e --record            # writes benchmarks/results/e2e_<hardware>_<date>.json
 """
 from __future__ import annotations
 
@@ -25,12 +25,26 @@ import tempfile
 import time
 import traceback
 
-from ..errors import UserError, cli_entry
-from ..format import write_json_atomic
+from mlpscale.errors import UserError, cli_entry
+from mlpscale.io import write_json_atomic
+
+from . import augment, convert, e2e, loader, startup, step, tiered, tta
+from .common import REPO, Sizes
 from .e2e import gate_failures
 from .env import environment, format_environment, hardware_slug, run_command
 from .schema import SCHEMA, validate
-from .suites import REPO, SUITES, Sizes, run_suite
+
+# suite name -> run(sizes, quick, log, inject) -> result entries; `all` runs them in this order
+SUITES = {
+    "convert": lambda s, quick, log, inject: convert.suite_convert(s, quick, log),
+    "startup": lambda s, quick, log, inject: startup.suite_startup(2 if quick else s.reps, log),
+    "loader": lambda s, quick, log, inject: loader.suite_loader(s, log),
+    "augment": lambda s, quick, log, inject: augment.suite_augment(s, log),
+    "step": lambda s, quick, log, inject: step.suite_step(s, log),
+    "e2e": lambda s, quick, log, inject: e2e.suite_e2e(s, log, inject),
+    "eval": lambda s, quick, log, inject: tta.suite_eval(s, log),
+    "tiered": lambda s, quick, log, inject: tiered.suite_tiered(s, log),
+}
 
 
 def _ints(text: str) -> list[int]:
@@ -41,7 +55,7 @@ def _ints(text: str) -> list[int]:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="mlpscale-bench", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("suites", nargs="+", metavar="SUITE", help=f"one or more of {', '.join(SUITES)}, or all")
     p.add_argument("--quick", action="store_true", help="CI sizes (seconds per suite)")
@@ -78,7 +92,7 @@ def parse_args(argv=None):
     a = p.parse_args(argv)
     if a.min_efficiency is None:
         a.min_efficiency = 0.7 if a.quick else 0.0
-    names = SUITES if "all" in a.suites else a.suites
+    names = list(SUITES) if "all" in a.suites else a.suites
     bad = [n for n in names if n not in SUITES]
     if bad:
         raise UserError(f"unknown suite {', '.join(bad)}: choose from {', '.join(SUITES)} or all")
@@ -97,7 +111,7 @@ def main(argv=None):
     a, names, s = parse_args(argv)
     env = environment()
     print(format_environment(env), flush=True)
-    doc = {"schema": SCHEMA, "command": run_command() if argv is None else "mlpscale-bench " + " ".join(argv),
+    doc = {"schema": SCHEMA, "command": run_command() if argv is None else "python -m benchmarks " + " ".join(argv),
            "quick": a.quick, "sizes": dict(vars(s)), "min_efficiency": a.min_efficiency or None, "env": env,
            "results": []}
     failed = []
@@ -136,7 +150,7 @@ def _run_all(a, names, s, env, doc, date) -> list[str]:
         print(f"== suite {name}", flush=True)
         t0 = time.perf_counter()
         try:
-            entries = run_suite(name, s, a.quick, log=lambda m: print(m, flush=True), inject=a.inject)
+            entries = SUITES[name](s, a.quick, lambda m: print(m, flush=True), a.inject)
         except UserError:
             raise
         except Exception as e:  # noqa: BLE001 - record the crash, run the other suites, exit non-zero

@@ -39,7 +39,7 @@ def _version(mod: str, dist: str | None = None) -> str | None:
 
 def _git_commit() -> str | None:
     try:
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         out = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                              timeout=5)
         dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
@@ -102,6 +102,6 @@ def format_environment(env: dict) -> str:
 
 def run_command() -> str:
     prog = os.path.basename(sys.argv[0])
-    if prog in ("__main__.py", "cli.py"):  # python -m mlpscale.bench
-        prog = "mlpscale-bench"
+    if prog in ("__main__.py", "cli.py"):  # python -m benchmarks
+        prog = "python -m benchmarks"
     return " ".join([prog] + sys.argv[1:])

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models import MLP
+from mlpscale.models import MLP
 
 SCALE = (0.08, 1.0)
 RATIO = (3 / 4, 4 / 3)
@@ -130,7 +130,7 @@ def reference_loader(path: str, batch_size: int, res: int, device, workers: int 
     when mixup_alpha > 0, else (images, labels int (B,)). `augment=False` gives the plain centre path
     (SimpleRGBImageDecoder) for evaluation.
     """
-    from ..ffcv_compat import import_ffcv
+    from mlpscale.ffcv_compat import import_ffcv
 
     import_ffcv()
     from ffcv.fields.basics import IntDecoder
@@ -171,7 +171,7 @@ def reference_loader(path: str, batch_size: int, res: int, device, workers: int 
 
 def iterate(loader):
     """One epoch of an FFCV loader, with mlpscale's guards (no hang on a pipeline error, no leaked thread)."""
-    from ..loader import iterate_ffcv
+    from mlpscale.loader import iterate_ffcv
 
     return iterate_ffcv(loader)
 

@@ -1,1 +1,0 @@
-"""Throughput benchmarks: ours vs the paper's recipe, side by side (`mlpscale-bench`, benchmarks/gpu_check.py)."""
