@@ -92,9 +92,14 @@ def get_dataset(name: str, root: str | None = None, res: int | None = None) -> D
     if meta is None:
         have = converted_resolutions(root, name) if root else []
         if have and res:  # the dataset exists, at other resolutions
+            import re
+
+            command = (read_meta(root, name, have[-1]) or {}).get("command") or \
+                f"mlpscale-convert SOURCE --name {name} --res {have[-1]} --out {root}"
+            command = re.sub(r"--res \d+", f"--res {res}", command)
             raise UserError(f"{name} in {root} is converted at {', '.join(f'{r}px' for r in have)}, not {res}px; "
                             f"use data.res={have[-1]} (--set data.res={have[-1]}), or convert it at {res}px "
-                            f"(mlpscale-convert ... --name {name} --res {res} --out {root})")
+                            f"({command})")
         if info is None:
             raise UserError(
                 f"unknown dataset '{name}': known are {', '.join(known_names())}; for your own data, "

@@ -395,6 +395,7 @@ def test_missing_resolution_names_the_converted_ones(digits_root, tmp_path):
                 "--set", "data.res=16", "--set", f"run.out_dir={tmp_path}")
     err = one_line(r)
     assert r.returncode == 2 and "converted at 8px, not 16px" in err and "--set data.res=8" in err
+    assert f"(mlpscale-convert digits --res 16 --out {digits_root} " in err   # the command that wrote it, at 16px
     assert not (tmp_path / "demo_digits").exists()
 
 
