@@ -44,8 +44,9 @@ import torch.nn.functional as F
 
 from .augment import DeviceAugment, center_boxes, crop_resize, normalize_flatten, sample_boxes
 from .checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
+from .config import MAX_RES, MAX_TTA
 from .distributed import all_reduce_sum
-from .errors import UserError, cli_entry
+from .errors import UserError, cli_entry, int_range
 from .runtime import Runtime
 
 
@@ -330,8 +331,10 @@ def _parse(argv):
     p.add_argument("source", metavar="RUN_DIR|CHECKPOINT", help="a run folder (last.pt / model.pt) or a .pt file")
     p.add_argument("--data", help="dataset name (default: the run's)")
     p.add_argument("--root", help="folder of converted datasets (default: the run's data.root)")
-    p.add_argument("--res", type=int, help="stored resolution of the betons (default: the run's data.res)")
-    p.add_argument("--tta", type=int, default=0, metavar="N", help="also score N random crops + flips per image")
+    p.add_argument("--res", type=int_range(1, MAX_RES),
+                   help="stored resolution of the betons (default: the run's data.res)")
+    p.add_argument("--tta", type=int_range(0, MAX_TTA), default=0, metavar="N",
+                   help=f"also score N random crops + flips per image (at most {MAX_TTA}; the paper: 100)")
     p.add_argument("--tta-average", choices=["logits", "probs"], default="logits",
                    help="average logits (the paper) or probabilities (the authors' code)")
     p.add_argument("--tta-seed", type=int, default=0)
@@ -340,7 +343,7 @@ def _parse(argv):
     p.add_argument("--tta-ratio", type=float, nargs=2, metavar=("LO", "HI"),
                    help="crop aspect-ratio range of the TTA views (default: the run's aug.crop_ratio)")
     p.add_argument("--real", action="store_true", help="ImageNet ReaL accuracy (real_labels_<res>.json)")
-    p.add_argument("--batch", type=int, default=512, help="images per evaluation batch")
+    p.add_argument("--batch", type=int_range(1, 1 << 20), default=512, help="images per evaluation batch")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--out", help="where to write eval.json (default: next to the run)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
@@ -380,6 +383,8 @@ def main(argv=None):
         cfg.data.res = a.res
     cfg.data.crop_res = meta["res"]
     cfg.data.n_train = 0
+    if meta.get("mean"):  # the checkpoint's own statistics are used (below): the run's data.stats cannot refuse
+        cfg.data.stats = "auto"
     rt = Runtime.create(a.device, cfg.train.precision, "off")
     model = model_from_checkpoint(ck, rt.device)
     data = build_data(cfg, rt, a.batch, eval_only=True)

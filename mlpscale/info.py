@@ -7,7 +7,8 @@ import json
 
 import torch
 
-from .errors import cli_entry
+from .config import MAX_RES
+from .errors import cli_entry, int_range
 from .metrics import paper_compute_pflops
 from .models import build_model
 
@@ -35,10 +36,12 @@ def describe(arch: str, res: int, num_classes: int, channels: int = 3, n_train: 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="mlpscale-info", description=__doc__)
     p.add_argument("arch", help="e.g. B_12-Wi_1024, B_6-Wi_512-E_8, S_6-Wi_1024")
-    p.add_argument("--res", type=int, default=64, help="input resolution (square), default 64")
-    p.add_argument("--num-classes", type=int, default=11230, help="default 11230 (ImageNet-21k, Table 5)")
-    p.add_argument("--n-train", type=int, default=0, help="training-set size N, for the paper's compute C")
-    p.add_argument("--epochs", type=int, default=0, help="epochs T, for the paper's compute C")
+    p.add_argument("--res", type=int_range(1, MAX_RES), default=64, help="input resolution (square), default 64")
+    p.add_argument("--num-classes", type=int_range(1, 10**7), default=11230,
+                   help="default 11230 (ImageNet-21k, Table 5)")
+    p.add_argument("--n-train", type=int_range(0, 10**13), default=0,
+                   help="training-set size N, for the paper's compute C")
+    p.add_argument("--epochs", type=int_range(0, 10**7), default=0, help="epochs T, for the paper's compute C")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     a = p.parse_args(argv)
     d = describe(a.arch, a.res, a.num_classes, n_train=a.n_train, epochs=a.epochs)

@@ -53,7 +53,7 @@ import warnings
 
 import numpy as np
 
-from .errors import UserError, cli_entry
+from .errors import UserError, cli_entry, int_range
 from .io import atomic_file, write_json_atomic
 from .planning import GPUS, plan_main
 from .scaling_fits import axis_laws, fit_isoflop, fit_surface, grid_of, surface_allocation
@@ -360,6 +360,12 @@ def analyse(points: list[dict], epochs: int | None = None) -> dict:
     Returns the JSON-ready dict written to scaling.json."""
     frontier = pareto_frontier(points)
     c = [p["compute_pflops"] for p in frontier]
+    budgets = len({p["compute_pflops"] for p in points})
+    if len(frontier) <= N_LAW_PARAMS < budgets:  # enough budgets, but more compute did not lower the error
+        raise UserError(f"the errors of this study do not fall with compute: of its {budgets} compute budgets "
+                        f"only {len(frontier)} lower the error below every smaller budget's, too few to fit "
+                        f"E(C) = a (b + C)^-alpha + E_inf; check the runs (learning rate, epochs, a diverged "
+                        f"or unfinished run) in points.csv before fitting")
     fit = fit_error_law(c, [p["error"] for p in frontier])
     fit["form"] = "E(C) = a * (b + C)^(-alpha) + E_inf, C in PFLOPs"
     fit["compute_range_pflops"] = [min(c), max(c)]
@@ -483,7 +489,7 @@ def main(argv=None):
                f"and DIR/{FIGURE_ALLOCATION}.")
     p.add_argument("inputs", nargs="+", metavar="SWEEP_DIR|RESULTS.csv", help="runs to analyse (concatenated)")
     p.add_argument("--out", metavar="DIR", help="folder for the outputs (created if missing)")
-    p.add_argument("--epochs", type=int, metavar="T",
+    p.add_argument("--epochs", type=int_range(1, 10**7), metavar="T",
                    help="epoch count for the compute-optimal allocation (default: 50, the paper's, when present; "
                         "else the smallest present)")
     p.add_argument("--error-column", default="error", metavar="NAME", help="column with the error (default: error)")
