@@ -26,7 +26,7 @@ def test_paper_flops_equal_fvcore(arch, res, norm):
 def test_data_stats_switches_the_normalisation(digits_root, tmp_path):
     from mlpscale.datasets import get_dataset
 
-    base = [f"data.root={digits_root}", "data.res=8", "data.dataset=cifar10"]
+    base = [f"data.root={digits_root}", "data.res=8", "data.dataset=cifar10", "train.batch_size=64"]
     # a built-in dataset's paper constants vs the converter's measured ones (digits' meta posing as cifar10's)
     os.makedirs(tmp_path / "cifar10")
     meta = json.load(open(os.path.join(digits_root, "digits", "meta_8.json")))
