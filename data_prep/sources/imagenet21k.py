@@ -25,6 +25,7 @@ import zlib
 
 import numpy as np
 
+from mlpscale import cli
 from mlpscale.errors import UserError
 
 NAME = "imagenet21k"
@@ -37,9 +38,10 @@ def add_arguments(parser) -> None:
                         help="drop classes with fewer images (Ridnik et al.: 500)")
     parser.add_argument("--val-per-class", type=int, default=50,
                         help="images per class held out for validation (Ridnik et al.: 50)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the validation hold-out")
-    parser.add_argument("--classes", default=None,
+    cli.add(parser, "--seed", "of the validation hold-out", default=0)
+    parser.add_argument("--class-list", metavar="FILE", default=None,
                         help="fix the class list: an earlier meta_<res>.json or a file of wnids")
+    cli.deprecate(parser, "--classes", "--class-list")
     parser.add_argument("--words", default=None, help="words.txt (wnid<TAB>names) for readable class names")
 
 
@@ -72,8 +74,8 @@ def load(args, pool=None):
     entries = class_entries(src)
     if not entries:
         raise UserError(f"--src {src} has no <wnid>.tar archives or <wnid>/ folders; expected {EXPECTED}")
-    if args.classes:
-        classes = read_class_list(args.classes)
+    if args.class_list:
+        classes = read_class_list(args.class_list)
         missing = [w for w in classes if w not in entries]
         if missing:
             raise UserError(f"--src {src} lacks {len(missing)} classes of --classes (e.g. {missing[0]}); "
@@ -83,7 +85,7 @@ def load(args, pool=None):
         names = list(entries)
     indexed = index_entries([entries[w] for w in names], pool, desc="indexing synsets")
     sizes = {w: entry_size(ix) for w, ix in zip(names, indexed)}
-    if not args.classes:
+    if not args.class_list:
         classes = [w for w in names if sizes[w] >= args.min_images and sizes[w] > args.val_per_class]
         if not classes:
             raise UserError(f"no class in {src} has at least --min-images {args.min_images} images; "
@@ -97,7 +99,7 @@ def load(args, pool=None):
     extra = {
         "preprocessing": {"min_images": args.min_images, "val_per_class": args.val_per_class,
                           "seed": args.seed, "classes_in_src": len(entries),
-                          "classes_kept": len(classes), "class_list_from": args.classes},
+                          "classes_kept": len(classes), "class_list_from": args.class_list},
     }
     if args.words:
         words = read_words(args.words)
