@@ -42,7 +42,7 @@ CONFIG_DIR = _config_dir()
 @dataclass
 class DataConfig:
     dataset: str = "cifar10"     # registry name (mlpscale/datasets.py) or a converted folder dataset
-    root: str = "data"           # folder holding <dataset>/<split>_<res>.beton (mlpscale-convert --out)
+    root: str = "data"           # folder holding <dataset>/<split>_<res>.beton (mlpscale-convert --root)
     res: int = 0                 # resolution of the stored images; 0 = the dataset's default
     crop_res: int = 0            # resolution the model sees; 0 = res
     n_train: int = 0             # train on a class-balanced subset of this many images; 0 = all
@@ -401,12 +401,13 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
-def resolve_config_path(path: str) -> Path:
-    """A path as given, else a bare name (with or without .yaml) among the shipped configs."""
+def resolve_config_path(path: str, subdir: str = "", what: str = "config file") -> Path:
+    """A path as given, else a bare name (with or without .yaml) among the shipped configs (in their
+    folder `subdir`, e.g. sweeps)."""
     p = Path(path)
     if p.is_file():
         return p
-    shipped = CONFIG_DIR if CONFIG_DIR is not None and CONFIG_DIR.is_dir() else None
+    shipped = CONFIG_DIR / subdir if CONFIG_DIR is not None and (CONFIG_DIR / subdir).is_dir() else None
     for c in ([shipped / p.name, shipped / (p.name + ".yaml")] if shipped else []):
         if c.is_file():
             return c
@@ -414,8 +415,22 @@ def resolve_config_path(path: str) -> Path:
     near = difflib.get_close_matches(p.name if p.name.endswith(".yaml") else p.name + ".yaml", available, n=3,
                                      cutoff=0.6)
     hint = (f"did you mean {', '.join(near)}?" if near else
-            f"the {len(available)} available configs are in {shipped}" if shipped else "the shipped configs are not installed")
-    raise UserError(f"config file '{path}' not found, here or among the shipped configs; {hint}")
+            f"the {len(available)} available ones are in {shipped}" if shipped else "the shipped configs are not installed")
+    raise UserError(f"{what} '{path}' not found, here or among the shipped ones; {hint}")
+
+
+def apply_overrides(raw: dict, overrides, flags: dict | None = None) -> dict[str, str]:
+    """Apply `--set` strings (checked by parse_override), then `flags` ({dotted key: value}, None = not
+    given), to the raw config `raw` in place; returns {dotted key: its --set text} for error messages."""
+    set_keys = {}
+    for ov in overrides:
+        key, value = parse_override(ov)
+        _set_path(raw, key, value, "--set")
+        set_keys[key] = ov
+    for key, value in (flags or {}).items():
+        if value is not None:
+            _set_path(raw, key, value, key)
+    return set_keys
 
 
 def load_config(path: str | None = None, overrides: list[str] = (), recipe=None) -> Config:
@@ -439,11 +454,7 @@ def load_config(path: str | None = None, overrides: list[str] = (), recipe=None)
         if not (raw["run"] or {}).get("name"):
             raw["run"] = {**(raw["run"] or {}), "name": p.stem}
     from_dict(Config, raw, where)  # the file alone: its own mistakes are blamed on it
-    set_keys = {}
-    for ov in overrides:
-        key, value = parse_override(ov)
-        _set_path(raw, key, value, "--set")
-        set_keys[key] = ov
+    set_keys = apply_overrides(raw, overrides)
     if recipe is not None:
         raw = _merged(recipe(raw), raw)
     cfg = from_dict(Config, raw, where)

@@ -1,7 +1,7 @@
 """Evaluation, one implementation for training, fine-tuning and `mlpscale-eval`.
 
-    mlpscale-eval RUN_DIR|CHECKPOINT [--data NAME --root ROOT --res R] [--tta N [--tta-average logits|probs]]
-                  [--real] [--out eval.json] [--json] [--filters filters.png [--no-eval]]
+    mlpscale-eval RUN_DIR|CHECKPOINT [--dataset NAME --root ROOT --res R] [--tta N [--tta-average logits|probs]]
+                  [--real] [--set KEY=VALUE] [--out DIR] [--json] [--filters filters.png [--no-eval]]
 
 One pass over the evaluation split computes, per batch:
   * the centre view (the stored image resized to the model's resolution, normalised): top-1, top-5,
@@ -14,8 +14,8 @@ One pass over the evaluation split computes, per batch:
     image's set of ReaL labels; images whose set is empty are left out (`real_n_images` counts the rest).
 Under DDP every rank evaluates its share and the sums are all-reduced.
 
-`mlpscale-eval` reads only the evaluation split and writes `eval.json` next to the checkpoint (or at
-`--out`): `top1`, `top5` (percent), `loss`, `n_images`; with `--tta`: `tta_top1`, `tta_top5`,
+`mlpscale-eval` reads only the evaluation split and writes `eval.json` next to the checkpoint (or into
+`--out DIR`): `top1`, `top5` (percent), `loss`, `n_images`; with `--tta`: `tta_top1`, `tta_top5`,
 `tta_views`, `tta_average` (and `tta_real_top1` with `--real`); with `--real`: `real_top1`,
 `real_n_images`; and where the numbers come from: `checkpoint`, `arch`, `model_res`, `dataset`, `split`,
 `res`. `--filters PNG` draws the first layer from the weights alone; with `--no-eval` no data is read.
@@ -25,12 +25,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import cli
 from .augment import DeviceAugment, crop_resize, normalize_flatten, sample_boxes
 from .checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
 from .distributed import all_reduce_sum
@@ -217,33 +219,77 @@ def load_real_labels(root: str, name: str, res: int, device) -> torch.Tensor:
 
 # --- the CLI ------------------------------------------------------------------------------------------
 
-def _parse(argv):
-    p = argparse.ArgumentParser(prog="mlpscale-eval", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+WHAT = "Evaluate a trained or imported model on a converted dataset: top-1/top-5, TTA, ImageNet ReaL."
+EXAMPLE = "mlpscale-eval runs/demo_digits --tta 10"
+DETAILS = """\
+Reads only the evaluation split and writes eval.json next to the checkpoint (or into --out DIR): top1,
+top5 (percent), loss, n_images; tta_top1, tta_top5, tta_views with --tta; real_top1, real_n_images with
+--real; and where the numbers come from (checkpoint, arch, dataset, split, res). The run's config says
+where its data are; --dataset, --root, --res and --set change it (--set data.workers=4). The eval
+section starts from its defaults: --tta, --tta-average and --real are the same as --set eval.tta=N,
+eval.tta_average=... and eval.real=true. --filters PNG draws the first layer's units from the weights
+alone; with --no-eval no data are read."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = cli.command_parser("mlpscale-eval", WHAT, EXAMPLE, DETAILS)
     p.add_argument("source", metavar="RUN_DIR|CHECKPOINT", help="a run folder (last.pt / model.pt) or a .pt file")
-    p.add_argument("--data", help="dataset name (default: the run's)")
-    p.add_argument("--root", help="folder of converted datasets (default: the run's data.root)")
-    p.add_argument("--res", type=int, help="stored resolution of the betons (default: the run's data.res)")
-    p.add_argument("--tta", type=int, default=0, metavar="N", help="also score N random crops + flips per image")
-    p.add_argument("--tta-average", choices=["logits", "probs"], default="logits",
-                   help="average logits (the paper) or probabilities (the authors' code)")
-    p.add_argument("--tta-seed", type=int, default=0)
-    p.add_argument("--real", action="store_true", help="ImageNet ReaL accuracy (real_labels_<res>.json)")
-    p.add_argument("--batch", type=int, default=512, help="images per evaluation batch")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--out", help="where to write eval.json (default: next to the run)")
-    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    p.add_argument("--filters", metavar="PNG", help="also draw the first layer's largest-norm units")
+    cli.add(p, "--dataset", "default: the run's data.dataset")
+    cli.add(p, "--root", "default: the run's data.root")
+    cli.add(p, "--res", "of the stored images (default: the run's data.res)")
+    cli.add(p, "--set", "applied to the run's config")
+    p.add_argument("--tta", type=int, default=None, metavar="N",
+                   help="also score N random crops + flips per image (the paper: 100)")
+    p.add_argument("--tta-average", choices=["logits", "probs"], default=None,
+                   help="average logits (the paper) or probabilities (the authors' code); default logits")
+    p.add_argument("--tta-seed", type=int, default=0, metavar="S",
+                   help="seed of the TTA crops and flips: the same seed scores the same views (default 0)")
+    p.add_argument("--real", action="store_true", default=None,
+                   help="ImageNet ReaL accuracy (the converter's real_labels_<res>.json)")
+    cli.add(p, "--batch-size", "of the evaluation (default 512)", default=512)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    cli.add(p, "--out", "for eval.json (default: the checkpoint's folder)")
+    cli.add(p, "--json", "(eval.json is written either way)")
+    p.add_argument("--filters", metavar="PNG", help="also draw the first layer's largest-norm units into this image")
     p.add_argument("--no-eval", action="store_true", help="only draw --filters: read no data, write no eval.json")
-    return p.parse_args(argv)
+    cli.deprecate(p, "--data", "--dataset")
+    cli.deprecate(p, "--batch", "--batch-size")
+    return p
+
+
+def eval_json_path(out: str | None, checkpoint: str) -> str:
+    """Where eval.json goes: into --out DIR, or next to the checkpoint. The previous release's
+    `--out FILE.json` still names the file itself, with a note."""
+    if out is None:
+        return os.path.join(os.path.dirname(os.path.abspath(checkpoint)), "eval.json")
+    if out.endswith(".json") and not os.path.isdir(out):
+        print(cli.deprecation_note("--out FILE.json", "--out DIR (eval.json is written inside it)"), file=sys.stderr)
+        return out
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError(f"--out {out} is a file; pass a folder (eval.json is written inside it)")
+    return os.path.join(out, "eval.json")
+
+
+def eval_config(ck: dict, path: str, a) -> "Config":
+    """The run's config with the command line applied: eval.* from their defaults, then --set, then the
+    flags (--dataset, --root, --res, --tta, --tta-average, --real); checked like a config file."""
+    from .config import Config, EvalConfig, apply_overrides, check, config_from_dict, from_dict, to_dict
+
+    raw = to_dict(config_from_dict(ck["config"], where=path) if ck.get("config") else Config())
+    raw["eval"] = to_dict(EvalConfig())
+    set_keys = apply_overrides(raw, a.set, {"data.dataset": a.dataset, "data.root": a.root, "data.res": a.res,
+                                            "eval.tta": a.tta, "eval.tta_average": a.tta_average,
+                                            "eval.real": a.real})
+    cfg = from_dict(Config, raw, path)
+    check(cfg, path, set_keys)
+    return cfg
 
 
 @cli_entry
 def main(argv=None):
-    from .config import Config, config_from_dict
     from .data import build_data
 
-    a = _parse(argv)
+    a = build_parser().parse_args(argv)
     if a.no_eval and not a.filters:
         raise UserError("--no-eval leaves nothing to do without --filters PNG")
     path = find_checkpoint(a.source)
@@ -256,29 +302,23 @@ def main(argv=None):
         if a.no_eval:
             print(f"wrote {a.filters}")
             return
-    cfg = config_from_dict(ck.get("config") or {}, where=path) if ck.get("config") else Config()
-    if a.data:
-        cfg.data.dataset = a.data
-    if a.root:
-        cfg.data.root = a.root
-    if a.res:
-        cfg.data.res = a.res
+    cfg = eval_config(ck, path, a)
     cfg.data.crop_res = meta["res"]
     cfg.data.n_train = 0
     rt = Runtime.create(a.device, cfg.train.precision, "off")
     model = model_from_checkpoint(ck, rt.device)
-    data = build_data(cfg, rt, a.batch, eval_only=True)
+    data = build_data(cfg, rt, a.batch_size, eval_only=True)
     if data.info.num_classes != meta["num_classes"]:
         raise UserError(f"{path} predicts {meta['num_classes']} classes but {data.info.name} has "
                         f"{data.info.num_classes}; fine-tune it on {data.info.name} first (mlpscale-finetune)")
     mean, std = (meta["mean"], meta["std"]) if meta.get("mean") else (data.mean, data.std)
     view = DeviceAugment(mean, std, meta["res"], train=False, out_dtype=rt.input_dtype, device=rt.device)
-    tta = TTA.of_run(a.tta, a.tta_average, cfg.aug, a.tta_seed, data.cropped_on_cpu, "--tta")
-    real = load_real_labels(cfg.data.root, data.info.name, data.res, rt.device) if a.real else None
+    tta = TTA.of_run(cfg.eval.tta, cfg.eval.tta_average, cfg.aug, a.tta_seed, data.cropped_on_cpu, "--tta")
+    real = load_real_labels(cfg.data.root, data.info.name, data.res, rt.device) if cfg.eval.real else None
     res = evaluate(model, data.eval, view, rt=rt, tta=tta, real=real).to_dict()
     res.update(checkpoint=os.path.abspath(path), dataset=data.info.name, split=data.info.eval_split,
                res=data.res, model_res=meta["res"], arch=meta["arch"])
-    out = a.out or os.path.join(os.path.dirname(os.path.abspath(path)), "eval.json")
+    out = eval_json_path(a.out, path)
     from .io import write_json_atomic
 
     write_json_atomic(out, res)
