@@ -50,7 +50,8 @@ published whole or not at all: an interrupted one leaves the previous dataset as
 
 def build_parser() -> argparse.ArgumentParser:
     p = cli.command_parser("mlpscale-convert", WHAT, EXAMPLE, DETAILS)
-    sub = p.add_subparsers(dest="source", required=True, metavar="SOURCE")
+    sub = p.add_subparsers(dest="source", required=True, metavar="SOURCE",
+                           help="where the images come from (or combine / subset); each has its own --help")
     for name, mod in SOURCES.items():
         sp = sub.add_parser(name, help=mod.HELP, description=mod.__doc__,
                             formatter_class=cli.HelpFormatter)

@@ -138,7 +138,7 @@ def deprecate(parser: argparse.ArgumentParser, old: str, new: str) -> None:
 
 def render_table() -> str:
     """The README's table of shared flags (tests check that the README holds exactly this)."""
-    rows = ["| flag | meaning | commands | note |", "|---|---|---|---|"]
+    rows = ["| flag | meaning | commands | related, and how it differs |", "|---|---|---|---|"]
     for f in VOCABULARY:
         spelled = f.flag + (f" {f.metavar}" if f.metavar else "")
         rows.append(f"| `{spelled}` | {f.meaning} | {', '.join(f.commands)} | {f.not_to_confuse} |")
