@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=mod.HELP, description=mod.__doc__,
                             formatter_class=cli.HelpFormatter)
         sp.add_argument("--src", default=None, help="downloaded files (folder or archive)")
-        cli.add(sp, "--res", f"of the written images, 1..{MAX_RES} (default: the dataset's)")
+        cli.add(sp, "--res", f"that of the written images, 1..{MAX_RES} (default: the dataset's)")
         cli.add(sp, "--root", "the files go to ROOT/<dataset>/", required=True)
         cli.add(sp, "--dataset", "default: the source name", default=name)
         sp.add_argument("--format", default="raw", choices=FORMATS, help="raw (fastest reads) or jpg (smaller)")

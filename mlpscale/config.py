@@ -386,9 +386,10 @@ def parse_override(text: str) -> tuple[str, Any]:
         if "." not in key or section not in sections:
             same_field = [k for k in keys if k.rsplit(".", 1)[-1] == key.rsplit(".", 1)[-1]]
             hint = (f" (did you mean {', '.join(same_field)}?)" if same_field else
-                    closest(key, keys) or closest(section, sections) or f" (sections: {', '.join(sections)})")
+                    closest(key, keys) or closest(section, sections) or f"; sections are {', '.join(sections)}")
         else:
-            hint = closest(key, keys) or f" (fields of {section}: {', '.join(k for k in keys if k.startswith(section + '.'))})"
+            hint = (f"; valid keys are {', '.join(k for k in keys if k.startswith(section + '.'))}"
+                    f"{closest(key, keys)}")
         raise UserError(f"--set {text}: unknown key '{key}'{hint}")
     try:
         value = yaml.safe_load(val) if val else ""

@@ -236,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", metavar="RUN_DIR|CHECKPOINT", help="a run folder (last.pt / model.pt) or a .pt file")
     cli.add(p, "--dataset", "default: the run's data.dataset")
     cli.add(p, "--root", "default: the run's data.root")
-    cli.add(p, "--res", "of the stored images (default: the run's data.res)")
+    cli.add(p, "--res", "that of the stored images (default: the run's data.res)")
     cli.add(p, "--set", "applied to the run's config")
     p.add_argument("--tta", type=int, default=None, metavar="N",
                    help="also score N random crops + flips per image (the paper: 100)")
@@ -246,10 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the TTA crops and flips: the same seed scores the same views (default 0)")
     p.add_argument("--real", action="store_true", default=None,
                    help="ImageNet ReaL accuracy (the converter's real_labels_<res>.json)")
-    cli.add(p, "--batch-size", "of the evaluation (default 512)", default=512)
+    cli.add(p, "--batch-size", "default 512", default=512)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
-    cli.add(p, "--out", "for eval.json (default: the checkpoint's folder)")
-    cli.add(p, "--json", "(eval.json is written either way)")
+    cli.add(p, "--out", "eval.json goes there (default: the checkpoint's folder)")
+    cli.add(p, "--json", "eval.json is written either way")
     p.add_argument("--filters", metavar="PNG", help="also draw the first layer's largest-norm units into this image")
     p.add_argument("--no-eval", action="store_true", help="only draw --filters: read no data, write no eval.json")
     cli.deprecate(p, "--data", "--dataset")

@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "With --n-train and --epochs it adds the paper's compute C = FLOPs per forward x 3 x N x T "
                            "(PFLOPs).")
     p.add_argument("arch", help="the paper's naming, e.g. B_12-Wi_1024, B_6-Wi_512-E_8, S_6-Wi_1024")
-    cli.add(p, "--res", "of the model's input (default 64)", default=64)
+    cli.add(p, "--res", "that of the model's input (default 64)", default=64)
     cli.add(p, "--num-classes", "default 11230 (ImageNet-21k, as the paper's Table 5)", default=11230)
     p.add_argument("--n-train", type=int, default=0, metavar="N",
                    help="training-set size N, for the paper's compute C")

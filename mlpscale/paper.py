@@ -346,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="the authors' weights file (a state dict), e.g. "
                                 "B-12_Wi-1024_res_64_imagenet21_epochs_800_weights")
     p.add_argument("--arch", required=True, help="architecture in the paper's naming, e.g. B_12-Wi_1024")
-    cli.add(p, "--res", "the model was trained at (default 64)", default=64)
+    cli.add(p, "--res", "the one the model was trained at (default 64)", default=64)
     cli.add(p, "--num-classes", "default: the dataset's, 11230 for imagenet21k")
     cli.add(p, "--out", "the run folder to write", required=True)
     cli.add(p, "--dataset", "what the head was trained on: imagenet21k (pre-trained, the default), or e.g. "

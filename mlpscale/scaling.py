@@ -540,7 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"and {FIGURE_ALLOCATION} into the output folder.")
     p.add_argument("inputs", nargs="+", metavar="SWEEP_DIR|RESULTS.csv", help="runs to analyse (concatenated)")
     cli.add(p, "--out", "default: the folder of the inputs (the sweep folder)")
-    cli.add(p, "--epochs", "of the compute-optimal allocation (default: the smallest present; the paper: 50)")
+    cli.add(p, "--epochs", "that of the compute-optimal allocation (default: the smallest present; the paper: 50)")
     p.add_argument("--error-column", default="error", metavar="NAME", help="column with the error (default: error)")
     p.add_argument("--error-scale", type=float, default=1.0, metavar="S",
                    help="multiply the error column by S, e.g. 0.01 for percentages (default: 1)")

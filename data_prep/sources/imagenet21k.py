@@ -38,7 +38,7 @@ def add_arguments(parser) -> None:
                         help="drop classes with fewer images (Ridnik et al.: 500)")
     parser.add_argument("--val-per-class", type=int, default=50,
                         help="images per class held out for validation (Ridnik et al.: 50)")
-    cli.add(parser, "--seed", "of the validation hold-out", default=0)
+    cli.add(parser, "--seed", "here of the validation hold-out", default=0)
     parser.add_argument("--class-list", metavar="FILE", default=None,
                         help="fix the class list: an earlier meta_<res>.json or a file of wnids")
     cli.deprecate(parser, "--classes", "--class-list")

@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--launcher", choices=("local", "slurm", "submitit-local"), default="local",
                    help="local: subprocesses here (default); slurm: a submitit job array; submitit-local: "
                         "the same jobs through submitit on this machine")
-    cli.add(p, "--jobs", "local launcher (default: the spec's local.jobs, or 1)")
+    cli.add(p, "--jobs", "with --launcher local (default: the spec's local.jobs, or 1)")
     cli.add(p, "--out", "the sweep folder SWEEP_DIR (default: runs/sweeps/<spec name>)")
     cli.add(p, "--set", "of every point's training config, after the spec's set:")
     p.add_argument("--prepare", action="store_true", help="first run the spec's data-preparation steps")
