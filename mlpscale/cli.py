@@ -63,15 +63,17 @@ BY_FLAG = {f.flag: f for f in VOCABULARY}
 
 def add(parser: argparse.ArgumentParser, flag: str, more: str = "", **kwargs) -> argparse.Action:
     """Add a vocabulary flag: its metavar, type and meaning come from VOCABULARY; `more` adds to the
-    help line (a default, the command's use of it); kwargs are argparse's (default, required, ...)."""
+    help line (a default, the command's use of it); kwargs are argparse's (default, required, ...), and
+    `type` may narrow the table's type (a range of ints) but must still give a value of that type."""
     f = BY_FLAG[flag]
     help_line = f.meaning + (f"; {more}" if more else "")
     if f.metavar is None:
         return parser.add_argument(flag, action="store_true", help=help_line, **kwargs)
+    kwargs.setdefault("type", f.type)
     if f.repeat:
         kwargs.setdefault("default", [])
-        return parser.add_argument(flag, action="append", metavar=f.metavar, type=f.type, help=help_line, **kwargs)
-    return parser.add_argument(flag, metavar=f.metavar, type=f.type, help=help_line, **kwargs)
+        return parser.add_argument(flag, action="append", metavar=f.metavar, help=help_line, **kwargs)
+    return parser.add_argument(flag, metavar=f.metavar, help=help_line, **kwargs)
 
 
 # --- parsers ------------------------------------------------------------------------------------------
