@@ -47,13 +47,25 @@ published whole or not at all: an interrupted one leaves the previous dataset as
 `mlpscale-convert SOURCE --help` lists the options of one source; `combine` merges --shard outputs,
 `subset` writes a class-balanced subset of the training split."""
 
+SOURCE_EXAMPLES = {
+    "digits": "mlpscale-convert digits --res 16 --root data",
+    "cifar10": "mlpscale-convert cifar10 --src cifar-10-python.tar.gz --res 32 --root data",
+    "cifar100": "mlpscale-convert cifar100 --src cifar-100-python.tar.gz --res 32 --root data",
+    "stl10": "mlpscale-convert stl10 --src stl10_binary/ --res 64 --root data",
+    "tinyimagenet": "mlpscale-convert tinyimagenet --src tiny-imagenet-200/ --res 64 --root data",
+    "imagenet1k": "mlpscale-convert imagenet1k --src ILSVRC/ --res 64 --root data --real real.json",
+    "imagenet21k": "mlpscale-convert imagenet21k --src winter21_whole/ --res 64 --root data --format jpg",
+    "folder": "mlpscale-convert folder --src mydata/ --dataset mydata --res 64 --root data",
+}
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = cli.command_parser("mlpscale-convert", WHAT, EXAMPLE, DETAILS)
     sub = p.add_subparsers(dest="source", required=True, metavar="SOURCE",
                            help="where the images come from (or combine / subset); each has its own --help")
     for name, mod in SOURCES.items():
-        sp = sub.add_parser(name, help=mod.HELP, description=mod.__doc__,
+        sp = sub.add_parser(name, help=mod.HELP, description=cli.describe(f"Convert {mod.HELP}.", SOURCE_EXAMPLES[name],
+                                                                         mod.__doc__),
                             formatter_class=cli.HelpFormatter)
         sp.add_argument("--src", default=None, help="downloaded files (folder or archive)")
         cli.add(sp, "--res", f"that of the written images, 1..{MAX_RES} (default: the dataset's)")

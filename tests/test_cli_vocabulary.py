@@ -117,9 +117,9 @@ def test_help_opens_with_what_the_command_does_and_an_example():
             assert ".md" not in text, parser.prog
             for action in parser._actions:
                 assert action.help, f"{parser.prog} {action.option_strings or action.dest} has no help line"
-        what, example = top.description.split("\n\n")[:2]
-        assert what.endswith(".") and "\n" not in what, script
-        assert example.startswith(f"example:\n  {script} "), script
+            what, example = parser.description.split("\n\n")[:2]
+            assert what.endswith(".") and "\n" not in what, parser.prog
+            assert example.startswith(f"example:\n  {parser.prog} "), parser.prog
 
 
 # --- old spellings: each still works, with a note on stderr ---------------------------------------------

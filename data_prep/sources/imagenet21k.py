@@ -14,7 +14,7 @@ With these defaults Ridnik et al. report, for fall11: 11,221 classes, 11,797,632
 (Counts here are of images that decode; unreadable ones are skipped and listed in meta.json.)
 
 To make pre-training and fine-tuning (or several resolutions / machines) agree on the class list,
-pass --classes with an earlier meta_<res>.json or a text file of wnids (one per line): exactly
+pass --class-list with an earlier meta_<res>.json or a text file of wnids (one per line): exactly
 those classes are converted, in that order, and the filter is not applied.
 """
 from __future__ import annotations
