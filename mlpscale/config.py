@@ -188,13 +188,13 @@ RULES = {
 }
 
 
-def check(cfg: "Config", where: str, set_keys: dict[str, str] | None = None) -> None:
+def check(cfg: "Config", where: str, given: dict[str, str] | None = None) -> None:
     """Ranges (RULES), the architecture name and cross-field rules; one UserError naming the field, and
-    the --set that gave it where `set_keys` (dotted key -> the --set text) says so."""
-    set_keys = set_keys or {}
+    the option that gave it where `given` (dotted key -> `--set a.b=v` / `--tta 5`) says so."""
+    given = given or {}
 
     def at(dotted: str) -> str:
-        return f"--set {set_keys[dotted]}: " if dotted in set_keys else f"{where}: "
+        return f"{given[dotted]}: " if dotted in given else f"{where}: "
 
     import math
 
@@ -421,17 +421,19 @@ def resolve_config_path(path: str, subdir: str = "", what: str = "config file") 
 
 
 def apply_overrides(raw: dict, overrides, flags: dict | None = None) -> dict[str, str]:
-    """Apply `--set` strings (checked by parse_override), then `flags` ({dotted key: value}, None = not
-    given), to the raw config `raw` in place; returns {dotted key: its --set text} for error messages."""
-    set_keys = {}
+    """Apply `--set` strings (checked by parse_override), then `flags` ({dotted key: (the option as typed,
+    its value or None when not given)}), to the raw config `raw` in place; returns {dotted key: what set
+    it}, for error messages."""
+    given = {}
     for ov in overrides:
         key, value = parse_override(ov)
         _set_path(raw, key, value, "--set")
-        set_keys[key] = ov
-    for key, value in (flags or {}).items():
+        given[key] = f"--set {ov}"
+    for key, (option, value) in (flags or {}).items():
         if value is not None:
-            _set_path(raw, key, value, key)
-    return set_keys
+            _set_path(raw, key, value, option)
+            given[key] = f"{option} {value}"
+    return given
 
 
 def load_config(path: str | None = None, overrides: list[str] = (), recipe=None) -> Config:
@@ -455,13 +457,13 @@ def load_config(path: str | None = None, overrides: list[str] = (), recipe=None)
         if not (raw["run"] or {}).get("name"):
             raw["run"] = {**(raw["run"] or {}), "name": p.stem}
     from_dict(Config, raw, where)  # the file alone: its own mistakes are blamed on it
-    set_keys = apply_overrides(raw, overrides)
+    given = apply_overrides(raw, overrides)
     if recipe is not None:
         raw = _merged(recipe(raw), raw)
     cfg = from_dict(Config, raw, where)
     if not cfg.run.name:
         cfg.run.name = "run"
-    check(cfg, where, set_keys)
+    check(cfg, where, given)
     return cfg
 
 

@@ -277,11 +277,12 @@ def eval_config(ck: dict, path: str, a) -> "Config":
 
     raw = to_dict(config_from_dict(ck["config"], where=path) if ck.get("config") else Config())
     raw["eval"] = to_dict(EvalConfig())
-    set_keys = apply_overrides(raw, a.set, {"data.dataset": a.dataset, "data.root": a.root, "data.res": a.res,
-                                            "eval.tta": a.tta, "eval.tta_average": a.tta_average,
-                                            "eval.real": a.real})
+    given = apply_overrides(raw, a.set, {
+        "data.dataset": ("--dataset", a.dataset), "data.root": ("--root", a.root), "data.res": ("--res", a.res),
+        "eval.tta": ("--tta", a.tta), "eval.tta_average": ("--tta-average", a.tta_average),
+        "eval.real": ("--real", a.real)})
     cfg = from_dict(Config, raw, path)
-    check(cfg, path, set_keys)
+    check(cfg, path, given)
     return cfg
 
 
