@@ -416,7 +416,8 @@ def resolve_config_path(path: str, subdir: str = "", what: str = "config file") 
     near = difflib.get_close_matches(p.name if p.name.endswith(".yaml") else p.name + ".yaml", available, n=3,
                                      cutoff=0.6)
     hint = (f"did you mean {', '.join(near)}?" if near else
-            f"the {len(available)} available ones are in {shipped}" if shipped else "the shipped configs are not installed")
+            f"the {len(available)} available ones are in {shipped}" if shipped else
+            "the shipped configs are not installed")
     raise UserError(f"{what} '{path}' not found, here or among the shipped ones; {hint}")
 
 

@@ -563,7 +563,8 @@ def parse_args(parser: argparse.ArgumentParser, argv, load=load_config, need_con
     if a.resume:
         if a.config:
             raise UserError(f"--resume continues with the run's own config.yaml, so --config {a.config} would be "
-                            f"ignored; drop --config (use --set to change a field), or start a new run without --resume")
+                            f"ignored; drop --config (use --set to change a field), or start a new run without "
+                            f"--resume")
         cfg_path = os.path.join(a.resume, "config.yaml")
         if not os.path.exists(cfg_path):
             raise UserError(f"{a.resume} is not a run folder (no config.yaml); pass the folder {parser.prog} wrote")

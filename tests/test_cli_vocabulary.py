@@ -111,7 +111,8 @@ def test_help_opens_with_what_the_command_does_and_an_example():
         top = build_parser(script)
         for parser in walk(top):
             text = parser.format_help()
-            metavars = set(re.findall(r"\w+", " ".join(a.metavar for a in parser._actions if isinstance(a.metavar, str))))
+            metavars = " ".join(a.metavar for a in parser._actions if isinstance(a.metavar, str))
+            metavars = set(re.findall(r"\w+", metavars))
             cited = {n for n in internal - metavars if re.search(rf"\b{n}\b", text)}
             assert not cited, f"{parser.prog} --help cites {cited}"
             assert ".md" not in text, parser.prog
@@ -248,7 +249,8 @@ def test_eval_set_applies_to_the_runs_config_and_eval_starts_from_defaults():
     a = eval_parser().parse_args(["x", "--set", "eval.tta=8", "--root", "elsewhere", "--real"])
     cfg = eval_config(ck, "last.pt", a)
     assert (cfg.eval.tta, cfg.data.root, cfg.eval.real) == (8, "elsewhere", True)
-    assert eval_config(ck, "last.pt", eval_parser().parse_args(["x", "--tta", "4", "--set", "eval.tta=8"])).eval.tta == 4
+    a = eval_parser().parse_args(["x", "--tta", "4", "--set", "eval.tta=8"])
+    assert eval_config(ck, "last.pt", a).eval.tta == 4  # the flag wins
     with pytest.raises(UserError, match=r"^--set aug.crop_scale=0.5:.*write e.g. --set aug.crop_scale=\["):
         eval_config(ck, "last.pt", eval_parser().parse_args(["x", "--set", "aug.crop_scale=0.5"]))
 
