@@ -22,7 +22,7 @@ class Flag:
     meaning: str          # every help line of this flag starts with it
     commands: tuple[str, ...]
     repeat: bool = False  # may be given several times (a list)
-    not_to_confuse: str = ""  # a near flag with another concept, and why
+    related: str = ""     # a config field or near flag, and how it differs
 
 
 CONVERT, TRAIN, FINETUNE, EVAL, INFO = "convert", "train", "finetune", "eval", "info"
@@ -30,32 +30,32 @@ IMPORT, SWEEP, SCALING = "import-paper", "sweep", "scaling"
 
 VOCABULARY: tuple[Flag, ...] = (
     Flag("--dataset", "NAME", str, "dataset name: the folder ROOT/NAME/ that mlpscale-convert writes",
-         (CONVERT, EVAL, IMPORT), not_to_confuse="config: data.dataset"),
+         (CONVERT, EVAL, IMPORT), related="config: data.dataset"),
     Flag("--root", "ROOT", str, "data root: the folder holding one sub-folder per converted dataset",
-         (CONVERT, EVAL), not_to_confuse="config: data.root; written by convert, read by the others"),
+         (CONVERT, EVAL), related="config: data.root; written by convert, read by the others"),
     Flag("--res", "R", int, "image resolution in pixels (square images)", (CONVERT, EVAL, INFO, IMPORT),
-         not_to_confuse="config: data.res"),
+         related="config: data.res"),
     Flag("--num-classes", "K", int, "number of classes of the model's head", (INFO, IMPORT),
-         not_to_confuse="--class-list FILE (convert imagenet21k) names the classes, it does not count them"),
+         related="--class-list FILE (convert imagenet21k) names the classes, it does not count them"),
     Flag("--overwrite", None, None, "replace an existing output of the same name instead of refusing",
          (TRAIN, FINETUNE, IMPORT)),
     Flag("--json", None, None, "print the result as one JSON object on stdout instead of text", (EVAL, INFO)),
     Flag("--out", "DIR", str, "output folder (created if missing)", (EVAL, IMPORT, SWEEP, SCALING),
-         not_to_confuse="always a folder; files inside it have fixed names (eval.json, scaling.json, ...)"),
+         related="always a folder; files inside it have fixed names (eval.json, scaling.json, ...)"),
     Flag("--set", "KEY=VALUE", str, "override a config field, e.g. --set optim.lr=1e-4 (repeatable)",
          (TRAIN, FINETUNE, EVAL, SWEEP), repeat=True,
-         not_to_confuse="values are YAML: lists as --set aug.crop_scale=[0.5,1.0]"),
+         related="values are YAML: lists as --set aug.crop_scale=[0.5,1.0]"),
     Flag("--config", "FILE", str, "training config: a YAML file, or a bare name of a shipped config (bmlp12)",
-         (TRAIN, FINETUNE), not_to_confuse="sweep takes its spec as SPEC, resolved the same way"),
+         (TRAIN, FINETUNE), related="sweep takes its spec as SPEC, resolved the same way"),
     Flag("--workers", "N", int, "processes decoding images in parallel", (CONVERT,),
-         not_to_confuse="--jobs: whole training runs at a time; config data.workers: loader threads"),
+         related="--jobs: whole training runs at a time; config data.workers: loader threads"),
     Flag("--jobs", "N", int, "training runs at a time", (SWEEP,),
-         not_to_confuse="--workers: decode processes inside one command"),
-    Flag("--batch-size", "B", int, "images per batch", (EVAL,), not_to_confuse="config: train.batch_size"),
+         related="--workers: decode processes inside one command"),
+    Flag("--batch-size", "B", int, "images per batch", (EVAL,), related="config: train.batch_size"),
     Flag("--epochs", "T", int, "epoch count T: passes over the training set", (INFO, SCALING),
-         not_to_confuse="config: train.epochs"),
+         related="config: train.epochs"),
     Flag("--seed", "S", int, "random seed: the same seed gives the same result", (CONVERT,),
-         not_to_confuse="--tta-seed (eval): the seed of the TTA crops only"),
+         related="--tta-seed (eval): the seed of the TTA crops only"),
     Flag("--quiet", None, None, "no progress bars, no 'wrote' lines", (CONVERT,)),
 )
 BY_FLAG = {f.flag: f for f in VOCABULARY}
@@ -143,7 +143,7 @@ def render_table() -> str:
     rows = ["| flag | meaning | commands | related, and how it differs |", "|---|---|---|---|"]
     for f in VOCABULARY:
         spelled = f.flag + (f" {f.metavar}" if f.metavar else "")
-        rows.append(f"| `{spelled}` | {f.meaning} | {', '.join(f.commands)} | {f.not_to_confuse} |")
+        rows.append(f"| `{spelled}` | {f.meaning} | {', '.join(f.commands)} | {f.related} |")
     return "\n".join(rows)
 
 
