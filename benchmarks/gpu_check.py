@@ -314,6 +314,16 @@ def main(argv=None) -> int:
     def do_tta():
         return [tta_comparison(Sizes(**sz["tta"]), root, reference=ffcv_ok)]
 
+    def do_compile():
+        # dynamo's counters on the trainer's path (epochs, evaluations, TTA, resume), as the CPU test counts them
+        from benchmarks.compile_check import compile_run
+
+        with tempfile.TemporaryDirectory(prefix="mlpscale-gpu-compile-") as d:
+            r = compile_run(os.path.join(d, "data"), os.path.join(d, "runs"), str(dev))
+        print(f"  dynamo after resume: {r['after_resume']}", flush=True)
+        return [{"suite": "compile", "name": "dynamo frames compiled (2 epochs, evals, TTA, resume)",
+                 "value": r["after_resume"]["frames"], "unit": "frames", "expected": 1, **r}]
+
     try:
         # estimated seconds at GPU sizes (compile, generated betons, FFCV's numba compile included)
         figure("peak", do_peak)
@@ -324,6 +334,8 @@ def main(argv=None) -> int:
         for arch in models[1:]:
             figure(f"step {arch}", do_step(arch), 45)
         figure("loader", do_loader, 60)
+        if not toy and compile_mode != "off":  # on the CPU, tests/test_compile_path.py checks the same
+            figure("compile", do_compile, 90)
     finally:
         if root_ctx is not None:
             root_ctx.cleanup()

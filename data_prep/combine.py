@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 from mlpscale import __version__, cli
-from mlpscale.beton import BetonWriter, iter_payloads, open_beton
+from mlpscale.beton import BetonWriter, open_beton
 from mlpscale.errors import UserError
 from mlpscale.io import FolderLock, atomic_file, disk_error, remove_temps
 from mlpscale.layout import beton_path, check_dataset, dataset_dir, read_meta
@@ -69,9 +69,35 @@ def add_parsers(sub) -> None:
     s.set_defaults(func=subset)
 
 
+def payload_chunks(b, idx=None, max_bytes: int = 1 << 23):
+    """The encoded samples `idx` (default all) of beton `b`, in order, as chunks of about `max_bytes`:
+    (payloads back to back (uint8), sizes, modes, heights, widths, labels). Samples stored back to back
+    are copied as one slice per run (a whole page when copying all); scattered ones by one gather."""
+    rows = np.arange(b.num_samples) if idx is None else np.asarray(idx, dtype=np.int64)
+    img = b.images
+    ptrs, sizes, labels = b.data_ptrs()[rows], b.sizes()[rows], b.labels[rows]
+    modes, heights, widths = img["mode"][rows], img["height"][rows], img["width"][rows]
+    mm = np.memmap(b.path, dtype=np.uint8, mode="r") if len(rows) else None
+    ends = np.cumsum(sizes)
+    s = 0
+    while s < len(rows):
+        e = max(s + 1, int(np.searchsorted(ends, ends[s] - sizes[s] + max_bytes, side="right")))
+        p, z = ptrs[s:e], sizes[s:e]
+        breaks = np.flatnonzero(p[1:] != p[:-1] + z[:-1]) + 1
+        if len(breaks) < (e - s) // 8:   # long runs: one slice each
+            cuts = np.concatenate([[0], breaks, [e - s]])
+            data = np.concatenate([mm[p[a]:p[c - 1] + z[c - 1]] for a, c in zip(cuts[:-1], cuts[1:])])
+        else:                            # short runs: byte j of sample k sits at p[k] + j
+            out_start = np.cumsum(z) - z
+            data = mm[np.repeat(p - out_start, z) + np.arange(int(z.sum()))]
+        yield data, z, modes[s:e], heights[s:e], widths[s:e], labels[s:e]
+        s = e
+
+
 def copy_samples(dst: str, sources: list[tuple[str, object]], conversion_id: str | None, min_payload: int = 0,
                  rename: bool = True, quiet: bool = True) -> tuple[int, str | None]:
-    """Stream encoded samples from (beton, indices or None) pairs into a new beton at `dst`.
+    """Copy encoded samples from (beton, indices or None) pairs into a new beton at `dst`, by
+    contiguous ranges or vectorised gathers (`payload_chunks`, `BetonWriter.add_many`).
 
     Returns (samples written, the verified temp file when `rename` is False, else None).
     """
@@ -88,12 +114,12 @@ def copy_samples(dst: str, sources: list[tuple[str, object]], conversion_id: str
         with tqdm(total=total, desc=os.path.basename(dst), unit="img", unit_scale=True,
                   disable=quiet, mininterval=1.0) as bar:
             for b, idx in bets:
-                for payload, mode, h, wd, label in iter_payloads(b, idx):
+                for chunk in payload_chunks(b, idx):
                     try:
-                        w.add(payload, mode, h, wd, label)
+                        w.add_many(*chunk)
                     except OSError as e:
                         raise disk_error(e, dst) from None
-                    bar.update(1)
+                    bar.update(len(chunk[1]))
         n = w.commit(rename=rename)
     except BaseException:
         w.abort()

@@ -10,6 +10,7 @@ This module imports nothing of data_prep, so sources and the engine can both imp
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,12 +38,53 @@ class ArrayRecords:
         return ("array", self.images[a:b])
 
 
+class PathArray:
+    """File paths as one byte buffer (os.fsencode) and an offsets array: the path text plus 8 bytes per
+    file, instead of one Python string object per file (14M of them for ImageNet-21k as folders).
+    Indexing gives a str, a slice a list of str (what the worker tasks carry)."""
+
+    def __init__(self, buf: np.ndarray, ends: np.ndarray):
+        self.buf, self.ends = buf, ends      # (bytes,) uint8, (N,) int64 end offsets
+
+    @classmethod
+    def from_lists(cls, lists) -> "PathArray":
+        """One array from lists (or arrays) of paths, concatenated in order."""
+        enc = [os.fsencode(p) for part in lists for p in part]
+        ends = np.cumsum(np.fromiter(map(len, enc), np.int64, len(enc)))
+        return cls(np.frombuffer(b"".join(enc), np.uint8), ends)
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def _one(self, i: int) -> str:
+        a = int(self.ends[i - 1]) if i else 0
+        return os.fsdecode(self.buf[a:int(self.ends[i])].tobytes())
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self._one(j) for j in range(*i.indices(len(self)))]
+        return self._one(int(i) + len(self) if int(i) < 0 else int(i))
+
+    def __iter__(self):
+        return (self._one(i) for i in range(len(self)))
+
+    def take(self, keep: np.ndarray) -> "PathArray":
+        """The paths at the indices `keep`, as a new array (one vectorised gather of the bytes)."""
+        keep = np.asarray(keep, dtype=np.int64)
+        starts = np.concatenate([[0], self.ends[:-1]])[keep]
+        lens = self.ends[keep] - starts
+        ends = np.cumsum(lens)
+        # byte i of the result comes from starts[k] + (i - first byte of k): a repeat + arange gather
+        src = np.repeat(starts - (ends - lens), lens) + np.arange(int(ends[-1]) if len(ends) else 0)
+        return PathArray(self.buf[src], ends)
+
+
 class FileRecords:
     """Encoded images by reference, with labels (N,).
 
-    Either `paths` (one file per record), or tar members: `tars` (archive paths) and per record
-    `tar_index`, `offsets` (start of the member's data) and `sizes` -- numpy arrays, so
-    ImageNet-21k's millions of records take a few bytes each, not a Python tuple each -- or `blobs`
+    Either `paths` (one file per record: a `PathArray` or a list), or tar members: `tars` (archive
+    paths) and per record `tar_index`, `offsets` (start of the member's data) and `sizes` -- numpy arrays,
+    so ImageNet-21k's millions of records take a few bytes each, not a Python tuple each -- or `blobs`
     (in-memory encoded bytes, with `names`).
     """
 
@@ -65,7 +107,8 @@ class FileRecords:
         keep = np.asarray(keep, dtype=np.int64)
         pick = (lambda xs: None if xs is None else [xs[i] for i in keep])
         arr = (lambda xs: None if xs is None else xs[keep])
-        return FileRecords(self.labels[keep], pick(self.paths), self.tars, arr(self.tar_index),
+        paths = self.paths.take(keep) if isinstance(self.paths, PathArray) else pick(self.paths)
+        return FileRecords(self.labels[keep], paths, self.tars, arr(self.tar_index),
                            arr(self.offsets), arr(self.sizes), pick(self.blobs), pick(self.names))
 
     def task(self, a: int, b: int):

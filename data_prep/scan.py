@@ -12,7 +12,7 @@ import numpy as np
 
 from mlpscale.errors import UserError
 
-from .records import FileRecords
+from .records import FileRecords, PathArray
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
 
@@ -62,6 +62,46 @@ def index_tar(path: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
             [names[i] for i in order])
 
 
+def count_tar_images(path: str) -> int:
+    """The number of image members of an uncompressed tar, from its 512-byte headers alone: one
+    read per member and no member objects (tarfile builds one per member and parses every field),
+    so a source can drop small classes before indexing the rest. Archives with headers this walk does
+    not know (sparse files, base-256 sizes) are counted by tarfile instead."""
+    n, pos, long_name = 0, 0, None
+    try:
+        with open(path, "rb") as f:
+            while True:
+                f.seek(pos)
+                h = f.read(512)
+                if len(h) < 512 or h == bytes(512):
+                    return n
+                kind, raw = h[156:157], h[124:136]
+                if raw[:1] in (b"\x80", b"\xff") or kind == b"S":
+                    return len(index_tar(path)[0])
+                size = int(raw.strip(b"\0 ") or b"0", 8)
+                data = pos + 512
+                pos = data + -(-size // 512) * 512
+                if kind in (b"L", b"x"):
+                    f.seek(data)
+                    body = f.read(size)
+                    if kind == b"L":
+                        long_name = body.rstrip(b"\0")
+                    else:  # pax: records "<len> key=value\n"; only the path matters here
+                        for rec in body.split(b"\n"):
+                            key, _, val = rec.partition(b" ")[2].partition(b"=")
+                            if key == b"path":
+                                long_name = val
+                    continue
+                name = long_name or (h[345:500].rstrip(b"\0") + b"/" if h[257:262] == b"ustar" and h[345] else b"") \
+                    + h[:100].rstrip(b"\0")
+                long_name = None
+                if kind in (b"0", b"\0", b"7") and is_image_name(os.fsdecode(name)):
+                    n += 1
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path} is not an uncompressed tar archive ({e}); re-download it or "
+                        "extract it into a folder of images") from None
+
+
 def class_entries(root: str) -> dict[str, str]:
     """{class name: folder or .tar path} for the class folders / per-class tars directly under root."""
     out = {}
@@ -77,31 +117,34 @@ def class_entries(root: str) -> dict[str, str]:
 
 
 class RecordBuilder:
-    """Collects (file | tar member, label) records in order and builds one `FileRecords`."""
+    """Collects (file | tar member, label) records in order and builds one `FileRecords`: paths as one
+    `PathArray`, labels as numpy (no Python object per image once built)."""
 
     def __init__(self):
-        self.paths, self.labels = [], []
+        self.paths, self.labels = [], []     # per added entry: a list of paths, an int64 array
         self.tars, self.tar_index, self.offsets, self.sizes = [], [], [], []
 
     def add_files(self, paths, label: int):
-        self.paths += paths
-        self.labels += [label] * len(paths)
+        self.paths.append(paths)
+        self.labels.append(np.full(len(paths), label, np.int64))
 
     def add_tar(self, tar: str, offsets, sizes, label: int):
         self.tars.append(tar)
         self.tar_index.append(np.full(len(offsets), len(self.tars) - 1, np.int32))
         self.offsets.append(offsets)
         self.sizes.append(sizes)
-        self.labels += [label] * len(offsets)
+        self.labels.append(np.full(len(offsets), label, np.int64))
 
     def build(self) -> FileRecords:
-        if self.paths and self.tars:
+        has_files = any(len(p) for p in self.paths)
+        if has_files and self.tars:
             raise UserError("found both class folders and per-class .tar files in one split; "
                             "keep one kind (extract the tars, or remove the folders)")
+        labels = np.concatenate(self.labels) if self.labels else np.zeros(0, np.int64)
         if self.tars:
-            return FileRecords(self.labels, tars=self.tars, tar_index=np.concatenate(self.tar_index),
+            return FileRecords(labels, tars=self.tars, tar_index=np.concatenate(self.tar_index),
                                offsets=np.concatenate(self.offsets), sizes=np.concatenate(self.sizes))
-        return FileRecords(self.labels, paths=self.paths)
+        return FileRecords(labels, paths=PathArray.from_lists(self.paths))
 
 
 def _index_one(entry: str):
@@ -133,6 +176,20 @@ def add_indexed(builder: RecordBuilder, entry: str, indexed: tuple, label: int, 
         offs, sizes = offs[keep], sizes[keep]
     builder.add_tar(entry, offs, sizes, label)
     return len(offs)
+
+
+def _count_one(entry: str) -> int:
+    return len(list_images(entry)) if os.path.isdir(entry) else count_tar_images(entry)
+
+
+def count_entries(entries: list[str], pool=None, desc: str = "counting") -> list[int]:
+    """Image counts of class folders / tars (in parallel on `pool`), without indexing them."""
+    from tqdm import tqdm
+
+    if pool is None or len(entries) < 8:
+        return [_count_one(e) for e in entries]
+    return list(tqdm(pool.map_ordered(_count_one, ((e,) for e in entries)), total=len(entries), desc=desc,
+                     unit="class", mininterval=1.0, disable=len(entries) < 200))
 
 
 def entry_size(indexed: tuple) -> int:

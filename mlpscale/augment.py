@@ -69,6 +69,18 @@ def crop_resize(x: torch.Tensor, boxes: torch.Tensor, flip: torch.Tensor | None,
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+def pixel_permutation(seed: int, height: int, width: int) -> torch.Tensor:
+    """(H*W,) int64: stored pixel perm[q] goes to position q (row-major), the same for every image; a pure
+    function of the seed (CPU generator), so training, evaluation and --unpermute agree."""
+    return torch.randperm(height * width, generator=torch.Generator().manual_seed(seed))
+
+
+def permute_pixels(x_u8: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    """(B, H, W, C) -> the same images with their pixel positions shuffled by `perm` (channels stay together)."""
+    b, h, w, c = x_u8.shape
+    return x_u8.reshape(b, h * w, c)[:, perm].view(b, h, w, c)
+
+
 def normalize_flatten(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """(B, 3, r, r) float on the 0..255 scale -> (B, r*r*3) standardised, HWC order.
 
@@ -97,17 +109,28 @@ class DeviceAugment:
 
     train=True: random-resized-crop (if `crop`), flip (if `flip`), normalise, flatten.
     train=False: resize to `out_res` when it differs from the stored resolution, normalise, flatten.
+    `permute` (a seed >= 1, data.permute_pixels) first shuffles the pixel positions of the stored image.
     """
 
     def __init__(self, mean, std, out_res: int, train: bool, crop: bool = True, flip: bool = True,
-                 scale=(0.08, 1.0), ratio=(0.75, 4 / 3), out_dtype=torch.float32, device="cpu"):
+                 scale=(0.08, 1.0), ratio=(0.75, 4 / 3), out_dtype=torch.float32, device="cpu", permute: int = 0):
         self.mean = torch.as_tensor(mean, dtype=torch.float32, device=device)
         # a constant channel (std 0, e.g. a synthetic or single-colour dataset) must not divide by zero
         self.std = torch.as_tensor(std, dtype=torch.float32, device=device).clamp_min(1.0)
         self.out_res, self.train, self.crop, self.flip = out_res, train, crop, flip
         self.scale, self.ratio, self.out_dtype = tuple(scale), tuple(ratio), out_dtype
+        self.permute, self.device, self._perm = permute, device, None
+
+    def stored(self, x_u8: torch.Tensor) -> torch.Tensor:
+        """The images as the model's data holds them: pixel positions permuted when `permute` is set."""
+        if not self.permute:
+            return x_u8
+        if self._perm is None or self._perm.numel() != x_u8.shape[1] * x_u8.shape[2]:
+            self._perm = pixel_permutation(self.permute, x_u8.shape[1], x_u8.shape[2]).to(x_u8.device)
+        return permute_pixels(x_u8, self._perm)
 
     def __call__(self, x_u8: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
+        x_u8 = self.stored(x_u8)
         b, height, width, _ = x_u8.shape
         x = x_u8.permute(0, 3, 1, 2).float()  # (B, 3, H, W), channels-last in memory: no copy yet
         if self.train and (self.crop or self.flip):

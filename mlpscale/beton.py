@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -61,6 +61,7 @@ class Beton:
     metadata: np.ndarray            # (N,) structured, one column per field ("f0", "f1", ...)
     alloc: np.ndarray               # (N,) ALLOC rows
     arguments: list                 # raw descriptor arguments per field (bytes)
+    _scan: dict | None = field(default=None, repr=False, compare=False)  # see scan()
 
     def column(self, name: str) -> np.ndarray:
         if name not in self.field_names:
@@ -82,23 +83,25 @@ class Beton:
 
     def resolution(self) -> tuple[int, int] | None:
         """(height, width) when every image has the same size, else None (variable-size betons)."""
-        img = self.images
-        if len(img) == 0:
-            return None
-        h, w = img["height"], img["width"]
-        if h.min() != h.max() or w.min() != w.max():
-            return None
-        return int(h[0]), int(w[0])
+        return self.scan()["resolution"]
 
     def all_raw(self) -> bool:
-        return bool(len(self.images)) and bool((self.images["mode"] == MODE_RAW).all())
+        return self.scan()["all_raw"]
 
     def sizes(self) -> np.ndarray:
         """Payload bytes of each image, in sample order."""
-        ptr = self.images["data_ptr"]
-        order = np.argsort(self.alloc["ptr"])
-        pos = np.searchsorted(self.alloc["ptr"][order], ptr)
-        return self.alloc["size"][order][pos].astype(np.int64)
+        return self.scan()["sizes"]
+
+    def data_ptrs(self) -> np.ndarray:
+        """File offset of each image's payload, in sample order (int64)."""
+        return self.scan()["ptrs"]
+
+    def scan(self) -> dict:
+        """The per-image facts derived from the index (one pass, then kept): chunked reads
+        of a 12M-sample file ask for them once per chunk and must not redo the pass each time."""
+        if self._scan is None:
+            self._scan = _scan_index(self)
+        return self._scan
 
     @property
     def conversion_id(self) -> str | None:
@@ -109,6 +112,29 @@ class Beton:
         if args[:8] != _STAMP_MAGIC:
             return None
         return str(uuid.UUID(bytes=bytes(args[8:24])))
+
+
+def _scan_index(b: Beton) -> dict:
+    """Payload offsets and sizes, modes, and the fixed resolution (or None) of a beton's images."""
+    img = b.images
+    ptrs = img["data_ptr"].astype(np.int64)
+    alloc = b.alloc[:len(ptrs)]
+    if np.array_equal(alloc["ptr"], ptrs):  # allocation rows in sample order (as BetonWriter writes them): no sort
+        sizes = alloc["size"].astype(np.int64)
+    else:
+        order = np.argsort(b.alloc["ptr"])
+        starts = b.alloc["ptr"][order]
+        pos = np.minimum(np.searchsorted(starts, ptrs), max(len(starts) - 1, 0))
+        if len(ptrs) and (starts[pos] != ptrs).any():  # each payload must start an allocation
+            raise UserError(f"{b.path} is damaged (an image points outside its allocation table); "
+                            f"re-convert it with mlpscale-convert")
+        sizes = b.alloc["size"][order][pos].astype(np.int64)
+    h, w = img["height"], img["width"]
+    fixed = len(img) and h.min() == h.max() and w.min() == w.max()
+    return {"ptrs": ptrs, "sizes": sizes,
+            "modes": np.ascontiguousarray(img["mode"]),
+            "resolution": (int(h[0]), int(w[0])) if fixed else None,
+            "all_raw": bool(len(img)) and bool((img["mode"] == MODE_RAW).all())}
 
 
 def open_beton(path: str, hint: str = "") -> Beton:
@@ -172,7 +198,7 @@ def read_raw_images(b: Beton, indices: np.ndarray | None = None, out: np.ndarray
         out = np.empty((len(idx), h, w, 3), dtype=np.uint8)
     flat = out.reshape(len(idx), nbytes)
     mm = np.memmap(b.path, dtype=np.uint8, mode="r")
-    ptr_all = b.images["data_ptr"].astype(np.int64)
+    ptr_all = b.data_ptrs()
     for s in range(0, len(idx), chunk):
         part = idx[s:s + chunk]
         ptr = ptr_all[part]
@@ -290,23 +316,56 @@ class BetonWriter:
         self.f.seek(self.data_start + self.page_no * self.page_size)
         self.f.write(self.page.tobytes())  # whole pages: FFCV's page cache reads page_size bytes
 
+    def add_many(self, data: np.ndarray, sizes, modes, heights, widths, labels) -> None:
+        """Append samples whose payloads lie back to back in `data` (uint8), packed exactly as `add`
+        packs them, but one slice copy per page instead of Python steps per sample (combine, subsets)."""
+        sizes = np.asarray(sizes, dtype=np.int64)
+        n = len(sizes)
+        if self.n + n > self.capacity:
+            raise RuntimeError(f"more samples than the {self.capacity} reserved in {self.path}")
+        if n and int(sizes.max()) > self.page_size:
+            raise ValueError(f"a sample of {int(sizes.max())} bytes does not fit a {self.page_size}-byte page")
+        self._flush_rows()
+        ends = np.cumsum(sizes)
+        starts = ends - sizes
+        ptrs = np.empty(n, dtype=np.int64)
+        i = 0
+        while i < n:
+            free = self.page_size - self.page_used
+            k = int(np.searchsorted(ends[i:], starts[i] + free, side="right"))  # samples i.. that fit
+            if k == 0:
+                self._flush_page()
+                self.page_no += 1
+                self.page_used = 0
+                continue
+            a, e = int(starts[i]), int(ends[i + k - 1])
+            ptrs[i:i + k] = self.data_start + self.page_no * self.page_size + self.page_used + starts[i:i + k] - a
+            self.page[self.page_used:self.page_used + e - a] = data[a:e]
+            self.page_used += e - a
+            i += k
+        self._write_rows(modes, widths, heights, ptrs, labels, sizes)
+        self.n += n
+        self.total_payload += int(ends[-1]) if n else 0
+
     def _flush_rows(self) -> None:
-        b = len(self._rows)
-        if not b:
-            return
-        rows = np.array(self._rows, dtype=np.int64)  # (b, 6)
+        if self._rows:
+            rows = np.array(self._rows, dtype=np.int64)  # (b, 6)
+            self._write_rows(*rows.T)
+            self._rows = []
+
+    def _write_rows(self, modes, widths, heights, ptrs, labels, sizes) -> None:
+        b = len(ptrs)
         meta = np.zeros(b, dtype=self.meta_type)
-        for j, key in enumerate(("mode", "width", "height", "data_ptr")):
-            meta["f0"][key] = rows[:, j]
-        meta["f1"] = rows[:, 4]
+        for key, col in (("mode", modes), ("width", widths), ("height", heights), ("data_ptr", ptrs)):
+            meta["f0"][key] = col
+        meta["f1"] = labels
         alloc = np.zeros(b, dtype=ALLOC)
         alloc["sample_id"] = np.arange(self._meta_first, self._meta_first + b)
-        alloc["ptr"], alloc["size"] = rows[:, 3], rows[:, 5]
+        alloc["ptr"], alloc["size"] = ptrs, sizes
         self.f.seek(self.meta_start + self._meta_first * self.meta_type.itemsize)
         self.f.write(meta.tobytes())
         self.spool.write(alloc.tobytes())
         self._meta_first += b
-        self._rows = []
 
     def commit(self, rename: bool = True) -> int:
         """Finish, fsync, verify and (by default) rename into place; returns the sample count."""

@@ -22,7 +22,7 @@ import torch
 
 from .errors import UserError
 from .io import save_torch_atomic
-from .models import MLP
+from .models import MLP, build_model
 
 FORMAT = "mlpscale-checkpoint/1"
 
@@ -98,8 +98,8 @@ def find_checkpoint(path: str) -> str:
 
 
 def model_from_checkpoint(ck: dict, device) -> MLP:
-    """Our MLP as described by a checkpoint's model_meta, with its weights."""
+    """Our model (an MLP or the ResNet-18 baseline) as a checkpoint's model_meta describes it, with its weights."""
     m = ck["model_meta"]
-    model = MLP(m["arch"], m["res"], m["num_classes"], act=m.get("act", "gelu"), norm=m.get("norm", "layer"))
+    model = build_model(m["arch"], m["res"], m["num_classes"], act=m.get("act", "gelu"), norm=m.get("norm", "layer"))
     model.load_state_dict(ck["model"])
     return model.to(device)

@@ -26,7 +26,7 @@ class Flag:
 
 
 CONVERT, TRAIN, FINETUNE, EVAL, INFO = "convert", "train", "finetune", "eval", "info"
-IMPORT, SWEEP, SCALING = "import-paper", "sweep", "scaling"
+IMPORT, SWEEP, SCALING, REPORT = "import-paper", "sweep", "scaling", "report"
 
 VOCABULARY: tuple[Flag, ...] = (
     Flag("--dataset", "NAME", str, "dataset name: the folder ROOT/NAME/ that mlpscale-convert writes",
@@ -40,7 +40,7 @@ VOCABULARY: tuple[Flag, ...] = (
     Flag("--overwrite", None, None, "replace an existing output of the same name instead of refusing",
          (TRAIN, FINETUNE, IMPORT)),
     Flag("--json", None, None, "print the result as one JSON object on stdout instead of text", (EVAL, INFO)),
-    Flag("--out", "DIR", str, "output folder (created if missing)", (EVAL, IMPORT, SWEEP, SCALING),
+    Flag("--out", "DIR", str, "output folder (created if missing)", (EVAL, IMPORT, SWEEP, SCALING, REPORT),
          related="always a folder; files inside it have fixed names (eval.json, scaling.json, ...)"),
     Flag("--set", "KEY=VALUE", str, "override a config field, e.g. --set optim.lr=1e-4 (repeatable)",
          (TRAIN, FINETUNE, EVAL, SWEEP), repeat=True,

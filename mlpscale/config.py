@@ -47,6 +47,8 @@ class DataConfig:
     crop_res: int = 0            # resolution the model sees; 0 = res
     n_train: int = 0             # train on a class-balanced subset of this many images; 0 = all
     subset_seed: int = 0         # seed of the subset choice (fixed across runs of one study)
+    permute_pixels: int = 0      # >= 1: seed of one fixed random permutation of pixel positions applied to every
+                                 # stored image before augmentation (the inductive-bias control); 0 = off
     stats: Literal["auto", "paper", "measured"] = "auto"  # normalisation: the authors' constants (paper) or the
                                  # converter's (measured); auto = paper where the authors define them
     resident: OnOff = "auto"     # read the split once into memory tiers: auto (if it fits) | on | off (stream)
@@ -169,7 +171,7 @@ RULES = {
     "data.res": ((lambda v: 0 <= v <= MAX_RES), f"must be between 1 and {MAX_RES} pixels (0 = the dataset's default)"),
     "data.crop_res": ((lambda v: 0 <= v <= MAX_RES), f"must be between 1 and {MAX_RES} pixels (0 = data.res)"),
     "data.n_train": _NONNEG, "data.resident_max_gb": _NONNEG, "data.host_max_gb": _NONNEG,
-    "data.workers": _NONNEG,
+    "data.workers": _NONNEG, "data.permute_pixels": _NONNEG,
     "model.dropout": _UNIT,
     "aug.crop_scale": ((lambda v: 0 < v[0] <= v[1] <= 1), "must be two numbers 0 < low <= high <= 1"),
     "aug.crop_ratio": _RANGE,

@@ -182,7 +182,8 @@ def evaluate(model, loader, view, *, rt: Runtime, tta: TTA | None = None,
             sums[at["real_hits"]] += h
             sums[at["real_n"]] += n
         if tta is not None:
-            avg = _tta_logits(model, x_u8, tta, view.mean, view.std, view.out_res, x.dtype, rt, gen, i)
+            stored = view.stored(x_u8) if hasattr(view, "stored") else x_u8   # data.permute_pixels
+            avg = _tta_logits(model, stored, tta, view.mean, view.std, view.out_res, x.dtype, rt, gen, i)
             ttop = avg.topk(top.shape[1], dim=1).indices
             sums[at["tta_top1"]] += (ttop[:, 0] == y).sum()
             sums[at["tta_top5"]] += (ttop == y[:, None]).any(dim=1).sum()
@@ -219,6 +220,30 @@ def load_real_labels(root: str, name: str, res: int, device) -> torch.Tensor:
 
 # --- the CLI ------------------------------------------------------------------------------------------
 
+def _filter_args(ck: dict, meta: dict, unpermute: bool, path: str) -> tuple:
+    """(model, n, title, perm) for draw_filters; a pixel-permuted run is drawn as the model saw its pixels, or
+    with `unpermute` in the images' own order."""
+    from .augment import pixel_permutation
+
+    model = model_from_checkpoint(ck, "cpu")
+    if not hasattr(model, "linear_in"):
+        raise UserError(f"--filters draws an MLP's first layer; {meta['arch']} has none")
+    data = (ck.get("config") or {}).get("data") or {}
+    seed = int(data.get("permute_pixels") or 0)
+    title = f"{meta['arch']} first layer ({meta['res']}px)"
+    if not seed:
+        if unpermute:
+            raise UserError(f"--unpermute: {path} was not trained on pixel-permuted images (data.permute_pixels is off)")
+        return model, 64, title, None
+    if not unpermute:
+        return model, 64, title + f", pixels permuted (seed {seed}) as the model saw them", None
+    stored = int(data.get("res") or 0) or meta["res"]
+    if stored != meta["res"]:
+        raise UserError(f"--unpermute needs the model to see the stored {stored}px images unresized; {path} takes "
+                        f"{meta['res']}px inputs, so its first layer has no pixel-for-pixel order to map back")
+    return model, 64, title + f", pixel permutation (seed {seed}) undone", pixel_permutation(seed, stored, stored)
+
+
 WHAT = "Evaluate a trained or imported model on a converted dataset: top-1/top-5, TTA, ImageNet ReaL."
 EXAMPLE = "mlpscale-eval runs/demo_digits --tta 10"
 DETAILS = """\
@@ -252,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     cli.add(p, "--json", "eval.json is written either way")
     p.add_argument("--filters", metavar="PNG", help="also draw the first layer's largest-norm units into this image")
     p.add_argument("--no-eval", action="store_true", help="only draw --filters: read no data, write no eval.json")
+    p.add_argument("--unpermute", action="store_true",
+                   help="--filters of a run on pixel-permuted images (data.permute_pixels): draw each unit in the "
+                        "images' own pixel order (default: the permuted order the model saw)")
     cli.deprecate(p, "--data", "--dataset")
     cli.deprecate(p, "--batch", "--batch-size")
     return p
@@ -293,13 +321,16 @@ def main(argv=None):
     a = build_parser().parse_args(argv)
     if a.no_eval and not a.filters:
         raise UserError("--no-eval leaves nothing to do without --filters PNG")
+    if a.unpermute and not a.filters:
+        raise UserError("--unpermute changes how --filters draws the first layer; pass --filters PNG too")
     path = find_checkpoint(a.source)
     ck = load_checkpoint(path)
     meta = ck["model_meta"]
     if a.filters:  # the weights alone: drawn before (and without, with --no-eval) any data
         from .filters import draw_filters
 
-        draw_filters(model_from_checkpoint(ck, "cpu"), a.filters, title=f"{meta['arch']} first layer ({meta['res']}px)")
+        model, n, title, perm = _filter_args(ck, meta, a.unpermute, path)
+        draw_filters(model, a.filters, n, title, perm)
         if a.no_eval:
             print(f"wrote {a.filters}")
             return
@@ -313,7 +344,8 @@ def main(argv=None):
         raise UserError(f"{path} predicts {meta['num_classes']} classes but {data.info.name} has "
                         f"{data.info.num_classes}; fine-tune it on {data.info.name} first (mlpscale-finetune)")
     mean, std = (meta["mean"], meta["std"]) if meta.get("mean") else (data.mean, data.std)
-    view = DeviceAugment(mean, std, meta["res"], train=False, out_dtype=rt.input_dtype, device=rt.device)
+    view = DeviceAugment(mean, std, meta["res"], train=False, out_dtype=rt.input_dtype, device=rt.device,
+                         permute=cfg.data.permute_pixels)
     tta = TTA.of_run(cfg.eval.tta, cfg.eval.tta_average, cfg.aug, a.tta_seed, data.cropped_on_cpu, "--tta")
     real = load_real_labels(cfg.data.root, data.info.name, data.res, rt.device) if cfg.eval.real else None
     res = evaluate(model, data.eval, view, rt=rt, tta=tta, real=real).to_dict()

@@ -33,6 +33,16 @@ def filter_images(weight: torch.Tensor, res: int, channels: int = 3, n: int = 64
     return imgs.reshape(k, res, res, channels).numpy(), idx.numpy()
 
 
+def unpermute_columns(weight: torch.Tensor, perm: torch.Tensor, channels: int = 3) -> torch.Tensor:
+    """First-layer weight (width, H*W*C) of a model trained on pixel-permuted images (data.permute_pixels)
+    -> the same weight in the images' own pixel order: the column of position q belongs to stored pixel
+    perm[q]."""
+    w = weight.detach()
+    out = torch.empty_like(w)
+    out.view(w.shape[0], -1, channels)[:, perm] = w.view(w.shape[0], -1, channels)
+    return out
+
+
 def _grid(imgs: np.ndarray, pad: int = 1) -> np.ndarray:
     """(k, h, w, c) tiles -> one (rows*(h+pad)-pad, cols*(w+pad)-pad, c) image on a white background."""
     k, h, w, c = imgs.shape
@@ -45,16 +55,17 @@ def _grid(imgs: np.ndarray, pad: int = 1) -> np.ndarray:
     return out
 
 
-def draw_filters(model, path: str, n: int = 64, title: str = "") -> str:
+def draw_filters(model, path: str, n: int = 64, title: str = "", perm: torch.Tensor | None = None) -> str:
     """Draw the `n` largest-norm units of `model.linear_in` as RGB tiles into `path` (PNG, PDF, SVG, ...).
 
-    `model` is an mlpscale MLP (anything with `linear_in`, `res` and `channels`). The file is written
-    atomically. Returns `path`.
+    `model` is an mlpscale MLP (anything with `linear_in`, `res` and `channels`); `perm` (a run's
+    data.permute_pixels permutation) maps the columns back to the images' own pixel order first. The file
+    is written atomically. Returns `path`.
     """
     from matplotlib.figure import Figure  # no pyplot: no global state, Agg canvas
 
     res, channels = int(model.res), int(getattr(model, "channels", 3))
-    weight = model.linear_in.weight
+    weight = model.linear_in.weight if perm is None else unpermute_columns(model.linear_in.weight, perm, channels)
     imgs, _ = filter_images(weight, res, channels, n)
     grid = _grid(imgs)
     arch = getattr(getattr(model, "spec", None), "name", type(model).__name__)

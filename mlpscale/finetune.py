@@ -122,8 +122,9 @@ class Probe(nn.Module):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        self.model.linear_in.eval()
-        self.model.blocks.eval()                       # batch-norm statistics stay as they were
+        for name, m in self.model.named_children():   # the body (batch-norm statistics stay as they were)
+            if name != "linear_out":
+                m.eval()
         return self
 
 

@@ -30,3 +30,14 @@ def peak_flops(device: torch.device, override_tflops: float = 0.0) -> float | No
         if key in name:
             return tflops * 1e12
     return None
+
+
+def software_versions() -> dict:
+    """torch, CUDA and FFCV versions of this process (recorded in summary.json, quoted by mlpscale-report)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ffcv = version("ffcv")
+    except PackageNotFoundError:
+        ffcv = "not installed"
+    return {"torch": torch.__version__, "cuda": torch.version.cuda or "none (CPU build)", "ffcv": ffcv}

@@ -9,12 +9,12 @@ import torch
 from . import cli
 from .errors import cli_entry
 from .metrics import paper_compute_pflops
-from .models import MLP
+from .models import build_model
 
 
 def describe(arch: str, res: int, num_classes: int, channels: int = 3, n_train: int = 0, epochs: int = 0) -> dict:
     with torch.device("meta"):  # no memory is allocated, so B_12-Wi_1024 at 11k classes is instant
-        model = MLP(arch, res, num_classes, channels=channels)
+        model = build_model(arch, res, num_classes, channels=channels)
     extra = {}
     if n_train and epochs:  # the paper's C = fvcore flops x 3 x N x T
         extra = {"n_train": n_train, "epochs": epochs,

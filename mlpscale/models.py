@@ -7,7 +7,8 @@ Both take HWC-flattened pixels, x of shape (B, H*W*C), and return logits (B, num
 
 W_e expands width -> expansion*width, W_c contracts back; there is no final norm (as the paper).
 Architectures are named like the paper: `B_12-Wi_1024` (B-MLP, 12 blocks, width 1024, expansion 4),
-`B_6-Wi_512-E_8` (expansion 8), `S_6-Wi_1024` (S-MLP, depth 6).
+`B_6-Wi_512-E_8` (expansion 8), `S_6-Wi_1024` (S-MLP, depth 6); `resnet18` is the paper's Table 1
+convolutional baseline (mlpscale/resnet.py), built by the same `build_model`.
 
 Two counts per forward pass and image:
   * `macs_per_forward()`: multiply-accumulates of the matrix multiplies, the work that sets speed
@@ -35,7 +36,7 @@ _ARCH_RE = re.compile(r"^(?P<kind>[BS])_(?P<depth>\d+)-Wi_(?P<width>\d+)(?:-E_(?
 
 @dataclass(frozen=True)
 class ArchSpec:
-    kind: str        # "B" (inverted bottleneck) or "S" (standard)
+    kind: str        # "B" (inverted bottleneck), "S" (standard) or "R" (the ResNet-18 baseline)
     depth: int       # B: number of residual blocks; S: number of hidden layers incl. the input layer
     width: int       # residual-stream / hidden width
     expansion: int   # B only: hidden width of a block is expansion * width
@@ -43,20 +44,35 @@ class ArchSpec:
     @property
     def name(self) -> str:
         suffix = f"-E_{self.expansion}" if self.kind == "B" and self.expansion != 4 else ""
-        return f"{self.kind}_{self.depth}-Wi_{self.width}{suffix}"
+        return f"{self.kind}_{self.depth}-Wi_{self.width}{suffix}" if self.kind != "R" else "resnet18"
 
 
 def parse_arch(name: str) -> ArchSpec:
     m = _ARCH_RE.match(name.strip())
-    if not m:
+    if not m and name.strip().lower() != "resnet18":
         raise UserError(
             f"unknown architecture '{name}': use the paper's naming, e.g. B_12-Wi_1024 (bottleneck MLP, "
-            f"12 blocks, width 1024), B_6-Wi_512-E_8 (expansion 8) or S_6-Wi_1024 (standard MLP)"
+            f"12 blocks, width 1024), B_6-Wi_512-E_8 (expansion 8), S_6-Wi_1024 (standard MLP) or resnet18"
         )
+    if name.strip().lower() == "resnet18":
+        return RESNET18
     spec = ArchSpec(m["kind"], int(m["depth"]), int(m["width"]), int(m["exp"] or 4))
     if spec.depth < 1 or spec.width < 1 or spec.expansion < 1:
         raise UserError(f"architecture '{name}' needs depth, width and expansion of at least 1")
     return spec
+
+
+RESNET18 = ArchSpec("R", 18, 512, 1)   # 18 layers; 512 features reach the head
+
+
+def build_model(arch: str, res: int, num_classes: int, channels: int = 3, act: str = "gelu", norm: str = "layer",
+                dropout: float = 0.0) -> nn.Module:
+    """The model `arch` names: an MLP, or the ResNet-18 baseline (act, norm and dropout are the MLPs')."""
+    if parse_arch(arch).kind == "R":
+        from .resnet import ResNet18
+
+        return ResNet18(res, num_classes, channels, spec=RESNET18)
+    return MLP(arch, res, num_classes, channels, act, norm, dropout)
 
 
 def _norm(kind: str, dim: int) -> nn.Module:
@@ -107,6 +123,8 @@ class MLP(nn.Module):
                  norm: str = "layer", dropout: float = 0.0):
         super().__init__()
         self.spec = parse_arch(arch)
+        if self.spec.kind == "R":
+            raise UserError(f"{arch} is not an MLP; build it with models.build_model")
         self.res, self.channels, self.num_classes = res, channels, num_classes
         self.dim_in = res * res * channels
         w = self.spec.width

@@ -24,16 +24,22 @@ Method
    envelope), so on frontiers of synthetic sweeps they run narrow, E_inf's and a's more than alpha's.
    A bootstrap over runs (frontier re-selected each time) did barely better at a far higher cost, so
    it is not offered; read them as the fit's precision, not as the uncertainty of the study.
-3. Compute-optimal allocation at a fixed epoch count T (default: the smallest T present; the paper
-   uses T = 50): the frontier of the runs with T epochs gives, for each compute, the optimal model
+3. Compute-optimal allocation at a fixed epoch count T (default: 50, the paper's, when present, else the
+   smallest T present): the frontier of the runs with T epochs gives, for each compute, the optimal model
    size P* (params) and dataset size N* (n_train: distinct training samples, not samples seen = N x T).
    Power laws `P*(C) = k_p C^e_p`, `N*(C) = k_n C^e_n` are least-squares lines in log-log (natural
    log); 95% intervals of the slope and intercept from the t-distribution with n-2 degrees of freedom.
    Since C ~ P N T for an MLP (MACs ~ params), e_p + e_n is ~1 at fixed T.
    The paper reports e_p ~ 0.35 and e_n ~ 0.65 at T = 50 (transformers: both ~0.5, Hoffmann et al.
    2022); those are the paper's numbers, not something this tool asserts.
+   Only grid points can be on that frontier, so a coarse grid biases its exponents; scaling_fits.py adds
+   two estimates that use every run (the surface E_inf + A/P^a + B_T/N^b with P*(C), N*(C) in closed form,
+   and IsoFLOP parabolas), reported under `methods` with the grid each saw, and the per-axis laws (error vs
+   P at the largest N, vs N at the largest P) under `axis_laws`.
+4. Planning (planning.py): `mlpscale-scaling FIT --budget PFLOPS` reads a scaling.json and prints P*, N*.
 
-Outputs in DIR (default: the folder of the inputs, e.g. the sweep folder): `points.csv` (all runs, plus `on_frontier` and `on_allocation_frontier` 0/1 columns),
+Outputs in DIR (default: the folder of the inputs, e.g. the sweep folder): `points.csv` (all runs, plus
+`on_frontier` and `on_allocation_frontier` 0/1 columns),
 `scaling.json` (fits, intervals, frontiers; JSON without NaN: undefined numbers are null),
 `error_vs_compute.png` (Figure-1 style) and `compute_optimal_allocation.png` (Figure-7 style).
 """
@@ -51,10 +57,14 @@ import numpy as np
 from . import cli
 from .errors import UserError, cli_entry
 from .io import atomic_file, write_json_atomic
+from .planning import GPUS, plan_main
+from .scaling_fits import axis_laws, fit_isoflop, fit_surface, grid_of, surface_allocation
+from .scaling_plots import plot_allocation, plot_error_vs_compute
 
 REQUIRED = ("arch", "params", "n_train", "epochs", "compute_pflops", "error")
 RESULTS_NAME = "results.csv"            # what a sweep folder holds
 PAPER_EXPONENTS = {"p_star": 0.35, "n_star": 0.65}   # the paper's, at T = 50
+PAPER_EPOCHS = 50                       # the paper's allocation uses the runs of 50 epochs
 N_LAW_PARAMS = 4                        # a, b, alpha, E_inf
 FIGURE_ERROR = "error_vs_compute.png"
 FIGURE_ALLOCATION = "compute_optimal_allocation.png"
@@ -201,9 +211,14 @@ def error_law(c, a: float, b: float, alpha: float, e_inf: float):
     return a * (b + np.asarray(c, float)) ** (-alpha) + e_inf
 
 
-def _interval(value: float, se: float | None, q: float) -> dict:
+def _interval(value: float, se: float | None, q: float, positive: bool = False) -> dict:
+    """value +- q se; for a parameter constrained >= 0 (`positive`) whose Wald interval would cross zero, the
+    interval of its logarithm instead (value x exp(+-q se / value)), so it never extends below zero."""
     ok = se is not None and math.isfinite(se) and math.isfinite(value)
-    return {"value": _clean(value), "ci95": [value - q * se, value + q * se] if ok else None}
+    ci = [value - q * se, value + q * se] if ok else None
+    if ci and positive and ci[0] < 0:
+        ci = [value * math.exp(-q * se / value), value * math.exp(q * se / value)] if value > 0 else [0.0, q * se]
+    return {"value": _clean(value), "ci95": ci}
 
 
 def _starts(x, e, e_max, k: int = 4):
@@ -276,7 +291,7 @@ def fit_error_law(compute, error) -> dict:
     scaled = (a_, b_, alpha, ei)
     for i, (name, v) in enumerate(zip(("a", "b", "alpha", "e_inf"), (a, b, alpha, ei))):
         var = cov[i, i]
-        r = _interval(float(v), math.sqrt(var) if var >= 0 else None, q)
+        r = _interval(float(v), math.sqrt(var) if var >= 0 else None, q, positive=True)   # all four are >= 0
         r["at_bound"] = bool(np.isclose(scaled[i], lo[i], rtol=0, atol=1e-9) or
                              (math.isfinite(hi[i]) and np.isclose(scaled[i], hi[i], rtol=1e-6, atol=1e-12)))
         out[name] = r
@@ -352,7 +367,7 @@ def analyse(points: list[dict], epochs: int | None = None) -> dict:
     fit["compute_range_pflops"] = [min(c), max(c)]
 
     present = sorted({p["epochs"] for p in points})
-    t = present[0] if epochs is None else epochs
+    t = (PAPER_EPOCHS if PAPER_EPOCHS in present else present[0]) if epochs is None else epochs
     if t not in present:
         raise UserError(f"no run has {epochs} epochs; the epochs present are {', '.join(map(str, present))}")
     alloc = pareto_frontier([p for p in points if p["epochs"] == t])
@@ -372,6 +387,7 @@ def analyse(points: list[dict], epochs: int | None = None) -> dict:
     for p in points:                           # one entry per model name, its smallest params count
         sizes[p["arch"]] = min(sizes.get(p["arch"], p["params"]), p["params"])
     archs = sorted((n, a) for a, n in sizes.items())
+    methods = allocation_methods(points, alloc, p_star, n_star, t)
     return _clean({
         "n_points": len(points),
         "n_frontier": len(frontier),
@@ -384,129 +400,28 @@ def analyse(points: list[dict], epochs: int | None = None) -> dict:
         "p_star": p_star,
         "n_star": n_star,
         "allocation_frontier": alloc,
+        "methods": methods,
+        "axis_laws": axis_laws(points, t),
     })
 
 
-# --- figures ----------------------------------------------------------------------------------
-
-def _human(n: float) -> str:
-    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if n >= div:
-            v = n / div
-            return f"{v:.3g}{suffix}"
-    return f"{n:.3g}"
-
-
-def _fit_label(fit: dict) -> str:
-    v = {k: fit[k]["value"] for k in ("a", "b", "alpha", "e_inf")}
-    return (f"fit: {v['a']:.3g} (C + {v['b']:.2g})$^{{-{v['alpha']:.3f}}}$ + {v['e_inf']:.3f}")
-
-
-def plot_error_vs_compute(points: list[dict], analysis: dict, path: str, title: str | None = None) -> None:
-    """Figure-1 style: error vs compute (log x) for every run, one colour per model (params order),
-    marker area by dataset size, the frontier and the fitted law."""
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-    import matplotlib as mpl
-
-    fig = Figure(figsize=(9.5, 5.6), layout="constrained")
-    ax = fig.add_subplot()
-    models = analysis["models"]
-    cmap = mpl.colormaps["viridis"]
-    colours = {m["arch"]: cmap(0.92 * i / max(len(models) - 1, 1)) for i, m in enumerate(models)}
-    ns = np.array([p["n_train"] for p in points], float)
-    lo, hi = np.log(ns.min()), np.log(ns.max())
-
-    def area(n):
-        return 14 + 150 * ((math.log(n) - lo) / (hi - lo) if hi > lo else 0.5)
-
-    for m in models:
-        sel = [p for p in points if p["arch"] == m["arch"]]
-        ax.scatter([p["compute_pflops"] for p in sel], [p["error"] for p in sel], s=[area(p["n_train"]) for p in sel],
-                   color=colours[m["arch"]], alpha=0.75, edgecolors="white", linewidths=0.5, zorder=2)
-    fr = analysis["frontier"]
-    ax.plot([p["compute_pflops"] for p in fr], [p["error"] for p in fr], color="0.25", lw=1, ls=":",
-            marker="o", ms=3, zorder=3)
-    fit = analysis["fit"]
-    cmin = min(p["compute_pflops"] for p in points)
-    cmax = max(p["compute_pflops"] for p in points)
-    cc = np.geomspace(cmin, cmax, 300)
-    ax.plot(cc, error_law(cc, *(fit[k]["value"] for k in ("a", "b", "alpha", "e_inf"))), color="crimson", lw=1.8,
-            zorder=4)
-    ax.axhline(fit["e_inf"]["value"], color="crimson", lw=0.8, ls="--", alpha=0.6, zorder=1)
-    ax.set_xscale("log")
-    ax.set_xlabel("compute (PFLOPs)")
-    ax.set_ylabel("error (fraction: 1 - top-1 accuracy)")
-    ax.grid(True, which="major", alpha=0.3)
-    ax.set_title(title or f"Test error vs training compute: {len(points)} runs, Pareto frontier and fitted law")
-
-    # one legend outside on the right (models, then dataset sizes: it grows with the number of models and
-    # never overlaps another), and the lines inside where the points leave room (below the frontier, usually)
-    def header(text):
-        return Line2D([], [], ls="", marker="", label=text)
-
-    uniq = sorted({p["n_train"] for p in points})
-    shown = uniq if len(uniq) <= 5 else [uniq[round(i * (len(uniq) - 1) / 4)] for i in range(5)]
-    handles = ([header("model (params)")]
-               + [Line2D([], [], ls="", marker="o", ms=7, color=colours[m["arch"]],
-                         label=f"{m['arch']} ({_human(m['params'])})") for m in models]
-               + [header(" "), header("training samples")]
-               + [Line2D([], [], ls="", marker="o", color="0.55", ms=math.sqrt(area(n)), label=_human(n))
-                  for n in dict.fromkeys(shown)])
-    leg = fig.legend(handles=handles, loc="outside right upper", frameon=False, labelspacing=0.8,
-                     ncols=1 if len(handles) <= 22 else 2, handletextpad=0.4)
-    for text in leg.get_texts():
-        if text.get_text() in ("model (params)", "training samples"):
-            text.set_fontweight("bold")
-    line_handles = [Line2D([], [], color="0.25", lw=1, ls=":", marker="o", ms=3, label="Pareto frontier"),
-                    Line2D([], [], color="crimson", lw=1.8, label=_fit_label(fit)),
-                    Line2D([], [], color="crimson", lw=0.8, ls="--", alpha=0.6, label="$E_\\infty$ (fitted)")]
-    ax.legend(handles=line_handles, loc="best", framealpha=0.9)
-    _save(fig, path)
-
-
-def plot_allocation(analysis: dict, path: str, title: str | None = None) -> None:
-    """Figure-7 style: compute-optimal model size P* and dataset size N* vs compute (log-log), with the
-    fitted power laws and their exponents (95% interval) in the legend."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter
-
-    fig = Figure(figsize=(10, 4.4), layout="constrained")
-    alloc = analysis["allocation_frontier"]
-    c = np.array([p["compute_pflops"] for p in alloc], float)
-    cc = np.geomspace(c.min() / 1.5, c.max() * 1.5, 100)
-    panels = (("p_star", "params", "P*", "parameters", "tab:blue"),
-              ("n_star", "n_train", "N*", "training samples", "tab:orange"))
-    for i, (key, col, sym, unit, colour) in enumerate(panels):
-        ax = fig.add_subplot(1, 2, i + 1)
-        fitd = analysis[key]
-        k, e = fitd["coefficient"]["value"], fitd["exponent"]["value"]
-        ci = fitd["exponent"]["ci95"]
-        ci_txt = f", exponent 95% CI [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
-        ax.plot(cc, k * cc ** e, color=colour, lw=1.6, label=f"fit: {sym} $\\propto$ C$^{{{e:.2f}}}$" + ci_txt)
-        ax.scatter(c, [p[col] for p in alloc], color=colour, edgecolors="black", linewidths=0.5, zorder=3, s=30,
-                   label=f"compute-optimal runs (n={len(alloc)})")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        fmt = FuncFormatter(lambda v, _: _human(v))    # 9M, 12M, ... rather than 9x10^6
-        ax.yaxis.set_major_formatter(fmt)
-        lo, hi = ax.get_ylim()
-        if hi / lo < 30:                               # under ~1.5 decades: label the 2, 3 and 5 ticks too
-            ax.yaxis.set_minor_formatter(FuncFormatter(
-                lambda v, _: _human(v) if round(v / 10 ** math.floor(math.log10(v))) in (2, 3, 5) else ""))
-        ax.set_xlabel("compute (PFLOPs)")
-        ax.set_ylabel(f"{sym}: {unit}")
-        ax.grid(True, which="major", alpha=0.3)
-        ax.set_title(f"Compute-optimal {'model size' if key == 'p_star' else 'dataset size'} {sym}")
-        ax.legend(loc="best", framealpha=0.9)
-    fig.suptitle(title or f"Compute-optimal allocation at {analysis['epochs_for_allocation']} epochs "
-                          f"(frontier of the runs with that epoch count)")
-    _save(fig, path)
-
-
-def _save(fig, path: str) -> None:
-    with atomic_file(path) as f:
-        fig.savefig(f, format="png", dpi=130)
+def allocation_methods(points: list[dict], alloc: list[dict], p_star: dict, n_star: dict, t: int) -> dict:
+    """Each allocation estimate's exponents with their 95% intervals and the grid it saw (scaling_fits.py)."""
+    out = {"frontier": {"p_star_exponent": p_star["exponent"], "n_star_exponent": n_star["exponent"],
+                        "note": f"power laws through the frontier runs at T = {t}: only grid points can be optimal, "
+                                f"so a coarse grid biases the exponents", "epochs": t,
+                        "grid": grid_of([p for p in points if p["epochs"] == t]), "n_points": len(alloc)}}
+    for name, fit in (("surface", fit_surface), ("isoflop", fit_isoflop)):
+        try:
+            out[name] = fit(points)
+        except UserError as e:
+            out[name] = {"error": str(e)}
+    if "error" not in out["surface"]:
+        cs = np.geomspace(min(p["compute_pflops"] for p in alloc), max(p["compute_pflops"] for p in alloc), 5)
+        ps, ns = surface_allocation(out["surface"], cs, t)
+        out["surface"]["allocation"] = {"epochs": t, "compute_pflops": cs.tolist(), "p_star": ps.tolist(),
+                                        "n_star": ns.tolist()}
+    return out
 
 
 # --- CLI --------------------------------------------------------------------------------------
@@ -526,7 +441,37 @@ def _summary(r: dict) -> str:
     lines.append(f"compute-optimal at {r['epochs_for_allocation']} epochs ({r['p_star']['n_points']} frontier runs):")
     lines.append(f"  P* ~ C^{iv(r['p_star']['exponent'], '.3f')}  (paper: {PAPER_EXPONENTS['p_star']})")
     lines.append(f"  N* ~ C^{iv(r['n_star']['exponent'], '.3f')}  (paper: {PAPER_EXPONENTS['n_star']})")
+    lines.append("allocation exponents by method (P*, N*; value [95% interval]):")
+    for key, label in (("frontier", f"frontier at T={r['epochs_for_allocation']}"),
+                       ("surface", "surface E_inf + A/P^a + B_T/N^b"), ("isoflop", "IsoFLOP parabolas")):
+        m = r["methods"].get(key, {})
+        if "error" in m:
+            lines.append(f"  {label:<34} not fitted: {m['error']}")
+        elif m:
+            g = m["grid"]
+            lines.append(f"  {label:<34} P* ~ C^{iv(m['p_star_exponent'], '.3f')}, N* ~ C^"
+                         f"{iv(m['n_star_exponent'], '.3f')}  ({g['runs']} runs: {g['models']} models x "
+                         f"{len(g['n_train'])} N x T {','.join(map(str, g['epochs']))})")
     return "\n".join(lines)
+
+
+def _measured(inputs, error_column: str) -> str:
+    """What the error column measures, from a sweep folder's spec.yaml (else the column's name)."""
+    import yaml
+
+    for arg in inputs:
+        spec_path = os.path.join(arg, "spec.yaml")
+        if os.path.isdir(arg) and os.path.isfile(spec_path):
+            with open(spec_path) as f:
+                spec = yaml.safe_load(f) or {}
+            m = spec.get("measure")
+            if isinstance(m, dict) and "probe" in m:
+                ds = next((s.split("=", 1)[1] for s in m["probe"].get("set") or [] if s.startswith("data.dataset=")),
+                          "the probe dataset")
+                kind = "linear-probe" if m["probe"].get("mode", "linear") == "linear" else "fine-tuned"
+                return f"{kind} error on {ds}"
+            return "test error"
+    return "error" if error_column == "error" else f"error ({error_column})"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -540,11 +485,22 @@ def build_parser() -> argparse.ArgumentParser:
         f"and {FIGURE_ALLOCATION} into the output folder.")
     p.add_argument("inputs", nargs="+", metavar="SWEEP_DIR|RESULTS.csv", help="runs to analyse (concatenated)")
     cli.add(p, "--out", "default: the folder of the inputs (the sweep folder)")
-    cli.add(p, "--epochs", "that of the compute-optimal allocation (default: the smallest present; the paper: 50)")
+    cli.add(p, "--epochs", "that of the compute-optimal allocation (default: 50, the paper's, when present; "
+                           "else the smallest present)")
     p.add_argument("--error-column", default="error", metavar="NAME", help="column with the error (default: error)")
     p.add_argument("--error-scale", type=float, default=1.0, metavar="S",
                    help="multiply the error column by S, e.g. 0.01 for percentages (default: 1)")
     p.add_argument("--no-plots", action="store_true", help="write only points.csv and scaling.json")
+    p.add_argument("--measured", metavar="TEXT",
+                   help="what the error is, for the figures (default: from the sweep's spec, e.g. linear-probe "
+                        "error on cifar100)")
+    g = p.add_argument_group("planning from a fit: mlpscale-scaling FIT --budget PFLOPS (FIT: a scaling.json or its "
+                             "folder)")
+    g.add_argument("--budget", type=float, metavar="PFLOPS", help="compute budget in the paper's PFLOPs")
+    g.add_argument("--gpu-hours", type=float, metavar="H", help="or a budget in GPU-hours (with --gpu)")
+    g.add_argument("--gpu", choices=sorted(GPUS), default="h100", help="GPU of --gpu-hours (default h100)")
+    g.add_argument("--mfu", type=float, default=0.4,
+                   help="fraction of the GPU's bf16 peak the runs reach, for --gpu-hours (default 0.4)")
     return p
 
 
@@ -559,6 +515,8 @@ def default_out(inputs: list[str]) -> str:
 @cli_entry
 def main(argv=None):
     a = build_parser().parse_args(argv)
+    if a.budget is not None or a.gpu_hours is not None:
+        return plan_main(a)
     if not a.error_scale > 0:
         raise UserError(f"--error-scale must be positive, got {a.error_scale}")
     a.out = a.out or default_out(a.inputs)
@@ -568,7 +526,7 @@ def main(argv=None):
     points, skipped = load_points(a.inputs, a.error_column, a.error_scale)
     r = analyse(points, a.epochs)
     r = {"inputs": [_csv_path(x) for x in a.inputs], "error_column": a.error_column, "error_scale": a.error_scale,
-         "n_skipped": skipped, **r}
+         "n_skipped": skipped, "measured": a.measured or _measured(a.inputs, a.error_column), **r}
     on_fr = {id(x) for x in pareto_frontier(points)}
     on_al = {id(x) for x in pareto_frontier([x for x in points if x["epochs"] == r["epochs_for_allocation"]])}
     rows = [{**x, "on_frontier": int(id(x) in on_fr), "on_allocation_frontier": int(id(x) in on_al)} for x in points]

@@ -42,13 +42,13 @@ from .datasets import DatasetInfo, get_dataset
 from .distributed import barrier, shutdown
 from .errors import UserError, cli_entry
 from .evaluate import TTA, evaluate, load_real_labels
-from .hardware import peak_flops
+from .hardware import peak_flops, software_versions
 from .io import FolderLock, write_json_atomic
 from .loader import Prefetch
 from .loss import soft_target_cross_entropy
 from .metrics import (EpochSums, FiniteGuard, MetricsLog, Progress, TrainingDiverged, epoch_row,  # noqa: F401
                       paper_compute_pflops, process_age_s, read_rows)
-from .models import MLP
+from .models import MLP, build_model
 from .optim import STATE_PER_PARAM, build_optimizer
 from .runtime import Runtime, auto_on_off
 from .schedule import lr_at
@@ -72,11 +72,16 @@ def dataset_info(cfg: Config, data_fn=None) -> DatasetInfo:
 
 def augment_views(cfg: Config, rt: Runtime, data: Data, res: int) -> tuple[DeviceAugment, DeviceAugment]:
     """(train view, eval view): uint8 image batch -> model input of `res` px, on the device."""
-    a = cfg.aug
+    a, perm = cfg.aug, cfg.data.permute_pixels
     crop = a.enabled and not data.cropped_on_cpu
+    if perm and data.cropped_on_cpu:
+        raise UserError("data.permute_pixels needs images of one size; this dataset holds images of several "
+                        "sizes (re-convert it with the default --layout square)")
     train = DeviceAugment(data.mean, data.std, res, train=True, crop=crop, flip=a.enabled and a.flip,
-                          scale=a.crop_scale, ratio=a.crop_ratio, out_dtype=rt.input_dtype, device=rt.device)
-    evl = DeviceAugment(data.mean, data.std, res, train=False, out_dtype=rt.input_dtype, device=rt.device)
+                          scale=a.crop_scale, ratio=a.crop_ratio, out_dtype=rt.input_dtype, device=rt.device,
+                          permute=perm)
+    evl = DeviceAugment(data.mean, data.std, res, train=False, out_dtype=rt.input_dtype, device=rt.device,
+                        permute=perm)
     return train, evl
 
 
@@ -151,8 +156,8 @@ class Trainer:
     # --- hooks (fine-tuning overrides them) ------------------------------------------------------
     def build_model(self, info: DatasetInfo) -> MLP:
         m = self.cfg.model
-        return MLP(m.arch, self.cfg.data.crop_res or self.cfg.data.res or info.default_res, info.num_classes,
-                   act=m.act, norm=m.norm, dropout=m.dropout)
+        return build_model(m.arch, self.cfg.data.crop_res or self.cfg.data.res or info.default_res, info.num_classes,
+                           act=m.act, norm=m.norm, dropout=m.dropout)
 
     def trained_module(self, full: MLP) -> torch.nn.Module:
         """The module the optimizer trains, around the whole model (a frozen-body probe, for instance)."""
@@ -455,6 +460,7 @@ class Trainer:
             "first_step_s": self.first_step_s,
             "device": self.rt.device_name(),
             "world_size": self.dist.world,
+            "versions": software_versions(),
             "resident": self.data.resident,
             "stats": self.data.stats,
             **self.data.report,

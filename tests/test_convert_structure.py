@@ -135,3 +135,18 @@ def test_the_library_does_not_locate_the_checkout():
                 if "REPO" in line or "dirname(dirname" in line or "dirname(os.path.dirname" in line:
                     found.append(f"{path}:{i}")
     assert not found, found
+
+
+MAX_MODULE_LINES = 600
+
+
+def test_library_modules_stay_small():
+    """One concern per module: no module of the library or the converter grows past ~600 lines (a module
+    that does is holding two concerns and should be split, as sweep/ and beton/io/layout were)."""
+    long = {}
+    for name, path in _modules(ROOT, ("mlpscale", "data_prep")).items():
+        with open(path) as f:
+            n = sum(1 for _ in f)
+        if n > MAX_MODULE_LINES:
+            long[name] = n
+    assert not long, long

@@ -15,7 +15,7 @@ import os
 import numpy as np
 import pytest
 
-from mlpscale import scaling
+from mlpscale import scaling, scaling_plots
 from mlpscale.errors import UserError
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "scaling", "synthetic_sweep.csv")
@@ -206,8 +206,8 @@ def test_cli_writes_points_json_and_figures(tmp_path, capsys):
 def test_figures_are_readable_without_the_paper(tmp_path, monkeypatch):
     """Labelled axes with units, legends naming every model and the fitted exponents."""
     figs = {}
-    real_save = scaling._save
-    monkeypatch.setattr(scaling, "_save", lambda fig, path: (figs.__setitem__(os.path.basename(path), fig),
+    real_save = scaling_plots._save
+    monkeypatch.setattr(scaling_plots, "_save", lambda fig, path: (figs.__setitem__(os.path.basename(path), fig),
                                                             real_save(fig, path)))
     scaling.main([write_csv(tmp_path / "ex.csv", example_rows()), "--out", str(tmp_path / "o")])
     err, alloc = figs[scaling.FIGURE_ERROR], figs[scaling.FIGURE_ALLOCATION]

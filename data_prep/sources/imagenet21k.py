@@ -4,7 +4,8 @@
 read in place by offset: 14M images are never extracted) or extracted `<wnid>/` folders.
 
 Preprocessing (Ridnik et al., "ImageNet-21K Pretraining for the Masses"):
-  1. drop classes with fewer than --min-images images (default 500);
+  1. drop classes with fewer than --min-images images (default 500), counted from the tar headers
+     alone before the kept classes are indexed;
   2. hold out --val-per-class images of every remaining class for validation (default 50),
      chosen by a permutation seeded with (--seed, the wnid), so each class's split does not
      depend on which other classes exist or on sharding;
@@ -53,7 +54,7 @@ def read_class_list(path: str) -> list[str]:
         with open(path) as f:
             return [line.split()[0] for line in f if line.strip()]
     except (OSError, KeyError, json.JSONDecodeError, IndexError) as e:
-        raise UserError(f"cannot read --classes {path} ({e}); pass a meta_<res>.json or one wnid per line") from None
+        raise UserError(f"cannot read --class-list {path} ({e}); pass a meta_<res>.json or one wnid per line") from None
 
 
 def holdout(wnid: str, n: int, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -65,8 +66,8 @@ def holdout(wnid: str, n: int, k: int, seed: int) -> tuple[np.ndarray, np.ndarra
 
 def load(args, pool=None):
     from data_prep.records import SourceData
-    from data_prep.scan import (RecordBuilder, add_indexed, class_entries, entry_size,
-                                         index_entries, read_words, require_src)
+    from data_prep.scan import (RecordBuilder, add_indexed, class_entries, count_entries, entry_size,
+                                index_entries, read_words, require_src)
 
     src = require_src(args, EXPECTED)
     if not os.path.isdir(src):
@@ -74,23 +75,29 @@ def load(args, pool=None):
     entries = class_entries(src)
     if not entries:
         raise UserError(f"--src {src} has no <wnid>.tar archives or <wnid>/ folders; expected {EXPECTED}")
+    known = {}  # wnid -> index_entries result, for what is indexed already
     if args.class_list:
         classes = read_class_list(args.class_list)
         missing = [w for w in classes if w not in entries]
         if missing:
-            raise UserError(f"--src {src} lacks {len(missing)} classes of --classes (e.g. {missing[0]}); "
+            raise UserError(f"--src {src} lacks {len(missing)} classes of --class-list (e.g. {missing[0]}); "
                             "point --src at the same ImageNet-21k release")
-        names = classes
     else:
-        names = list(entries)
-    indexed = index_entries([entries[w] for w in names], pool, desc="indexing synsets")
-    sizes = {w: entry_size(ix) for w, ix in zip(names, indexed)}
-    if not args.class_list:
-        classes = [w for w in names if sizes[w] >= args.min_images and sizes[w] > args.val_per_class]
+        # a tar's images are counted from its headers alone, so the classes --min-images drops are never
+        # indexed; a folder's listing is its count and its index at once
+        tars = [w for w in entries if not os.path.isdir(entries[w])]
+        counts = dict(zip(tars, count_entries([entries[w] for w in tars], pool, desc="counting synsets")))
+        folders = [w for w in entries if w not in counts]
+        known = dict(zip(folders, index_entries([entries[w] for w in folders], pool, desc="indexing synsets")))
+        counts.update({w: entry_size(ix) for w, ix in known.items()})
+        classes = [w for w in entries if counts[w] >= args.min_images and counts[w] > args.val_per_class]
         if not classes:
             raise UserError(f"no class in {src} has at least --min-images {args.min_images} images; "
                             "lower --min-images for a small test tree")
-    by_name = dict(zip(names, indexed))
+    todo = [w for w in classes if w not in known]
+    known.update(zip(todo, index_entries([entries[w] for w in todo], pool, desc="indexing synsets")))
+    by_name = {w: known[w] for w in classes}
+    sizes = {w: entry_size(ix) for w, ix in by_name.items()}
     train, val = RecordBuilder(), RecordBuilder()
     for label, w in enumerate(classes):
         tr, va = holdout(w, sizes[w], args.val_per_class, args.seed)
