@@ -58,6 +58,10 @@ SOURCE_EXAMPLES = {
     "folder": "mlpscale-convert folder --src mydata/ --dataset mydata --res 64 --root data",
 }
 
+# the paper's own data, whose photos are not square: stored as the authors stored them by default; the
+# other sources' images are square already (CIFAR, STL-10, Tiny ImageNet), where both layouts agree
+PAPER_LAYOUT_SOURCES = ("imagenet1k", "imagenet21k")
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = cli.command_parser("mlpscale-convert", WHAT, EXAMPLE, DETAILS)
@@ -73,9 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
         cli.add(sp, "--dataset", "default: the source name", default=name)
         sp.add_argument("--format", default="raw", choices=FORMATS, help="raw (fastest reads) or jpg (smaller)")
         sp.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality 1..100 for --format jpg")
-        sp.add_argument("--layout", default="square", choices=LAYOUTS,
-                        help="square: res x res, shorter side to res + centre crop (default); paper: as the "
-                             "paper's authors stored it (aspect kept, longer side shrunk to res when larger)")
+        default_layout = "paper" if name in PAPER_LAYOUT_SOURCES else "square"
+        sp.add_argument("--layout", default=default_layout, choices=LAYOUTS,
+                        help="square: res x res, shorter side to res + centre crop; paper: as the paper's "
+                             "authors stored it (aspect kept, longer side shrunk to res when larger; kept "
+                             f"in a res x res canvas beside its true size). Default here: {default_layout}")
         cli.add(sp, "--workers", "default: all cores", default=0)
         sp.add_argument("--shard", default=None, metavar="I/K",
                         help="convert only classes with label %% K == I (0-based), for K machines; "

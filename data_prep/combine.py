@@ -69,11 +69,13 @@ def add_parsers(sub) -> None:
     s.set_defaults(func=subset)
 
 
-def payload_chunks(b, idx=None, max_bytes: int = 1 << 23):
+def payload_chunks(b, idx=None, max_bytes: int = 1 << 23, with_sizes: bool = False):
     """The encoded samples `idx` (default all) of beton `b`, in order, as chunks of about `max_bytes`:
-    (payloads back to back (uint8), sizes, modes, heights, widths, labels). Samples stored back to back
-    are copied as one slice per run (a whole page when copying all); scattered ones by one gather."""
+    (payloads back to back (uint8), sizes, modes, heights, widths, labels, true (h, w) per image or None;
+    the sizes only `with_sizes`, for paper-layout files). Samples stored back to back are copied as one
+    slice per run (a whole page when copying all); scattered ones by one gather."""
     rows = np.arange(b.num_samples) if idx is None else np.asarray(idx, dtype=np.int64)
+    true_hw = b.image_sizes()[rows] if with_sizes else None  # (n, 2)
     img = b.images
     ptrs, sizes, labels = b.data_ptrs()[rows], b.sizes()[rows], b.labels[rows]
     modes, heights, widths = img["mode"][rows], img["height"][rows], img["width"][rows]
@@ -90,7 +92,7 @@ def payload_chunks(b, idx=None, max_bytes: int = 1 << 23):
         else:                            # short runs: byte j of sample k sits at p[k] + j
             out_start = np.cumsum(z) - z
             data = mm[np.repeat(p - out_start, z) + np.arange(int(z.sum()))]
-        yield data, z, modes[s:e], heights[s:e], widths[s:e], labels[s:e]
+        yield data, z, modes[s:e], heights[s:e], widths[s:e], labels[s:e], None if true_hw is None else true_hw[s:e]
         s = e
 
 
@@ -106,15 +108,17 @@ def copy_samples(dst: str, sources: list[tuple[str, object]], conversion_id: str
     bets = [(open_beton(p), idx) for p, idx in sources]
     total = sum(b.num_samples if idx is None else len(idx) for b, idx in bets)
     biggest = max([min_payload] + [int(b.sizes().max()) for b, _ in bets if b.num_samples])
+    true_sizes = [b.image_sizes() for b, _ in bets]  # paper layout: each image's (h, w) travels with it
+    with_sizes = all(t is not None for t in true_sizes)
     try:
-        w = BetonWriter(dst, capacity=total, max_payload=biggest, conversion_id=conversion_id)
+        w = BetonWriter(dst, capacity=total, max_payload=biggest, conversion_id=conversion_id, sizes=with_sizes)
     except OSError as e:
         raise disk_error(e, dst) from None
     try:
         with tqdm(total=total, desc=os.path.basename(dst), unit="img", unit_scale=True,
                   disable=quiet, mininterval=1.0) as bar:
             for b, idx in bets:
-                for chunk in payload_chunks(b, idx):
+                for chunk in payload_chunks(b, idx, with_sizes=with_sizes):
                     try:
                         w.add_many(*chunk)
                     except OSError as e:

@@ -126,8 +126,10 @@ def _array_image(arr: np.ndarray, enc: Encoding) -> np.ndarray:
 
 
 def work(task, enc: Encoding):
-    """One task -> (payloads: list of (bytes, mode, height, width) or None, errors: list of
+    """One task -> (payloads: list of (bytes, mode, height, width, true (h, w)) or None, errors: list of
     (name, reason), pixel sums (3,), squared sums (3,), pixel count). Never raises for a bad image."""
+    from .resize import canvas
+
     kind, items = task
     out, errors, arrays = [], [], []
     for name, thing in _source_items(kind, items):
@@ -136,8 +138,10 @@ def work(task, enc: Encoding):
                 arr = _array_image(thing, enc)
             else:
                 arr = decode_image(thing if kind == "blobs" else _read(kind, thing), enc.res, enc.layout)
-            payload, mode = encode(arr, enc.fmt, enc.quality)
-            out.append((payload, mode, arr.shape[0], arr.shape[1]))
+            true_hw = arr.shape[:2]
+            stored = canvas(arr, enc.res) if enc.layout == "paper" else arr
+            payload, mode = encode(stored, enc.fmt, enc.quality)
+            out.append((payload, mode, stored.shape[0], stored.shape[1], true_hw))
             arrays.append(arr.reshape(-1, 3))
         except Exception as e:  # noqa: BLE001 - a bad file is a skip, never a crash
             if kind == "tar":
@@ -207,7 +211,8 @@ def write_split(path: str, records, enc: Encoding, pool=None, batch: int = 64, c
     res_ = SplitResult(0, kept, [], np.zeros(3, np.int64), np.zeros(3, np.int64), 0)
     t0 = time.perf_counter()
     try:
-        writer = BetonWriter(path, capacity=n, max_payload=enc.max_payload, conversion_id=conversion_id)
+        writer = BetonWriter(path, capacity=n, max_payload=enc.max_payload, conversion_id=conversion_id,
+                             sizes=enc.layout == "paper")
     except OSError as e:
         raise disk_error(e, path) from None
     bar = _progress(n, desc or os.path.basename(path), progress)
@@ -218,9 +223,9 @@ def write_split(path: str, records, enc: Encoding, pool=None, batch: int = 64, c
         for out, errors, s, ss, npx in results:
             for item in out:
                 if item is not None:
-                    payload, mode, h, w = item
+                    payload, mode, h, w, true_hw = item
                     try:
-                        writer.add(payload, mode, h, w, int(records.labels[i]))
+                        writer.add(payload, mode, h, w, int(records.labels[i]), true_hw)
                     except OSError as e:  # full disk, read-only folder: one sentence
                         raise disk_error(e, path) from None
                     kept[i] = True

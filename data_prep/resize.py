@@ -8,7 +8,9 @@
          `int(side * res / longer side)` per side, with OpenCV's INTER_AREA: FFCV's rounding and
          filter, so a PNG gives FFCV's pixels exactly (Pillow's BOX filter is no area filter at
          scales below 2: it differs by ~3 levels there). Smaller images are kept as they are, so
-         sizes vary per image.
+         sizes vary per image. Each is then stored top-left in a res x res canvas (`canvas`) with
+         its true (h, w) beside it, so the betons stay fixed-size (resident, tiered, sharded) and the
+         crops are taken from the image alone, on the device (`mlpscale.augment`).
 
 Both: any mode (grayscale, CMYK, palette, alpha) becomes RGB; EXIF orientation is honoured (the
 paper's converter ignores it; we keep what a viewer shows).
@@ -91,6 +93,17 @@ def paper_resize(img: Image.Image, res: int, full_size: tuple[int, int] | None =
 
         arr = cv2.resize(arr, target, interpolation=cv2.INTER_AREA)
     return arr
+
+
+def canvas(arr: np.ndarray, res: int) -> np.ndarray:
+    """(res, res, 3) uint8 holding the (h, w, 3) image `arr` (h, w <= res) at the top-left; the rest
+    repeats its last row and column, so a bilinear sample half a pixel past the image's edge reads
+    what `grid_sample(padding_mode="border")` would read on the image alone (and JPEG blocks that
+    straddle the edge see no step)."""
+    h, w = arr.shape[:2]
+    if (h, w) == (res, res):
+        return arr
+    return np.pad(arr, ((0, res - h), (0, res - w), (0, 0)), mode="edge")
 
 
 def fit(img: Image.Image, res: int, layout: str, full_size: tuple[int, int] | None = None) -> np.ndarray:

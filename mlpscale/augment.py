@@ -11,6 +11,11 @@ and a resumed run is identical to an uninterrupted one.
 Crops follow torchvision's RandomResizedCrop: area fraction ~ U(scale), log aspect ratio ~
 U(log ratio), 10 tries per image, else the largest centred crop with the ratio clamped. Boxes
 are continuous (sub-pixel) rather than rounded to integers; the resampling is bilinear.
+
+The paper layout (`hw` given: each image's true (h, w) at the top-left of its canvas) draws every
+box inside its own image, and its evaluation view is FFCV's `CenterCropRGBImageDecoder(ratio=1)`:
+the centred square of side min(h, w), resized to the output resolution. Either is the same one
+`grid_sample` over the canvas that the square layout pays.
 """
 from __future__ import annotations
 
@@ -23,34 +28,42 @@ import torch.nn.functional as F
 _TRIES = 10
 
 
-def sample_boxes(batch: int, height: int, width: int, scale: tuple[float, float], ratio: tuple[float, float],
+def sample_boxes(batch: int, height, width, scale: tuple[float, float], ratio: tuple[float, float],
                  gen: torch.Generator, device) -> torch.Tensor:
-    """Per-sample crop boxes (B, 4) as (x0, y0, w, h) in pixels of the source image."""
-    area = height * width
+    """Per-sample crop boxes (B, 4) as (x0, y0, w, h) in pixels of the source image.
+
+    `height`, `width`: the source size, ints (one for all) or (B,) tensors (each image its own)."""
+    height = torch.as_tensor(height, dtype=torch.float32, device=device).expand(batch)  # (B,)
+    width = torch.as_tensor(width, dtype=torch.float32, device=device).expand(batch)
     u = torch.rand((batch, _TRIES, 4), generator=gen, device=device)
-    target_area = area * (scale[0] + (scale[1] - scale[0]) * u[..., 0])
+    target_area = (height * width)[:, None] * (scale[0] + (scale[1] - scale[0]) * u[..., 0])
     log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
     aspect = torch.exp(log_lo + (log_hi - log_lo) * u[..., 1])
     w = torch.sqrt(target_area * aspect)
     h = torch.sqrt(target_area / aspect)
-    ok = (w <= width) & (h <= height)
+    ok = (w <= width[:, None]) & (h <= height[:, None])
     first = ok.to(torch.uint8).argmax(dim=1, keepdim=True)  # first valid try (0 if none is valid)
     pick = lambda t: t.gather(1, first).squeeze(1)  # noqa: E731
     w, h, ux, uy = pick(w), pick(h), pick(u[..., 2]), pick(u[..., 3])
     # fallback when no try fits: the whole image with its aspect clamped into the ratio range
     in_ratio = width / height
-    if in_ratio < ratio[0]:
-        fw, fh = float(width), width / ratio[0]
-    elif in_ratio > ratio[1]:
-        fw, fh = height * ratio[1], float(height)
-    else:
-        fw, fh = float(width), float(height)
+    fw = torch.where(in_ratio > ratio[1], height * ratio[1], width)
+    fh = torch.where(in_ratio < ratio[0], width / ratio[0], height)
     any_ok = ok.any(dim=1)
-    w = torch.where(any_ok, w, torch.full_like(w, fw))
-    h = torch.where(any_ok, h, torch.full_like(h, fh))
+    w = torch.where(any_ok, w, fw)
+    h = torch.where(any_ok, h, fh)
     x0 = ux * (width - w)
     y0 = uy * (height - h)
     return torch.stack([x0, y0, w, h], dim=1)
+
+
+def center_boxes(hw: torch.Tensor) -> torch.Tensor:
+    """FFCV's centre crop with ratio 1 (`get_center_crop`): the centred square of side min(h, w),
+    its offsets rounded down as FFCV's are; boxes (B, 4) as (x0, y0, w, h) for hw (B, 2)."""
+    h, w = hw[:, 0], hw[:, 1]
+    side = torch.minimum(h, w)
+    y0, x0 = torch.div(h - side, 2, rounding_mode="floor"), torch.div(w - side, 2, rounding_mode="floor")
+    return torch.stack([x0, y0, side, side], dim=1).float()
 
 
 def crop_resize(x: torch.Tensor, boxes: torch.Tensor, flip: torch.Tensor | None, out_res: int) -> torch.Tensor:
@@ -110,6 +123,8 @@ class DeviceAugment:
     train=True: random-resized-crop (if `crop`), flip (if `flip`), normalise, flatten.
     train=False: resize to `out_res` when it differs from the stored resolution, normalise, flatten.
     `permute` (a seed >= 1, data.permute_pixels) first shuffles the pixel positions of the stored image.
+    With `hw` (paper-layout canvases): crops come from each image's own (h, w), and the view without
+    a random crop (evaluation, or training with `crop` off) is the centred square (`center_boxes`).
     """
 
     def __init__(self, mean, std, out_res: int, train: bool, crop: bool = True, flip: bool = True,
@@ -129,17 +144,22 @@ class DeviceAugment:
             self._perm = pixel_permutation(self.permute, x_u8.shape[1], x_u8.shape[2]).to(x_u8.device)
         return permute_pixels(x_u8, self._perm)
 
-    def __call__(self, x_u8: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(self, x_u8: torch.Tensor, gen: torch.Generator | None = None,
+                 hw: torch.Tensor | None = None) -> torch.Tensor:
         x_u8 = self.stored(x_u8)
         b, height, width, _ = x_u8.shape
         x = x_u8.permute(0, 3, 1, 2).float()  # (B, 3, H, W), channels-last in memory: no copy yet
-        if self.train and (self.crop or self.flip):
-            flip = torch.rand(b, generator=gen, device=x.device) < 0.5 if self.flip else None
-            if self.crop:
-                boxes = sample_boxes(b, height, width, self.scale, self.ratio, gen, x.device)
-                x = crop_resize(x, boxes, flip, self.out_res)
-            else:
-                x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        flip = None
+        if self.train and self.flip:
+            flip = torch.rand(b, generator=gen, device=x.device) < 0.5
+        if self.train and self.crop:
+            size_h, size_w = (height, width) if hw is None else (hw[:, 0], hw[:, 1])
+            boxes = sample_boxes(b, size_h, size_w, self.scale, self.ratio, gen, x.device)
+            x = crop_resize(x, boxes, flip, self.out_res)
+        elif hw is not None:  # the paper layout's fixed view: the centred square of each image
+            x = crop_resize(x, center_boxes(hw), flip, self.out_res)
+        elif flip is not None:
+            x = torch.where(flip[:, None, None, None], x.flip(3), x)
         if x.shape[-1] != self.out_res:
             x = F.interpolate(x, size=(self.out_res, self.out_res), mode="bilinear", antialias=True,
                               align_corners=False)

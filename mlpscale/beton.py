@@ -85,6 +85,13 @@ class Beton:
         """(height, width) when every image has the same size, else None (variable-size betons)."""
         return self.scan()["resolution"]
 
+    def image_sizes(self) -> np.ndarray | None:
+        """(N, 2) int64 true (height, width) of each image in a paper-layout beton (images stored
+        top-left in a res x res canvas, `data_prep.resize.canvas`); None for any other beton."""
+        if "height" not in self.field_names or "width" not in self.field_names:
+            return None
+        return np.stack([self.column("height"), self.column("width")], axis=1).astype(np.int64)
+
     def all_raw(self) -> bool:
         return self.scan()["all_raw"]
 
@@ -239,6 +246,9 @@ def choose_page_size(capacity: int, max_payload: int) -> int:
 class BetonWriter:
     """Append `(payload, mode, height, width, label)` samples; `commit()` makes the file appear.
 
+    `sizes=True` (the paper layout) adds two int fields, `height` and `width`: each sample's true
+    image size inside its fixed-size canvas, given to `add(..., size=(h, w))`.
+
     Streams: one page in RAM plus a buffer of metadata rows; the allocation rows are spooled to a
     side file, so 12M samples need no more memory than 50k. The header (sample count, allocation
     table pointer) is written last, the file lives under a temporary name, is fsynced and read back
@@ -247,20 +257,21 @@ class BetonWriter:
     """
 
     def __init__(self, path: str, capacity: int, max_payload: int, conversion_id: str | None = None,
-                 page_size: int | None = None, flush_every: int = 8192):
-        self.path, self.capacity = path, max(1, capacity)
+                 page_size: int | None = None, flush_every: int = 8192, sizes: bool = False):
+        self.path, self.capacity, self.with_sizes = path, max(1, capacity), sizes
         self.page_size = page_size or choose_page_size(self.capacity, max_payload)
-        self.type_ids = [TYPE_IMAGE, TYPE_INT]
+        names = ("image", "label", "height", "width") if sizes else ("image", "label")
+        self.type_ids = [TYPE_IMAGE] + [TYPE_INT] * (len(names) - 1)
         self.meta_type = metadata_dtype(self.type_ids)
-        desc = np.zeros(2, dtype=FIELD_DESC)
-        for i, (name, t) in enumerate(zip(("image", "label"), self.type_ids)):
+        desc = np.zeros(len(names), dtype=FIELD_DESC)
+        for i, (name, t) in enumerate(zip(names, self.type_ids)):
             desc[i]["type_id"] = t
             desc[i]["name"][:len(name)] = np.frombuffer(name.encode("ascii"), dtype="<u1")
         if conversion_id:
             stamp = _STAMP_MAGIC + uuid.UUID(conversion_id).bytes
             desc[1]["arguments"][:len(stamp)] = np.frombuffer(stamp, dtype="<u1")
         self.header = np.zeros(1, dtype=HEADER)[0]
-        self.header["version"], self.header["num_fields"], self.header["page_size"] = VERSION, 2, self.page_size
+        self.header["version"], self.header["num_fields"], self.header["page_size"] = VERSION, len(names), self.page_size
         folder = os.path.dirname(os.path.abspath(path))
         try:
             os.makedirs(folder, exist_ok=True)
@@ -286,10 +297,14 @@ class BetonWriter:
         self.page = np.zeros(self.page_size, dtype=np.uint8)
         self.page_no, self.page_used = -1, self.page_size  # no page open yet
         self.flush_every = flush_every
-        self._rows = []  # (mode, width, height, ptr, label, size) per buffered sample
+        self._rows = []  # (mode, width, height, ptr, label, size, true h, true w) per buffered sample
         self._meta_first = 0
 
-    def add(self, payload, mode: int, height: int, width: int, label: int) -> None:
+    def add(self, payload, mode: int, height: int, width: int, label: int,
+            size: tuple[int, int] | None = None) -> None:
+        if self.with_sizes and size is None:
+            raise ValueError(f"{self.path} stores each image's true size: pass size=(h, w)")
+        true_hw = size if self.with_sizes else (0, 0)
         if self.n >= self.capacity:
             raise RuntimeError(f"more samples than the {self.capacity} reserved in {self.path}")
         buf = np.frombuffer(payload, dtype=np.uint8)
@@ -303,7 +318,7 @@ class BetonWriter:
         ptr = self.data_start + self.page_no * self.page_size + self.page_used
         self.page[self.page_used:self.page_used + size] = buf
         self.page_used += size
-        self._rows.append((mode, width, height, ptr, label, size))
+        self._rows.append((mode, width, height, ptr, label, size, *true_hw))
         self.n += 1
         self.total_payload += size
         if len(self._rows) == self.flush_every:
@@ -316,11 +331,14 @@ class BetonWriter:
         self.f.seek(self.data_start + self.page_no * self.page_size)
         self.f.write(self.page.tobytes())  # whole pages: FFCV's page cache reads page_size bytes
 
-    def add_many(self, data: np.ndarray, sizes, modes, heights, widths, labels) -> None:
+    def add_many(self, data: np.ndarray, sizes, modes, heights, widths, labels, true_hw=None) -> None:
         """Append samples whose payloads lie back to back in `data` (uint8), packed exactly as `add`
-        packs them, but one slice copy per page instead of Python steps per sample (combine, subsets)."""
+        packs them, but one slice copy per page instead of Python steps per sample (combine, subsets).
+        true_hw: (n, 2) each image's true (h, w), required when the file stores sizes (paper layout)."""
         sizes = np.asarray(sizes, dtype=np.int64)
         n = len(sizes)
+        if self.with_sizes and true_hw is None:
+            raise ValueError(f"{self.path} stores each image's true size: pass true_hw=(n, 2) sizes")
         if self.n + n > self.capacity:
             raise RuntimeError(f"more samples than the {self.capacity} reserved in {self.path}")
         if n and int(sizes.max()) > self.page_size:
@@ -343,22 +361,25 @@ class BetonWriter:
             self.page[self.page_used:self.page_used + e - a] = data[a:e]
             self.page_used += e - a
             i += k
-        self._write_rows(modes, widths, heights, ptrs, labels, sizes)
+        self._write_rows(modes, widths, heights, ptrs, labels, sizes,
+                         true_hw=np.asarray(true_hw, dtype=np.int64).reshape(n, 2) if self.with_sizes else None)
         self.n += n
         self.total_payload += int(ends[-1]) if n else 0
 
     def _flush_rows(self) -> None:
         if self._rows:
-            rows = np.array(self._rows, dtype=np.int64)  # (b, 6)
-            self._write_rows(*rows.T)
+            rows = np.array(self._rows, dtype=np.int64)  # (b, 8)
+            self._write_rows(*rows[:, :6].T, true_hw=rows[:, 6:8])
             self._rows = []
 
-    def _write_rows(self, modes, widths, heights, ptrs, labels, sizes) -> None:
+    def _write_rows(self, modes, widths, heights, ptrs, labels, sizes, true_hw=None) -> None:
         b = len(ptrs)
         meta = np.zeros(b, dtype=self.meta_type)
         for key, col in (("mode", modes), ("width", widths), ("height", heights), ("data_ptr", ptrs)):
             meta["f0"][key] = col
         meta["f1"] = labels
+        if self.with_sizes:
+            meta["f2"], meta["f3"] = true_hw[:, 0], true_hw[:, 1]
         alloc = np.zeros(b, dtype=ALLOC)
         alloc["sample_id"] = np.arange(self._meta_first, self._meta_first + b)
         alloc["ptr"], alloc["size"] = ptrs, sizes
@@ -433,14 +454,15 @@ def encode_image(arr: np.ndarray, fmt: str, quality: int = 90) -> tuple[bytes, i
 
 
 def write_arrays(path: str, images: np.ndarray, labels, fmt: str = "raw", quality: int = 90,
-                 conversion_id: str | None = None) -> int:
-    """Write in-memory images (N, H, W, 3) uint8 and labels (N,) as a beton, atomically (tests, benchmarks)."""
+                 conversion_id: str | None = None, sizes: np.ndarray | None = None) -> int:
+    """Write in-memory images (N, H, W, 3) uint8 and labels (N,) as a beton, atomically (tests, benchmarks).
+    `sizes` (N, 2): true (h, w) of canvases in the paper layout (the `height`/`width` fields)."""
     n, h, w, _ = images.shape
-    writer = BetonWriter(path, n, h * w * 3, conversion_id=conversion_id)
+    writer = BetonWriter(path, n, h * w * 3, conversion_id=conversion_id, sizes=sizes is not None)
     try:
-        for img, lab in zip(images, labels):
+        for i, (img, lab) in enumerate(zip(images, labels)):
             payload, mode = encode_image(img, fmt, quality)
-            writer.add(payload, mode, h, w, int(lab))
+            writer.add(payload, mode, h, w, int(lab), None if sizes is None else tuple(int(v) for v in sizes[i]))
         return writer.commit()
     finally:
         writer.abort()

@@ -125,6 +125,9 @@ class FinetuneConfig:
     mode: Literal["full", "linear"] = "full"  # full: all weights; linear: head only, body frozen (a probe)
     body_lr_mult: float = 0.1    # full mode: body lr = optim.lr x this (the authors' 0.1); the head gets optim.lr
     cache_features: OnOff = "auto"  # linear mode: compute body features once (auto: when aug is off; exact)
+    solver: Literal["paper", "lbfgs"] = "paper"  # linear mode: paper = the optimizer loop of optim.* (the
+                                 # paper's LION 1e-5, 50 epochs); lbfgs = multinomial logistic regression by
+                                 # L-BFGS on cached features, L2 strength chosen on a held-out 20% of train
     source_classes: int = 11230  # paper checkpoints: classes of their head (ImageNet-21k)
     source_res: int = 64         # paper checkpoints: their input resolution
 

@@ -11,7 +11,11 @@ the normalisation (`data.stats`) and the serving mode:
       tier already is host memory). Under DDP a split that needs the host tier is sharded: each
       rank holds 1/world of it.
   streamed (`data.resident: off`, or auto when the split exceeds both tiers) - FFCV reads the
-      beton every epoch; the only way for betons of varying image sizes (the paper's layout).
+      beton every epoch; the only way for betons of varying image sizes (the authors' own converter).
+
+A paper-layout dataset (`mlpscale-convert --layout paper`, the default for ImageNet) is fixed-size:
+each image sits top-left in a res x res canvas, its true (h, w) in the beton's `height`/`width`
+fields; its loaders yield `(x_u8, y, hw)` and the crops are taken on the device (`augment`).
 """
 from __future__ import annotations
 
@@ -45,6 +49,7 @@ class Data:
     std: tuple
     stats: str = "paper"         # which statistics: paper | measured | given
     cropped_on_cpu: bool = False  # varying-size beton: FFCV already cropped to crop_res on the CPU
+    paper_layout: bool = False   # canvases + true sizes: batches come as (x_u8, y, hw)
     report: dict = field(default_factory=dict)  # load times, decode rates, tier sizes (summary.json)
 
 
@@ -94,17 +99,24 @@ def build_data(cfg, rt: Runtime, micro_batch: int, reserve_bytes: int = 0, eval_
                             f"classes; its meta_{res}.json does not belong to it: re-convert")
         indices = balanced_subset(labels, d.n_train, d.subset_seed) if d.n_train else None
         n_train = len(labels) if indices is None else len(indices)
+        if n_train < cfg.train.batch_size:  # known from the file's index: refuse before reading any image
+            fit = 1 << (max(1, n_train).bit_length() - 1)
+            raise UserError(f"train.batch_size={cfg.train.batch_size} is larger than the {n_train} training images "
+                            f"of {info.name}, so an epoch has no step; run with --set train.batch_size={fit}")
     crop_res = d.crop_res or res
     mean, std, which = stats_for(info, d.stats)
     shard, seed = Shard(rt.dist.rank, rt.dist.world), cfg.train.seed
     eval_batch = max(micro_batch, 256)
     varying = any(r is None for r in fixed.values())
+    sizes = {s: b.image_sizes() for s, b in betons.items()}  # paper layout: true (h, w) per image
+    paper = all(v is not None for v in sizes.values())
 
     mode = auto_on_off(d.resident)
     report = {}
     if varying and mode:
-        raise UserError(f"{(train_b or eval_b).path} holds images of several sizes (the paper's layout); only streaming "
-                        f"can serve it: set data.resident=off (or re-convert with the default --layout square)")
+        raise UserError(f"{(train_b or eval_b).path} holds images of several sizes (the authors' converter wrote "
+                        f"it); only streaming can serve it: set data.resident=off, or re-convert it with "
+                        f"mlpscale-convert --layout paper (fixed-size canvases, resident and cropped on the device)")
     if not varying and mode is not False:
         # every rank decides alike (resident or streamed, sharded or not): the smallest budgets win
         dev_budget, host_budget = all_reduce_min(list(tier_budgets(rt, d, reserve_bytes)), rt.device)
@@ -112,7 +124,7 @@ def build_data(cfg, rt: Runtime, micro_batch: int, reserve_bytes: int = 0, eval_
         need_eval, need_train = eval_b.num_samples * img, n_train * img
         if need_eval + need_train <= dev_budget + host_budget:
             return _resident(cfg, rt, info, res, crop_res, train_b, eval_b, indices, n_train, micro_batch,
-                             eval_batch, dev_budget, mean, std, which)
+                             eval_batch, dev_budget, mean, std, which, paper)
         msg = (f"{info.name} at {res}px needs {(need_eval + need_train) / GB:.1f} GiB but the memory tiers "
                f"hold {dev_budget / GB:.1f} GiB (device) + {host_budget / GB:.1f} GiB (host)")
         if mode:
@@ -130,11 +142,20 @@ def build_data(cfg, rt: Runtime, micro_batch: int, reserve_bytes: int = 0, eval_
     evl = StreamLoader(eval_b, eval_batch, seed, rt.device, shard, None, False, d.workers, d.os_cache,
                        crop=eval_crop)
     return Data(info=info, res=res, crop_res=crop_res, train=train, eval=evl, n_train=n_train, resident=False,
-                mean=mean, std=std, stats=which, cropped_on_cpu=varying, report=report)
+                mean=mean, std=std, stats=which, cropped_on_cpu=varying, report=report, paper_layout=paper)
+
+
+def _sizes(b, rows, paper: bool, device) -> torch.Tensor | None:
+    """The paper layout's true (h, w) of the beton rows `rows` (all: None), on the device; int16
+    (sides <= 1024): 48 MB for ImageNet-21k's 12M images."""
+    if not paper:
+        return None
+    hw = b.image_sizes()
+    return torch.from_numpy((hw if rows is None else hw[rows]).astype(np.int16)).to(device)
 
 
 def _resident(cfg, rt, info, res, crop_res, train_b, eval_b, indices, n_train, micro_batch, eval_batch,
-              dev_budget, mean, std, which) -> Data:
+              dev_budget, mean, std, which, paper: bool = False) -> Data:
     """Read both splits into tiers: the evaluation split first (small, on the device), then train (if any)."""
     d, seed = cfg.data, cfg.train.seed
     img = res * res * 3
@@ -144,10 +165,10 @@ def _resident(cfg, rt, info, res, crop_res, train_b, eval_b, indices, n_train, m
     eval_store, es = load_images(eval_b, rt.device, device_rows=min(eval_rows, dev_budget // img),
                                  workers=d.workers, desc="eval", progress=progress)
     evl = ResidentLoader(eval_store, torch.from_numpy(eval_b.labels).to(rt.device), eval_batch, seed, shard,
-                         train=False)
+                         train=False, sizes=_sizes(eval_b, None, paper, rt.device))
     if train_b is None:
         return Data(info=info, res=res, crop_res=crop_res, train=None, eval=evl, n_train=0, resident=True,
-                    mean=mean, std=std, stats=which, report=es.as_dict("eval"))
+                    mean=mean, std=std, stats=which, report=es.as_dict("eval"), paper_layout=paper)
     left = max(0, dev_budget - eval_store.nbytes()[0])
     rows = np.arange(train_b.num_samples) if indices is None else np.asarray(indices)
     local = False
@@ -158,7 +179,8 @@ def _resident(cfg, rt, info, res, crop_res, train_b, eval_b, indices, n_train, m
     store, ts = load_images(train_b, rt.device, device_rows=left // img, rows=rows, workers=d.workers,
                             desc="train", progress=progress)
     labels = torch.from_numpy(train_b.labels[rows]).to(rt.device)
-    train = ResidentLoader(store, labels, micro_batch, seed, shard, None, train=True, local=local)
+    train = ResidentLoader(store, labels, micro_batch, seed, shard, None, train=True, local=local,
+                           sizes=_sizes(train_b, rows, paper, rt.device))
     report = {**ts.as_dict("train"), **es.as_dict("eval"), "train_sharded_by_rank": local}
     if progress:
         mib = 2 ** 20
@@ -166,7 +188,7 @@ def _resident(cfg, rt, info, res, crop_res, train_b, eval_b, indices, n_train, m
               f"{ts.images / max(ts.seconds, 1e-9):,.0f} img/s): device {ts.device_bytes / mib:,.1f} MiB, "
               f"host {ts.host_bytes / mib:,.1f} MiB" + (", sharded by rank" if local else ""), flush=True)
     return Data(info=info, res=res, crop_res=crop_res, train=train, eval=evl, n_train=n_train, resident=True,
-                mean=mean, std=std, stats=which, report=report)
+                mean=mean, std=std, stats=which, report=report, paper_layout=paper)
 
 
 def arrays_data(images: torch.Tensor, labels: torch.Tensor, info: DatasetInfo,

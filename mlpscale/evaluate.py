@@ -1,7 +1,8 @@
 """Evaluation, one implementation for training, fine-tuning and `mlpscale-eval`.
 
-    mlpscale-eval RUN_DIR|CHECKPOINT [--dataset NAME --root ROOT --res R] [--tta N [--tta-average logits|probs]]
-                  [--real] [--set KEY=VALUE] [--out DIR] [--json] [--filters filters.png [--no-eval]]
+    mlpscale-eval RUN_DIR|CHECKPOINT [--dataset NAME --root ROOT --res R] [--tta N [--tta-average logits|probs]
+                  [--tta-scale LO HI] [--tta-ratio LO HI]] [--real] [--set KEY=VALUE] [--out DIR] [--json]
+                  [--filters filters.png [--no-eval]]
 
 One pass over the evaluation split computes, per batch:
   * the centre view (the stored image resized to the model's resolution, normalised): top-1, top-5,
@@ -14,11 +15,21 @@ One pass over the evaluation split computes, per batch:
     image's set of ReaL labels; images whose set is empty are left out (`real_n_images` counts the rest).
 Under DDP every rank evaluates its share and the sums are all-reduced.
 
+Both scorings are always reported side by side (`EvalResult`): TTA with logits averaged
+(`tta_top1_logits`, the paper's text) and with probabilities averaged (`tta_top1_probs`, the authors'
+code, which the paper's Table 2 numbers came from), from the same views; ReaL over the images that have
+ReaL labels (`real_top1`, Beyer et al.) and over all images (`real_top1_all_images`, the authors'
+`real_acc`). A paper-layout split (canvases with true sizes, `hw`) draws its TTA crops inside each
+image and its centre view is FFCV's centred square.
+
 `mlpscale-eval` reads only the evaluation split and writes `eval.json` next to the checkpoint (or into
-`--out DIR`): `top1`, `top5` (percent), `loss`, `n_images`; with `--tta`: `tta_top1`, `tta_top5`,
-`tta_views`, `tta_average` (and `tta_real_top1` with `--real`); with `--real`: `real_top1`,
+`--out DIR`): `top1`, `top5` (percent), `loss`, `n_images`; with `--tta`: the TTA scores above, `tta_top1`
+(the `--tta-average` one), `tta_views`, `tta_scale`, `tta_ratio`; with `--real`: the ReaL scores and
 `real_n_images`; and where the numbers come from: `checkpoint`, `arch`, `model_res`, `dataset`, `split`,
-`res`. `--filters PNG` draws the first layer from the weights alone; with `--no-eval` no data is read.
+`res`. An earlier evaluation stays in the file: `evaluations` holds one entry per option set.
+`--tta-scale LO HI --tta-ratio LO HI` replace the crop ranges TTA draws from (default: the run's, which
+for an imported fine-tuned release are its fine-tuning crops). `--filters PNG` draws the first layer
+from the weights alone; with `--no-eval` no data is read.
 """
 from __future__ import annotations
 
@@ -33,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from . import cli
-from .augment import DeviceAugment, crop_resize, normalize_flatten, sample_boxes
+from .augment import DeviceAugment, center_boxes, crop_resize, normalize_flatten, sample_boxes
 from .checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
 from .distributed import all_reduce_sum
 from .errors import UserError, cli_entry
@@ -52,14 +63,18 @@ class TTA:
     max_rows: int = 0                  # rows (views x images) per forward; 0 = by device (8192 GPU, 1 view CPU)
 
     @classmethod
-    def of_run(cls, views: int, average: str, aug, seed: int, variable_size: bool, option: str) -> "TTA | None":
-        """The TTA of a run: `views` crops drawn with its training crop ranges (`aug`, an AugConfig), or
-        None for views=0. `option` names the setting in the error for datasets of several image sizes."""
+    def of_run(cls, views: int, average: str, aug, seed: int, variable_size: bool, option: str,
+               scale=None, ratio=None) -> "TTA | None":
+        """The TTA of a run: `views` crops drawn with its training crop ranges (`aug`, an AugConfig;
+        `scale`/`ratio` replace them), or None for views=0. `option` names the setting in the error for
+        datasets of several image sizes."""
         if not views:
             return None
         if variable_size:
-            raise UserError(f"{option} needs fixed-size images; this dataset holds images of several sizes")
-        return cls(views, average, tuple(aug.crop_scale), tuple(aug.crop_ratio), aug.flip, seed=seed)
+            raise UserError(f"{option} needs the crops on the device, but this dataset's images vary in size (the "
+                            f"authors' converter wrote it) and FFCV crops them on the CPU; re-convert it with "
+                            f"mlpscale-convert --layout paper (the same pixels, in fixed-size canvases)")
+        return cls(views, average, tuple(scale or aug.crop_scale), tuple(ratio or aug.crop_ratio), aug.flip, seed=seed)
 
     def views_per_chunk(self, batch: int, device) -> int:
         """Views resampled and forwarded together for a batch of `batch` images (see _tta_logits)."""
@@ -84,9 +99,10 @@ def real_hits(pred: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, t
     return hit.sum(), counted.sum()
 
 
-def _view_randomness(tta: TTA, batch_index: int, view: int, b: int, h: int, w: int, gen: torch.Generator, device):
+def _view_randomness(tta: TTA, batch_index: int, view: int, b: int, h, w, gen: torch.Generator, device):
     """Flip flags and crop boxes of one view of a batch: a pure function of (seed, batch, view), so the
-    result does not depend on how views are chunked (or on the device's chunk size)."""
+    result does not depend on how views are chunked (or on the device's chunk size). `h`, `w`: ints, or
+    (B,) tensors of the paper layout's true image sizes."""
     gen.manual_seed(int(np.random.SeedSequence([tta.seed, batch_index, view]).generate_state(1, np.uint64)[0] >> 1))
     flip = torch.rand(b, generator=gen, device=device) < 0.5 if tta.flip else None
     boxes = sample_boxes(b, h, w, tta.scale, tta.ratio, gen, device) if tta.crop else None
@@ -94,16 +110,21 @@ def _view_randomness(tta: TTA, batch_index: int, view: int, b: int, h: int, w: i
 
 
 def _tta_logits(model, x_u8: torch.Tensor, tta: TTA, mean, std, out_res: int, out_dtype, rt: Runtime,
-                gen: torch.Generator, batch_index: int) -> torch.Tensor:
-    """Averaged logits (or probabilities) over tta.views random views of each image of x_u8 (B, H, W, 3).
+                gen: torch.Generator, batch_index: int, hw: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean logits, mean softmax probabilities) over tta.views random views of each image of x_u8
+    (B, H, W, 3): the paper's average and the authors' code's, from the same views and forwards.
+    `hw` (B, 2): true image sizes of paper-layout canvases (crops stay inside each image).
 
     Views are resampled in chunks of about `tta.max_rows` rows (one batched grid_sample and forward per
     chunk): 8192 on GPUs; on CPUs one view per chunk, which keeps the intermediates in cache
     (faster per view than large chunks there)."""
     b, h, w, _ = x_u8.shape
+    if hw is not None:
+        h, w = hw[:, 0], hw[:, 1]
     x = x_u8.permute(0, 3, 1, 2).float()                          # (B, 3, H, W)
     per_chunk = tta.views_per_chunk(b, x.device)
-    acc = None
+    acc_logits = acc_probs = None
     for v0 in range(0, tta.views, per_chunk):
         nv = min(per_chunk, tta.views - v0)
         rnd = [_view_randomness(tta, batch_index, v, b, h, w, gen, x.device) for v in range(v0, v0 + nv)]
@@ -111,6 +132,8 @@ def _tta_logits(model, x_u8: torch.Tensor, tta: TTA, mean, std, out_res: int, ou
         flip = torch.cat([f for f, _ in rnd]) if tta.flip else None
         if tta.crop:
             xs = crop_resize(xs, torch.cat([bx for _, bx in rnd]), flip, out_res)
+        elif hw is not None:  # flips of the centred square
+            xs = crop_resize(xs, center_boxes(hw).repeat(nv, 1), flip, out_res)
         else:
             if flip is not None:
                 xs = torch.where(flip[:, None, None, None], xs.flip(3), xs)
@@ -118,16 +141,22 @@ def _tta_logits(model, x_u8: torch.Tensor, tta: TTA, mean, std, out_res: int, ou
                 xs = F.interpolate(xs, size=(out_res, out_res), mode="bilinear", antialias=True, align_corners=False)
         with rt.autocast():
             logits = model(normalize_flatten(xs, mean, std).to(out_dtype)).float()
-        if tta.average == "probs":
-            logits = logits.softmax(-1)
-        part = logits.view(nv, b, -1).sum(0)
-        acc = part if acc is None else acc + part
-    return acc / tta.views
+        part_l = logits.view(nv, b, -1).sum(0)
+        part_p = logits.softmax(-1).view(nv, b, -1).sum(0)
+        acc_logits = part_l if acc_logits is None else acc_logits + part_l
+        acc_probs = part_p if acc_probs is None else acc_probs + part_p
+    return acc_logits / tta.views, acc_probs / tta.views
 
 
 @dataclass
 class EvalResult:
-    """The scores of one evaluation pass (percentages; `loss` is the mean cross-entropy)."""
+    """The scores of one evaluation pass (percentages; `loss` is the mean cross-entropy).
+
+    Both scorings side by side: tta_top1_logits / tta_top1_probs average the views' logits (the paper's
+    text) / softmax probabilities (the authors' code); tta_top1 repeats the one `tta_average` names.
+    real_top1 is Beyer et al.'s ReaL accuracy (images with an empty label set left out; real_n_images
+    counts the rest); real_top1_all_images the authors' `real_acc` (every image counts, an empty set
+    is a miss)."""
     top1: float
     top5: float
     loss: float
@@ -136,9 +165,18 @@ class EvalResult:
     tta_top5: float | None = None
     tta_views: int | None = None
     tta_average: str | None = None
+    tta_top1_logits: float | None = None
+    tta_top5_logits: float | None = None
+    tta_top1_probs: float | None = None
+    tta_top5_probs: float | None = None
     real_top1: float | None = None     # with real
+    real_top1_all_images: float | None = None
     real_n_images: int | None = None
     tta_real_top1: float | None = None  # with both
+    tta_real_top1_logits: float | None = None
+    tta_real_top1_probs: float | None = None
+    tta_real_top1_logits_all_images: float | None = None
+    tta_real_top1_probs_all_images: float | None = None
 
     def to_dict(self) -> dict:
         """The scores that were computed, as eval.json holds them."""
@@ -146,7 +184,9 @@ class EvalResult:
 
 
 # the sums evaluate() accumulates on the device, all-reduced in one call
-_SUMS = ("top1", "top5", "loss", "n", "tta_top1", "tta_top5", "real_hits", "real_n", "tta_real_hits")
+_SUMS = ("top1", "top5", "loss", "n", "real_hits", "real_n",
+         "tta_top1_logits", "tta_top5_logits", "tta_top1_probs", "tta_top5_probs",
+         "tta_real_hits_logits", "tta_real_hits_probs")
 
 
 @torch.no_grad()
@@ -154,9 +194,9 @@ def evaluate(model, loader, view, *, rt: Runtime, tta: TTA | None = None,
              real: torch.Tensor | None = None) -> EvalResult:
     """Scores of `model` over one epoch of `loader` (see the module docstring).
 
-    `view(x_u8) -> model input` makes the centre view (a DeviceAugment(train=False), or the identity for
-    cached features); `tta` needs a DeviceAugment view, whose normalisation and resolution its views
-    share. `real` is the (N, L) ReaL label matrix of the split, rows in sample order.
+    `view(x_u8[, gen, hw]) -> model input` makes the centre view (a DeviceAugment(train=False), or the
+    identity for cached features); `tta` needs a DeviceAugment view, whose normalisation and resolution
+    its views share. `real` is the (N, L) ReaL label matrix of the split, rows in sample order.
     """
     if tta is not None and not isinstance(view, DeviceAugment):
         raise TypeError("evaluate(tta=...) needs a DeviceAugment view (its mean, std and resolution)")
@@ -167,8 +207,9 @@ def evaluate(model, loader, view, *, rt: Runtime, tta: TTA | None = None,
     order = torch.from_numpy(loader.order(0)) if real is not None else None
     gen = torch.Generator(device=rt.device)
     seen = 0
-    for i, (x_u8, y) in enumerate(loader.epoch(0)):
-        x = view(x_u8)
+    for i, (x_u8, y, *hw) in enumerate(loader.epoch(0)):
+        hw = hw[0] if hw else None  # paper layout: each image's true (h, w) in its canvas
+        x = view(x_u8) if hw is None else view(x_u8, None, hw)
         with rt.autocast():
             logits = model(x).float()
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices
@@ -183,25 +224,64 @@ def evaluate(model, loader, view, *, rt: Runtime, tta: TTA | None = None,
             sums[at["real_n"]] += n
         if tta is not None:
             stored = view.stored(x_u8) if hasattr(view, "stored") else x_u8   # data.permute_pixels
-            avg = _tta_logits(model, stored, tta, view.mean, view.std, view.out_res, x.dtype, rt, gen, i)
-            ttop = avg.topk(top.shape[1], dim=1).indices
-            sums[at["tta_top1"]] += (ttop[:, 0] == y).sum()
-            sums[at["tta_top5"]] += (ttop == y[:, None]).any(dim=1).sum()
-            if real is not None:
-                sums[at["tta_real_hits"]] += real_hits(ttop[:, 0], rows)[0]
+            averages = _tta_logits(model, stored, tta, view.mean, view.std, view.out_res, x.dtype, rt, gen, i, hw)
+            for avg, name in zip(averages, ("logits", "probs")):
+                ttop = avg.topk(top.shape[1], dim=1).indices
+                sums[at[f"tta_top1_{name}"]] += (ttop[:, 0] == y).sum()
+                sums[at[f"tta_top5_{name}"]] += (ttop == y[:, None]).any(dim=1).sum()
+                if real is not None:
+                    sums[at[f"tta_real_hits_{name}"]] += real_hits(ttop[:, 0], rows)[0]
         seen += len(y)
     model.train(was_training)
     s = dict(zip(_SUMS, all_reduce_sum(sums).tolist()))
     n = max(1.0, s["n"])
     out = EvalResult(top1=100 * s["top1"] / n, top5=100 * s["top5"] / n, loss=s["loss"] / n, n_images=int(s["n"]))
     if tta is not None:
-        out.tta_top1, out.tta_top5 = 100 * s["tta_top1"] / n, 100 * s["tta_top5"] / n
+        for name in ("logits", "probs"):
+            setattr(out, f"tta_top1_{name}", 100 * s[f"tta_top1_{name}"] / n)
+            setattr(out, f"tta_top5_{name}", 100 * s[f"tta_top5_{name}"] / n)
+        out.tta_top1, out.tta_top5 = getattr(out, f"tta_top1_{tta.average}"), getattr(out, f"tta_top5_{tta.average}")
         out.tta_views, out.tta_average = tta.views, tta.average
     if real is not None:
         rn = max(1.0, s["real_n"])
         out.real_top1, out.real_n_images = 100 * s["real_hits"] / rn, int(s["real_n"])
+        out.real_top1_all_images = 100 * s["real_hits"] / n
         if tta is not None:
-            out.tta_real_top1 = 100 * s["tta_real_hits"] / rn
+            for name in ("logits", "probs"):
+                setattr(out, f"tta_real_top1_{name}", 100 * s[f"tta_real_hits_{name}"] / rn)
+                setattr(out, f"tta_real_top1_{name}_all_images", 100 * s[f"tta_real_hits_{name}"] / n)
+            out.tta_real_top1 = getattr(out, f"tta_real_top1_{tta.average}")
+    return out
+
+
+def option_key(r: dict) -> str:
+    """The options an evaluation ran with, as one readable key of eval.json's `evaluations`."""
+    key = f"{r.get('dataset')}/{r.get('split')} at {r.get('res', r.get('model_res'))}px"
+    if "tta_views" in r:
+        key += f", tta {r['tta_views']} scale {r.get('tta_scale')} ratio {r.get('tta_ratio')} seed {r.get('tta_seed')}"
+    if "real_top1" in r:
+        key += ", real"
+    return key
+
+
+def record_eval(path: str, r: dict) -> dict:
+    """Write evaluation `r` to eval.json at `path` without losing earlier ones: the file's top level is
+    the latest result, and `evaluations` keeps one entry per option set (`option_key`)."""
+    from .io import write_json_atomic
+
+    old = {}
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                old = json.load(f)
+        except (OSError, ValueError):
+            old = {}
+    entries = dict(old.get("evaluations") or {}) if isinstance(old, dict) else {}
+    if isinstance(old, dict) and "top1" in old and not entries:  # a file with one result and no list
+        entries[option_key(old)] = old
+    entries[option_key(r)] = {**r, "options": option_key(r)}
+    out = {**r, "options": option_key(r), "evaluations": entries}
+    write_json_atomic(path, out)
     return out
 
 
@@ -248,8 +328,10 @@ WHAT = "Evaluate a trained or imported model on a converted dataset: top-1/top-5
 EXAMPLE = "mlpscale-eval runs/demo_digits --tta 10"
 DETAILS = """\
 Reads only the evaluation split and writes eval.json next to the checkpoint (or into --out DIR): top1,
-top5 (percent), loss, n_images; tta_top1, tta_top5, tta_views with --tta; real_top1, real_n_images with
---real; and where the numbers come from (checkpoint, arch, dataset, split, res). The run's config says
+top5 (percent), loss, n_images; with --tta both scorings, logits averaged (the paper's text) and
+probabilities averaged (the authors' code), tta_top1 being the --tta-average one; real_top1 and
+real_n_images with --real; and where the numbers come from (checkpoint, arch, dataset, split, res).
+An earlier evaluation stays in the file, one entry per option set. The run's config says
 where its data are; --dataset, --root, --res and --set change it (--set data.workers=4). The eval
 section starts from its defaults: --tta, --tta-average and --real are the same as --set eval.tta=N,
 eval.tta_average=... and eval.real=true. --filters PNG draws the first layer's units from the weights
@@ -269,6 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="average logits (the paper) or probabilities (the authors' code); default logits")
     p.add_argument("--tta-seed", type=int, default=0, metavar="S",
                    help="seed of the TTA crops and flips: the same seed scores the same views (default 0)")
+    p.add_argument("--tta-scale", type=float, nargs=2, metavar=("LO", "HI"),
+                   help="crop area range of the TTA views (default: the run's aug.crop_scale)")
+    p.add_argument("--tta-ratio", type=float, nargs=2, metavar=("LO", "HI"),
+                   help="crop aspect-ratio range of the TTA views (default: the run's aug.crop_ratio)")
     p.add_argument("--real", action="store_true", default=None,
                    help="ImageNet ReaL accuracy (the converter's real_labels_<res>.json)")
     cli.add(p, "--batch-size", "default 512", default=512)
@@ -346,24 +432,27 @@ def main(argv=None):
     mean, std = (meta["mean"], meta["std"]) if meta.get("mean") else (data.mean, data.std)
     view = DeviceAugment(mean, std, meta["res"], train=False, out_dtype=rt.input_dtype, device=rt.device,
                          permute=cfg.data.permute_pixels)
-    tta = TTA.of_run(cfg.eval.tta, cfg.eval.tta_average, cfg.aug, a.tta_seed, data.cropped_on_cpu, "--tta")
+    tta = TTA.of_run(cfg.eval.tta, cfg.eval.tta_average, cfg.aug, a.tta_seed, data.cropped_on_cpu, "--tta",
+                     a.tta_scale, a.tta_ratio)
     real = load_real_labels(cfg.data.root, data.info.name, data.res, rt.device) if cfg.eval.real else None
     res = evaluate(model, data.eval, view, rt=rt, tta=tta, real=real).to_dict()
     res.update(checkpoint=os.path.abspath(path), dataset=data.info.name, split=data.info.eval_split,
                res=data.res, model_res=meta["res"], arch=meta["arch"])
+    if tta is not None:
+        res.update(tta_scale=list(tta.scale), tta_ratio=list(tta.ratio), tta_seed=tta.seed)
     out = eval_json_path(a.out, path)
-    from .io import write_json_atomic
-
-    write_json_atomic(out, res)
+    record_eval(out, res)
     if a.json:
         print(json.dumps(res))
     else:
         line = f"{meta['arch']} on {data.info.name}/{data.info.eval_split}: top-1 {res['top1']:.2f}%, " \
                f"top-5 {res['top5']:.2f}%, loss {res['loss']:.4f} ({res['n_images']} images)"
         if tta is not None:
-            line += f"; TTA x{tta.views} top-1 {res['tta_top1']:.2f}%"
+            line += (f"; TTA x{tta.views} top-1 {res['tta_top1_logits']:.2f}% (logits averaged, the paper) / "
+                     f"{res['tta_top1_probs']:.2f}% (probabilities averaged, the authors' code)")
         if real is not None:
-            line += f"; ReaL top-1 {res['real_top1']:.2f}% ({res['real_n_images']} images)"
+            line += (f"; ReaL top-1 {res['real_top1']:.2f}% (Beyer et al.: {res['real_n_images']} images with labels) / "
+                     f"{res['real_top1_all_images']:.2f}% (the authors' real_acc: all {res['n_images']} images)")
         print(line)
         print(f"wrote {out}" + (f" and {a.filters}" if a.filters else ""))
 

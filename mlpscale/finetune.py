@@ -22,10 +22,19 @@ Two modes:
              same result as the other way (up to float rounding), and orders of magnitude faster;
            - forward every epoch (augmentation on): the body runs forward-only under no_grad on
              every augmented batch, the head trains on its output.
+         `finetune.solver: lbfgs` fits the head exactly instead, as the field's standard linear
+         evaluation does: multinomial logistic regression by full-batch L-BFGS on the cached
+         features, its L2 strength picked from `LBFGS_L2` on a held-out 20% of the training split,
+         then refitted on all of it (no learning rate, no epochs). The paper's recipe stays
+         `solver: paper`; on small data it can end near chance, and a probe within 2 points of the
+         majority-class rate prints a warning (and `probe_warning` in summary.json).
+A target stored above the checkpoint's resolution is shrunk to it on the device: said in the run's
+first line and in summary.json (`target_res_shrunk`).
 A config file sets anything else, and `--set` overrides both.
 """
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, replace
 
@@ -54,6 +63,49 @@ RECIPES = {
                "aug": {"enabled": False, "mixup": 0.0},
                "train": {"epochs": 50, "batch_size": 2048}},
 }
+
+
+LBFGS_L2 = tuple(10.0 ** k for k in range(-6, 2))  # L2 strengths tried (mean loss + l2/2 |W|^2)
+LBFGS_HELD_OUT = 0.2
+
+
+def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float, max_iter: int = 500):
+    """Multinomial logistic regression: argmin_W,b mean CE(x W^T + b, y) + l2/2 |W|^2 by full-batch
+    L-BFGS (strong Wolfe line search). The same objective as scikit-learn's LogisticRegression with
+    C = 1 / (l2 * N). Returns (W (C, D), b (C,)), float32."""
+    x = x.float()
+    w = torch.zeros((num_classes, x.shape[1]), device=x.device, requires_grad=True)
+    b = torch.zeros(num_classes, device=x.device, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, history_size=20, tolerance_grad=1e-6,
+                            tolerance_change=1e-9, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(torch.addmm(b, x, w.t()), y) + 0.5 * l2 * w.pow(2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    return w.detach(), b.detach()
+
+
+def lbfgs_probe(x: torch.Tensor, y: torch.Tensor, num_classes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """Pick the L2 strength on a held-out part of (x, y), refit on all of it: (W, b, report)."""
+    n = len(y)
+    perm = torch.from_numpy(np.random.default_rng([seed, 1]).permutation(n)).to(x.device)
+    k = max(1, int(round(n * LBFGS_HELD_OUT)))
+    held, fit_rows = perm[:k], perm[k:]
+    scores = {}
+    for l2 in LBFGS_L2:
+        w, b = fit_logistic(x[fit_rows], y[fit_rows], num_classes, l2)
+        pred = torch.addmm(b, x[held].float(), w.t()).argmax(1)
+        scores[l2] = float((pred == y[held]).float().mean()) * 100
+    best = max(scores.values())
+    l2 = max(v for v, s in scores.items() if s == best)  # ties: the stronger regularisation
+    w, b = fit_logistic(x, y, num_classes, l2)
+    return w, b, {"probe_solver": "lbfgs", "probe_l2": l2, "probe_held_out_top1": scores,
+                  "probe_held_out_images": k}
 
 
 def recipe(raw: dict) -> dict:
@@ -102,7 +154,19 @@ def resolve_source(cfg: Config, checkpoint: dict | None, data_fn=None) -> Source
                         f"(smaller images are upsampled to {model.res}px on the device)")
     cfg.data.crop_res = model.res
     cfg.model.arch, cfg.model.act, cfg.model.norm = model.spec.name, meta.get("act", "gelu"), meta.get("norm", "layer")
+    shrunk = shrunk_target(cfg, model.res, data_fn)
+    if shrunk and int(os.environ.get("RANK", "0")) == 0:  # the run's first line: the images lose resolution
+        print(f"note: {shrunk} on the device (the model sees no more)", flush=True)
     return Source(model, meta)
+
+
+def shrunk_target(cfg: Config, model_res: int, data_fn=None) -> str | None:
+    """Says so when the target dataset is stored above the checkpoint's resolution (None otherwise)."""
+    info = dataset_info(cfg, data_fn)
+    stored = cfg.data.res or info.default_res
+    if not stored or stored <= model_res:
+        return None
+    return f"{info.name} is stored at {stored}px, above the checkpoint's {model_res}px: every image is shrunk to {model_res}px"
 
 
 class Probe(nn.Module):
@@ -162,6 +226,10 @@ class Finetuner(Trainer):
     def build_data(self, reserve_bytes: int) -> Data:
         data = super().build_data(reserve_bytes)
         self.cached = self.use_cached_features(data)
+        if self.cfg.finetune.solver == "lbfgs" and not self.cached:
+            raise UserError("finetune.solver=lbfgs fits the head on cached body features, which need "
+                            "finetune.mode=linear, aug.enabled=false, eval.tta=0 and the data in memory "
+                            "(data.resident=auto or on); change those, or use finetune.solver=paper")
         return self.cache_features(data) if self.cached else data
 
     def use_cached_features(self, data: Data) -> bool:
@@ -191,8 +259,9 @@ class Finetuner(Trainer):
         out = torch.empty((store.n, self.full.spec.width), device=self.device, dtype=torch.float32)
         for s in range(0, store.n, chunk):
             x_u8 = store.assemble(store.stage(np.arange(s, min(store.n, s + chunk))))
+            hw = None if loader.sizes is None else loader.sizes[s:s + len(x_u8)]  # paper layout: true sizes
             with self.rt.autocast():
-                out[s:s + len(x_u8)] = body.features(view(x_u8)).float()
+                out[s:s + len(x_u8)] = body.features(view(x_u8, None, hw)).float()
         return out
 
     def cache_features(self, data: Data) -> Data:
@@ -211,7 +280,7 @@ class Finetuner(Trainer):
     def build_views(self, data: Data):
         if not self.cached:
             return super().build_views(data)
-        as_input = (lambda x, gen=None: x.to(self.rt.input_dtype))  # noqa: E731 - features are the inputs
+        as_input = (lambda x, gen=None, hw=None: x.to(self.rt.input_dtype))  # noqa: E731 - features are the inputs
         return as_input, as_input
 
     def train_module(self) -> nn.Module:
@@ -221,10 +290,66 @@ class Finetuner(Trainer):
     def eval_module(self) -> nn.Module:
         return self.train_module()
 
+    def fit(self) -> dict:
+        if self.cfg.finetune.solver != "lbfgs":
+            return super().fit()
+        try:
+            return self._fit_lbfgs()
+        finally:
+            self.log.close()
+
+    def _fit_lbfgs(self) -> dict:
+        """The exact probe: one fit on the cached training features replaces the optimizer loop."""
+        x = self.data.train.store.dev
+        y = self.data.train.labels
+        rows = self.data.train.indices
+        if rows is not None:
+            rows_t = torch.from_numpy(rows).to(self.device)
+            x, y = x[rows_t], y[rows_t]
+        w, b, self.probe_report = lbfgs_probe(x, y, self.info.num_classes, self.cfg.train.seed)
+        with torch.no_grad():
+            self.full.linear_out.weight.copy_(w)
+            self.full.linear_out.bias.copy_(b)
+        self.epoch = self.cfg.train.epochs
+        self.last_eval = self.evaluate()
+        self.best_top1 = self.last_eval["test_top1"]
+        if self.cfg.eval.real:
+            self.last_eval.update(self.final_eval())
+        self.save()
+        return self._finish("finished")
+
     def summary_extra(self) -> dict:
-        return {"finetune_from": self.cfg.finetune.from_, "mode": self.cfg.finetune.mode,
-                "features_cached": self.cached, "source_arch": self.source_meta.get("arch"),
-                "source_dataset": self.source_meta.get("dataset")}
+        out = {"finetune_from": self.cfg.finetune.from_, "mode": self.cfg.finetune.mode,
+               "features_cached": self.cached, "source_arch": self.source_meta.get("arch"),
+               "source_dataset": self.source_meta.get("dataset"), "source_res": self.full.res,
+               **getattr(self, "probe_report", {})}
+        if self.cfg.finetune.mode == "linear":
+            out["solver"] = self.cfg.finetune.solver
+            warning = self._near_majority()
+            if warning:
+                out["probe_warning"] = warning
+        shrunk = shrunk_target(self.cfg, self.full.res, self.data_fn)
+        if shrunk:
+            out["target_res_shrunk"] = shrunk
+        return out
+
+    def _near_majority(self) -> str | None:
+        """A warning when the probe's test top-1 is within 2 points of always answering the commonest class."""
+        labels = getattr(self.data.eval, "labels", None)
+        top1 = self.last_eval.get("test_top1")
+        if labels is None or top1 is None or not len(labels):
+            return None
+        majority = 100.0 * float(torch.bincount(labels).max()) / len(labels)
+        if top1 > majority + 2.0:
+            return None
+        msg = (f"the linear probe's test top-1 {top1:.2f}% is within 2 points of the majority-class rate "
+               f"{majority:.2f}%: it learned next to nothing")
+        if self.cfg.finetune.solver == "paper":
+            msg += "; the paper's recipe (LION 1e-5) is slow on small data: try --set finetune.solver=lbfgs"
+        if self.dist.main:
+            print(f"warning: {msg}", file=sys.stderr, flush=True)
+        return msg
+
 
 
 WHAT = "Fine-tune a pre-trained MLP on another dataset, or train a linear probe on its features."

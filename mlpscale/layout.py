@@ -2,7 +2,7 @@
 
 Layout of one converted dataset:
 
-    ROOT/<name>/<split>_<res>.beton     fields `image` (RGB uint8) and `label` (int)
+    ROOT/<name>/<split>_<res>.beton     fields `image` (RGB uint8) and `label` (int); the paper layout adds `height` and `width`
     ROOT/<name>/meta_<res>.json         classes, per-split counts, stats, conversion id (META_KEYS)
     ROOT/<name>/.lock                   held (flock, mlpscale.io.FolderLock) by the process writing the folder
 
@@ -40,7 +40,8 @@ META_KEYS = {
     "name": "dataset name on disk",
     "source": "converter source (cifar10, folder, ...)",
     "res": "stored resolution (square; with layout 'paper', the longer side's maximum)",
-    "layout": "'square' (res x res, centre crop) or 'paper' (aspect kept, longer side <= res)",
+    "layout": "'square' (res x res, centre crop) or 'paper' (aspect kept, longer side <= res, top-left "
+              "in a res x res canvas; true sizes in the betons' height/width fields)",
     "format": "raw | jpg",
     "num_classes": "number of classes",
     "classes": "class ids in label order",

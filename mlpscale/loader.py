@@ -1,7 +1,8 @@
 """Batches of uint8 NHWC images and int64 labels, on the device, from `.beton` files.
 
 Two ways, one interface (`for x_u8, y in loader.epoch(e, start_batch)`, x_u8 (B, H, W, 3) uint8 on
-the device):
+the device; a paper-layout split, whose images sit top-left in H x W canvases, yields `(x_u8, y, hw)`
+with hw (B, 2) int16 each image's true (height, width), for the crops on the device):
 
 * `ResidentLoader` - the split is read once (`load_images`: a vectorised copy of a raw beton's pages,
   or one parallel JPEG decode of a jpg beton) into an `ImageStore`; an epoch is a seeded permutation
@@ -13,8 +14,9 @@ the device):
   allocator rounds every block up to a power of two (a 70 GiB tier would lock 128 GiB), and
   page-locking most of the RAM starves the OS.
 * `StreamLoader` - FFCV streams the beton each epoch (memcpy or JPEG decode on its CPU threads) and
-  moves each batch to the device. For betons of varying image sizes (the paper's layout) FFCV also
-  takes the random-resized crop (or the centre crop) on the CPU, as the paper's loader does.
+  moves each batch to the device. For betons of varying image sizes (written by the paper's own
+  converter) FFCV also takes the random-resized crop (or the centre crop) on the CPU, as the paper's
+  loader does.
 
 Both draw an epoch's order from (seed, epoch) alone and can start mid-epoch (`start_batch`), so a
 resumed run sees exactly the batches an uninterrupted run would. Under DDP each rank takes a
@@ -221,10 +223,10 @@ class ResidentLoader:
 
     def __init__(self, store: ImageStore | torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int,
                  shard: Shard = Shard(), indices: np.ndarray | None = None, train: bool = True,
-                 local: bool = False):
+                 local: bool = False, sizes: torch.Tensor | None = None):
         if isinstance(store, torch.Tensor):
             store = ImageStore(store, None, store.device)
-        self.store, self.labels = store, labels
+        self.store, self.labels, self.sizes = store, labels, sizes  # sizes: (N, 2) true (h, w), paper layout
         self.indices = None if indices is None else np.asarray(indices, dtype=np.int64)
         self.n = store.n if indices is None else len(self.indices)
         self.batch_size, self.seed, self.shard, self.train, self.local = batch_size, seed, shard, train, local
@@ -257,7 +259,8 @@ class ResidentLoader:
             staged = Prefetch(staged, depth=2, name="mlpscale-host-tier")
         try:
             for st in staged:
-                yield self.store.assemble(st), torch.index_select(self.labels, 0, st[0])
+                x, y = self.store.assemble(st), torch.index_select(self.labels, 0, st[0])
+                yield (x, y) if self.sizes is None else (x, y, torch.index_select(self.sizes, 0, st[0]))
         finally:
             if isinstance(staged, Prefetch):
                 staged.close()
@@ -440,8 +443,9 @@ def load_images(b: Beton, device: torch.device, device_rows: int | None = None, 
     JPEG betons are decoded in parallel; `progress` shows a bar on a terminal, else a line per ~10%."""
     res = b.resolution()
     if res is None:
-        raise UserError(f"{b.path} holds images of several sizes (the paper's layout); only streaming can "
-                        f"serve it: set data.resident=off (or re-convert with the default --layout square)")
+        raise UserError(f"{b.path} holds images of several sizes (the authors' converter wrote it); only "
+                        f"streaming can serve it: set data.resident=off, or re-convert it with mlpscale-convert "
+                        f"--layout paper (fixed-size canvases)")
     rows = np.arange(b.num_samples) if rows is None else np.asarray(rows, dtype=np.int64)
     n = len(rows)
     k = n if device_rows is None else max(0, min(n, int(device_rows)))
@@ -492,11 +496,12 @@ def read_split(path: str, device, workers: int = 0) -> tuple[torch.Tensor, torch
 # --- FFCV streaming ---------------------------------------------------------------------------------
 
 def _ffcv_loader(path: str, batch_size: int, workers: int, order_indices, os_cache: bool, device,
-                 crop: tuple | None = None):
+                 crop: tuple | None = None, sizes: bool = False):
     """An FFCV Loader yielding (uint8 NHWC, int64 labels) for the given index sequence.
 
     `crop=None`: images as stored (fixed size). `crop=(res, scale, ratio)`: FFCV's random-resized crop
-    to res x res on the CPU; `crop=(res, None, None)`: FFCV's centre crop (ratio 1) to res x res."""
+    to res x res on the CPU; `crop=(res, None, None)`: FFCV's centre crop (ratio 1) to res x res.
+    `sizes`: also the paper layout's `height` and `width` fields."""
     import_ffcv()
     from ffcv.fields.basics import IntDecoder
     from ffcv.fields.rgb_image import (CenterCropRGBImageDecoder, RandomResizedCropRGBImageDecoder,
@@ -512,12 +517,15 @@ def _ffcv_loader(path: str, batch_size: int, workers: int, order_indices, os_cac
         decoder = RandomResizedCropRGBImageDecoder((crop[0], crop[0]), scale=tuple(crop[1]), ratio=tuple(crop[2]))
     image = [decoder, ToTensor()]
     label = [IntDecoder(), ToTensor(), Squeeze()]
-    if device.type == "cuda":
-        image.append(ToDevice(device, non_blocking=True))
-        label.append(ToDevice(device, non_blocking=True))
+    pipelines = {"image": image, "label": label}
+    if sizes:
+        pipelines.update(height=[IntDecoder(), ToTensor(), Squeeze()], width=[IntDecoder(), ToTensor(), Squeeze()])
+    for pipe in pipelines.values():
+        if device.type == "cuda":
+            pipe.append(ToDevice(device, non_blocking=True))
     return Loader(path, batch_size=batch_size, num_workers=workers or len(os.sched_getaffinity(0)),
                   order=OrderOption.SEQUENTIAL, indices=order_indices, os_cache=os_cache,
-                  drop_last=False, pipelines={"image": image, "label": label}, batches_ahead=3)
+                  drop_last=False, pipelines=pipelines, batches_ahead=3)
 
 
 def iterate_ffcv(loader, poll_s: float = 5.0):
@@ -572,6 +580,7 @@ class StreamLoader:
         self.shard, self.train, self.workers, self.os_cache, self.crop = shard, train, workers, os_cache, crop
         self.base = None if indices is None else np.asarray(indices, dtype=np.int64)
         self.n = beton.num_samples if indices is None else len(indices)
+        self.sizes = crop is None and beton.image_sizes() is not None  # paper layout: yield (x, y, hw)
         self._loader = None
 
     def batches_per_epoch(self) -> int:
@@ -589,11 +598,15 @@ class StreamLoader:
             # compile FFCV's pipeline once per run; later epochs only swap the index order. Created with
             # a whole epoch's order: FFCV fixes its __len__ (which truncates every later order) then.
             self._loader = _ffcv_loader(self.path, self.batch_size, self.workers, full, self.os_cache,
-                                        self.device, self.crop)
+                                        self.device, self.crop, self.sizes)
         order = full[start_batch * self.batch_size:]  # a resumed run starts mid-epoch
         self._loader.indices = order
         self._loader.traversal_order.indices = order
-        for x, y in iterate_ffcv(self._loader):
+        for x, y, *hw in iterate_ffcv(self._loader):
             # FFCV hands out views of a ring of batches_ahead + 2 buffers that it refills; a copy
             # (cheap next to a training step) lets callers hold several batches (accumulation)
-            yield x.to(self.device, copy=True), y.to(self.device, dtype=torch.int64, copy=True).view(-1)
+            x, y = x.to(self.device, copy=True), y.to(self.device, dtype=torch.int64, copy=True).view(-1)
+            if not hw:
+                yield x, y
+            else:
+                yield x, y, torch.stack([t.to(self.device, dtype=torch.int16).view(-1) for t in hw], 1)

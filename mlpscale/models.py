@@ -103,7 +103,10 @@ class BottleneckBlock(nn.Module):
 
 
 class StandardBlock(nn.Module):
-    """W act(norm(z)), no residual (the paper's S-MLP layer)."""
+    """W act(norm(z)), no residual: the S-MLP layer as the authors' code builds it (their StandardMLP:
+    LayerNorm -> GELU -> Linear, `layernorms.{i}` then `layers.{i}`). The paper's text writes the block
+    as sigma(W LN(z)) with ReLU: the linear map before the activation, and another activation. This
+    follows the code, so that the released checkpoints compute here what they computed there."""
 
     def __init__(self, width: int, act: str, norm: str, dropout: float):
         super().__init__()

@@ -37,6 +37,14 @@ normalised as theirs: `(x - mean) / std` on the 0..255 scale with the dataset's 
 (ImageNet's for ImageNet-21k, `data_utils/data_stats.py`), stored in the checkpoint's `model_meta`.
 
 Files are read with `torch.load(weights_only=True)`: a file with code in it is refused unrun.
+
+What a file is, from its name (`release_from_name`): the authors name every release
+`B-<depth>_Wi-<width>_res_<res>_<dataset>_epochs_<epochs>` (`utils/download.py`), e.g.
+`B-12_Wi-1024_res_64_imagenet21_epochs_800` (pre-trained on ImageNet-21k, 11,230 classes) or
+`B-12_Wi-1024_res_64_cifar10_epochs_20` (that model fine-tuned on CIFAR-10 for 20 epochs). The
+architecture, resolution, classes, dataset and epochs are read from it; the command-line flags are
+needed only where a file was renamed. A fine-tuned release also carries the crops it was fine-tuned
+with (the README's command: scale (0.4, 1), ratio (1, 1) + flip), so TTA on it draws those.
 """
 from __future__ import annotations
 
@@ -63,6 +71,22 @@ _B_BLOCK = re.compile(r"^blocks\.(\d+)\.block\.([02])\.(weight|bias)$")
 _S_LAYER = re.compile(r"^layers\.(\d+)\.(weight|bias)$")
 _NORM = re.compile(r"^(?:layernorms|layer_norms)\.(\d+)\.(\w+)$")
 _HEAD = re.compile(r"^linear_(in|out)\.(weight|bias)$")
+_RELEASE = re.compile(r"B-(\d+)_Wi-(\d+)_res_(\d+)_(imagenet21|imagenet|cifar100|cifar10)_epochs_(\d+)")
+# the README's fine-tuning command (PAPER.md): crops every fine-tuned release was trained with
+FINETUNE_CROP = {"crop_scale": [0.4, 1.0], "crop_ratio": [1.0, 1.0]}
+
+
+def release_from_name(path: str) -> dict | None:
+    """What an authors' release file name says (see the module docstring), or None for another name:
+    {"arch", "res", "dataset" (ours), "num_classes", "epochs", "fine_tuned", "release"}."""
+    m = _RELEASE.search(os.path.basename(str(path)))
+    if m is None:
+        return None
+    depth, width, res, theirs, epochs = m.groups()
+    info = datasets.BUILTIN[NAMES.get(theirs, theirs)]
+    return {"arch": f"B_{int(depth)}-Wi_{int(width)}", "res": int(res), "dataset": info.name,
+            "num_classes": info.num_classes, "epochs": int(epochs), "fine_tuned": theirs != "imagenet21",
+            "release": m.group(0)}
 
 
 # --- reading a file ----------------------------------------------------------------------------
@@ -274,13 +298,14 @@ def _dataset_info(dataset: str) -> datasets.DatasetInfo:
 
 
 def import_paper(file: str, arch: str, res: int, num_classes: int, out_dir: str,
-                 dataset: str = "imagenet21k", overwrite: bool = False) -> str:
+                 dataset: str = "imagenet21k", overwrite: bool = False, release: dict | None = None) -> str:
     """Convert an authors' weight file into the run folder `out_dir`; returns the path of its model.pt.
 
     Writes `model.pt` (a "model" checkpoint: weights, model_meta, config, source), `config.yaml`
     (the resolved Config describing the model and data) and `summary.json`. `dataset` names what the
     head was trained on (imagenet21k for the pre-trained files, e.g. cifar10 for `..._in21k_cifar10`);
-    it sets the normalisation constants, as the authors' `data_stats.py`.
+    it sets the normalisation constants, as the authors' `data_stats.py`. `release` (`release_from_name`):
+    a fine-tuned release's crops become the run's aug.crop_* (what TTA draws); its epochs are recorded.
     """
     info = _dataset_info(dataset)
     mean, std, _ = datasets.stats_for(info, "paper")  # the constants the authors trained with
@@ -296,9 +321,13 @@ def import_paper(file: str, arch: str, res: int, num_classes: int, out_dir: str,
         cfg.data.dataset, cfg.data.res, cfg.data.stats = info.name, res, "paper"
         cfg.model.arch, cfg.model.act, cfg.model.norm = model.spec.name, "gelu", norm
         cfg.run.name, cfg.run.out_dir = os.path.basename(out_dir), os.path.dirname(out_dir)
+        if release and release["fine_tuned"]:
+            cfg.aug.crop_scale, cfg.aug.crop_ratio = list(FINETUNE_CROP["crop_scale"]), list(FINETUNE_CROP["crop_ratio"])
         source = {"file": os.path.basename(file), "path": os.path.abspath(file), "sha256": sha,
                   "bytes": os.path.getsize(file), "flatten_from": "chw",
                   "origin": "Bachmann et al. 2023, github.com/gregorbachmann/scaling_mlps"}
+        if release:
+            source.update(release=release["release"], epochs=release["epochs"], fine_tuned=release["fine_tuned"])
         model_path = os.path.join(out_dir, "model.pt")
         checkpoint.save_checkpoint(model_path, {
             "model": model.state_dict(),
@@ -339,19 +368,20 @@ def build_parser() -> argparse.ArgumentParser:
         "mlpscale-import-paper",
         "Import a weights file released with 'Scaling MLPs' (Bachmann et al. 2023) as a run folder for "
         "fine-tuning and evaluation.",
-        "mlpscale-import-paper B-12_Wi-1024_res_64_imagenet21_epochs_800_weights --arch B_12-Wi_1024 --out runs/bmlp12",
+        "mlpscale-import-paper B-12_Wi-1024_res_64_imagenet21_epochs_800_weights --out runs/bmlp12",
         "The weights are downloaded with the authors' utils/download.py (github.com/gregorbachmann/scaling_mlps). "
         "The run folder gets model.pt, config.yaml and summary.json; the first layer is permuted once from the "
         "authors' channels-first flattening to ours, so the logits are the same.")
     p.add_argument("file", help="the authors' weights file (a state dict), e.g. "
                                 "B-12_Wi-1024_res_64_imagenet21_epochs_800_weights")
-    p.add_argument("--arch", required=True, help="architecture in the paper's naming, e.g. B_12-Wi_1024")
-    cli.add(p, "--res", "the one the model was trained at (default 64)", default=64)
+    p.add_argument("--arch", default=None, help="architecture in the paper's naming, e.g. B_12-Wi_1024 "
+                                                "(default: read from the authors' file name)")
+    cli.add(p, "--res", "the one the model was trained at (default: from the file name, else 64)")
     cli.add(p, "--num-classes", "default: the dataset's, 11230 for imagenet21k")
     cli.add(p, "--out", "the run folder to write", required=True)
-    cli.add(p, "--dataset", "what the head was trained on: imagenet21k (pre-trained, the default), or e.g. "
-                            "cifar10 / cifar100 / imagenet1k for the fine-tuned files; sets the normalisation",
-            default="imagenet21k")
+    cli.add(p, "--dataset", "what the head was trained on: imagenet21k (pre-trained), or e.g. cifar10 / cifar100 / "
+                            "imagenet1k for the fine-tuned files; sets the normalisation (default: from the file "
+                            "name, else imagenet21k)")
     cli.add(p, "--overwrite", "replaces a model.pt imported from another file, or a training run's folder")
     cli.deprecate(p, "--force", "--overwrite")
     return p
@@ -360,16 +390,26 @@ def build_parser() -> argparse.ArgumentParser:
 @cli_entry
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    info = _dataset_info(args.dataset)
+    release = release_from_name(args.file) or {}
+    arch = args.arch or release.get("arch")
+    if arch is None:
+        raise UserError(f"{os.path.basename(args.file)} is not named like an authors' release "
+                        f"(B-12_Wi-1024_res_64_imagenet21_epochs_800...), so its architecture is unknown; "
+                        f"pass --arch (e.g. --arch B_12-Wi_1024)")
+    res = args.res or release.get("res") or 64
+    dataset = args.dataset or release.get("dataset") or "imagenet21k"
+    info = _dataset_info(dataset)
     num_classes = args.num_classes if args.num_classes is not None else info.num_classes
-    path = import_paper(args.file, args.arch, args.res, num_classes, args.out, dataset=args.dataset,
-                        overwrite=args.overwrite)
+    path = import_paper(args.file, arch, res, num_classes, args.out, dataset=dataset,
+                        overwrite=args.overwrite, release=release or None)
     out = os.path.dirname(path)
     with open(os.path.join(out, "summary.json")) as f:
         summary = json.load(f)
     params = summary["params"]
-    print(f"imported {args.file} as {parse_arch(args.arch).name}, {args.res}x{args.res}, {num_classes} classes "
-          f"({params / 1e6:.1f}M params)")
+    said = f", {release['epochs']} epochs" + (f" (fine-tuned on {summary['dataset']})" if release["fine_tuned"]
+                                                else " (pre-trained)") if release else ""
+    print(f"imported {args.file} as {parse_arch(arch).name}, {res}x{res}, {num_classes} classes "
+          f"({params / 1e6:.1f}M params){said}")
     print(f"wrote {path}, {os.path.join(out, 'config.yaml')}, {os.path.join(out, 'summary.json')}")
     print("next:")
     print(f"  fine-tune: mlpscale-finetune --config CONFIG --set finetune.from={out}")

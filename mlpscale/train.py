@@ -41,7 +41,7 @@ from .data import Data, arrays_data, build_data  # noqa: F401 (arrays_data: publ
 from .datasets import DatasetInfo, get_dataset
 from .distributed import barrier, shutdown
 from .errors import UserError, cli_entry
-from .evaluate import TTA, evaluate, load_real_labels
+from .evaluate import TTA, evaluate, load_real_labels, record_eval
 from .hardware import peak_flops, software_versions
 from .io import FolderLock, write_json_atomic
 from .loader import Prefetch
@@ -117,6 +117,7 @@ class Trainer:
         self.model = self.trained_module(self.full)
         self.opt = build_optimizer(cfg.optim, self.param_groups(), self.device)
         self.data = self.build_data(self.measure_reserve())
+        self.real = self.check_eval()
         self.train_view, self.eval_view = self.build_views(self.data)
         self.forward, self.ddp = rt.wrap(self.train_module())
         self.mixup_alpha = cfg.aug.mixup if cfg.aug.enabled else 0.0
@@ -222,10 +223,11 @@ class Trainer:
                                  .generate_state(1, np.uint64)[0] >> 1))
         return np.random.default_rng(np.random.SeedSequence([seed, micro_index]))
 
-    def prepare(self, x_u8: torch.Tensor, y: torch.Tensor, micro_index: int) -> Batch:
-        """Augment one micro-batch (b, H, W, 3) uint8 into model inputs (b, r*r*3), MixUp included."""
+    def prepare(self, x_u8: torch.Tensor, y: torch.Tensor, micro_index: int, hw: torch.Tensor | None = None) -> Batch:
+        """Augment one micro-batch (b, H, W, 3) uint8 into model inputs (b, r*r*3), MixUp included;
+        `hw` (b, 2): the true image sizes of a paper-layout batch."""
         rng = self._rngs(micro_index)
-        x = self.train_view(x_u8, self.gen)
+        x = self.train_view(x_u8, self.gen, hw)
         lam = mixup_lambda(self.mixup_alpha, rng)
         if lam < 1.0:
             x, y2 = mixup(x, y, lam)
@@ -271,16 +273,31 @@ class Trainer:
         r = evaluate(self.eval_module(), self.data.eval, self.eval_view, rt=self.rt)
         return {"test_top1": r.top1, "test_top5": r.top5, "test_loss": r.loss}
 
+    def check_eval(self) -> torch.Tensor | None:
+        """Refuse, before the first step, every eval.* option this run's data cannot serve; returns the
+        ReaL label matrix when eval.real asks for it."""
+        e = self.cfg.eval
+        TTA.of_run(e.tta, e.tta_average, self.cfg.aug, self.cfg.train.seed, self.data.cropped_on_cpu, "eval.tta")
+        if not e.real:
+            return None
+        real = load_real_labels(self.cfg.data.root, self.info.name, self.data.res, self.device)
+        if len(real) != self.data.eval.n:
+            raise UserError(f"the ReaL labels of {self.info.name} list {len(real)} images but its evaluation split "
+                            f"holds {self.data.eval.n}; re-convert it with --real, or set eval.real=false")
+        return real
+
     def final_eval(self) -> dict:
         """The run's last evaluation with the extra scores of cfg.eval (TTA, ReaL); also written to eval.json."""
         e = self.cfg.eval
         tta = TTA.of_run(e.tta, e.tta_average, self.cfg.aug, self.cfg.train.seed, self.data.cropped_on_cpu, "eval.tta")
-        real = load_real_labels(self.cfg.data.root, self.info.name, self.data.res, self.device) if e.real else None
-        r = evaluate(self.eval_module(), self.data.eval, self.eval_view, rt=self.rt, tta=tta, real=real).to_dict()
+        r = evaluate(self.eval_module(), self.data.eval, self.eval_view, rt=self.rt, tta=tta, real=self.real).to_dict()
         r.update(dataset=self.info.name, split=self.info.eval_split, arch=self.export_model().spec.name,
-                 checkpoint=os.path.abspath(os.path.join(self.run_dir, "last.pt")))
+                 checkpoint=os.path.abspath(os.path.join(self.run_dir, "last.pt")), res=self.data.res,
+                 model_res=self.model_res())
+        if tta is not None:
+            r.update(tta_scale=list(tta.scale), tta_ratio=list(tta.ratio), tta_seed=tta.seed)
         if self.dist.main:
-            write_json_atomic(os.path.join(self.run_dir, "eval.json"), r)
+            record_eval(os.path.join(self.run_dir, "eval.json"), r)
         return {k: v for k, v in r.items() if k.startswith(("tta_", "real_"))}
 
     # --- checkpoints -----------------------------------------------------------------------------
@@ -342,8 +359,8 @@ class Trainer:
 
     def _prepared(self, batches, first_micro: int):
         """The epoch's micro-batches, prepared (augmented) in order; run on a worker thread when prefetching."""
-        for i, (x_u8, y) in enumerate(batches):
-            yield self.prepare(x_u8, y, first_micro + i)
+        for i, (x_u8, y, *hw) in enumerate(batches):
+            yield self.prepare(x_u8, y, first_micro + i, *hw)
 
     def _run_epoch(self) -> str:
         t, accum = self.cfg.train, self.cfg.train.accum_steps
@@ -462,6 +479,7 @@ class Trainer:
             "world_size": self.dist.world,
             "versions": software_versions(),
             "resident": self.data.resident,
+            "layout": "paper" if self.data.paper_layout else "varying sizes" if self.data.cropped_on_cpu else "square",
             "stats": self.data.stats,
             **self.data.report,
             "best_test_top1": self.best_top1,

@@ -42,15 +42,19 @@ def add_member(tf: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def read_images(path: str):
-    """([images (H, W, 3) uint8, sizes may differ], labels (N,)) decoded from a beton (raw or JPEG)."""
+    """([images (H, W, 3) uint8, sizes may differ], labels (N,)) decoded from a beton (raw or JPEG);
+    a paper-layout beton's images are cut from their canvases at their true sizes."""
     from mlpscale.beton import MODE_RAW, iter_payloads, open_beton
 
+    b = open_beton(path)
+    true_hw = b.image_sizes()
     xs, ys = [], []
-    for payload, mode, h, w, label in iter_payloads(open_beton(path)):
+    for i, (payload, mode, h, w, label) in enumerate(iter_payloads(b)):
         if mode == MODE_RAW:
-            xs.append(np.frombuffer(payload, np.uint8).reshape(h, w, 3))
+            x = np.frombuffer(payload, np.uint8).reshape(h, w, 3)
         else:
-            xs.append(np.asarray(Image.open(io.BytesIO(payload)).convert("RGB")))
+            x = np.asarray(Image.open(io.BytesIO(payload)).convert("RGB"))
+        xs.append(x if true_hw is None else x[:true_hw[i, 0], :true_hw[i, 1]])
         ys.append(label)
     return xs, np.asarray(ys)
 

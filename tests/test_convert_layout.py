@@ -74,7 +74,9 @@ def test_paper_layout_matches_the_authors_converter(tmp_path):
                   num_workers=1).from_indexed_dataset(Authors())
     theirs, _ = fx.read_images(ref)
     assert [x.shape for x in ours] == [x.shape for x in theirs]
-    assert open_beton(os.path.join(out, "d", "train_64.beton")).resolution() is None  # sizes vary
+    b = open_beton(os.path.join(out, "d", "train_64.beton"))
+    assert b.resolution() == (64, 64)  # fixed-size canvases, the true sizes beside them
+    assert [tuple(s) for s in b.image_sizes()] == [x.shape[:2] for x in theirs]
     for a, b in zip(ours, theirs):
         assert np.abs(a.astype(int) - b.astype(int)).mean() < 1.5
 

@@ -204,8 +204,9 @@ def test_tta_with_one_centre_view_is_plain_eval():
         m = MLP("B_1-Wi_16", res, 3).eval()
         centre = DeviceAugment((100.0,) * 3, (50.0,) * 3, res, train=False)
         with torch.no_grad():
-            one = _tta_logits(m, x, tta, mean_t, std_t, res, torch.float32, rt, torch.Generator(), 0)
+            one, probs = _tta_logits(m, x, tta, mean_t, std_t, res, torch.float32, rt, torch.Generator(), 0)
             torch.testing.assert_close(one, m(centre(x)), rtol=1e-5, atol=1e-5)  # the same logits, not just top-k
+            torch.testing.assert_close(probs, m(centre(x)).softmax(-1), rtol=1e-5, atol=1e-5)
     a = evaluate(model, loader, view, rt=rt, tta=TTA(views=5, seed=3))
     b = evaluate(model, loader, view, rt=rt, tta=TTA(views=5, seed=3, max_rows=17))
     assert a == b  # the views are a function of (seed, batch, view): chunking changes nothing
