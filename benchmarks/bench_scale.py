@@ -114,7 +114,7 @@ def one_size(root: str, name: str, n: int, reps: int) -> dict:
     cfg = load_config("demo_digits.yaml", [f"data.root={root}", f"data.dataset={name}", f"data.res={RES}",
                                             f"data.n_train={int(0.9 * n)}", "data.resident=on",
                                             "run.progress=false"])
-    from mlpscale.loader import _batch_decoder
+    from mlpscale.decode import _batch_decoder
 
     t0 = time.perf_counter()
     _batch_decoder()  # numba's one-time compile of the batch decoder: a constant, reported apart
@@ -155,7 +155,7 @@ def summarise(n: int, runs: list[dict]) -> dict:
 def decode_scaling(path: str, rows: int, rounds: int) -> dict:
     """Median img/s of decode_images with 1 and 2 threads, batch (ours) and per image (baseline)."""
     from mlpscale.beton import open_beton
-    from mlpscale.loader import decode_images
+    from mlpscale.decode import decode_images
 
     b = open_beton(path)
     idx = np.arange(rows)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import sys
 import time
 from dataclasses import dataclass, field
@@ -102,7 +103,12 @@ def _source_items(kind, items):
 
 def _read(kind, thing) -> bytes:
     if kind == "files":
-        with open(thing, "rb") as f:
+        fd = os.open(thing, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the worker
+        with os.fdopen(fd, "rb") as f:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                what = "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device or folder"
+                raise OSError(f"not a regular file (a {what})")
             return f.read()
     tar, off, size = thing
     with open(tar, "rb") as f:

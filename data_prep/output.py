@@ -57,15 +57,26 @@ class OutputFolder:
         if not os.path.isdir(existing):  # os.makedirs would only say "File exists"
             raise UserError(f"cannot write into {self.folder}: {existing} is a file, not a folder; "
                             "choose another --root or --dataset")
+        self.created = existing   # the folders below this one are ours, made by the lock
         self.lock.acquire()
         return self
 
     def __exit__(self, *exc) -> None:
+        unused = False
         try:
             self.discard()
             remove_temps(self.folder)
+            unused = os.listdir(self.folder) == [".lock"]
+            if unused:  # a refused conversion leaves no folder holding only `.lock`
+                os.remove(os.path.join(self.folder, ".lock"))  # while held: FolderLock re-checks the file
         finally:
             self.lock.release()
+        if unused:
+            with contextlib.suppress(OSError):
+                folder = os.path.abspath(self.folder)
+                while folder != self.created:
+                    os.rmdir(folder)   # only while empty: another writer's folder stays
+                    folder = os.path.dirname(folder)
 
     # -- paths of this output (with the shard suffix, if any) --------------------------------------
     def beton_path(self, split: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tarfile
+import zlib
 
 import numpy as np
 
@@ -32,10 +33,23 @@ def require_src(args, expected: str) -> str:
 
 
 def list_images(folder: str) -> list[str]:
-    """Image files under `folder` (recursively), sorted by relative path."""
+    """Image files under `folder` (recursively), sorted by relative path.
+
+    Links to folders are followed only while they stay inside `folder` and reach a folder not seen
+    yet (by real path), so `loop -> ..` neither repeats images nor pulls in other classes. Names are
+    listed whatever the file is: the reader skips (and lists) a FIFO, socket or device without
+    opening it for reading."""
     out = []
+    top = os.path.realpath(folder)
+    seen = {top}
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames.sort()
+        keep = []
+        for d in sorted(dirnames):
+            real = os.path.realpath(os.path.join(dirpath, d))
+            if real not in seen and (real + os.sep).startswith(top + os.sep):
+                seen.add(real)
+                keep.append(d)
+        dirnames[:] = keep
         out += [os.path.join(dirpath, f) for f in sorted(filenames) if is_image_name(f)]
     return out
 
@@ -201,12 +215,26 @@ def file_reader(src: str, expected: str, folder: str, marker: str, archive: str 
     archive itself, the extracted `folder/` (recognised by holding `marker`), its parent, or a
     parent holding `archive`. Members are matched by base name."""
     if os.path.isfile(src):
+        damaged = f"--src {src} is truncated or damaged (an interrupted download?); download it again"
         try:
             tf = tarfile.open(src, "r:*")
         except tarfile.ReadError:
             raise UserError(f"--src {src} is not a tar archive; expected {expected}") from None
-        members = {os.path.basename(m.name): m for m in tf.getmembers() if m.isfile()}
-        return lambda name: tf.extractfile(members[name]).read() if name in members else None
+        except (EOFError, zlib.error, OSError):
+            raise UserError(damaged) from None
+        try:
+            members = {os.path.basename(m.name): m for m in tf.getmembers() if m.isfile()}
+        except (tarfile.TarError, EOFError, zlib.error, OSError):
+            raise UserError(damaged) from None
+
+        def read_member(name: str) -> bytes | None:
+            if name not in members:
+                return None
+            try:
+                return tf.extractfile(members[name]).read()
+            except (tarfile.TarError, EOFError, zlib.error, OSError):
+                raise UserError(damaged) from None
+        return read_member
     root = src
     if not os.path.exists(os.path.join(src, marker)):
         if os.path.exists(os.path.join(src, folder, marker)):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 
 import torch
 
@@ -39,6 +40,12 @@ def _looks_like_state_dict(obj) -> bool:
     return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
+def _bare_pickle(path: str) -> bool:
+    """A pickle stream (it opens with the PROTO opcode) rather than torch's zip file or junk."""
+    with open(path, "rb") as f:
+        return f.read(1) == b"\x80"
+
+
 def load_checkpoint(path: str) -> dict:
     """A checkpoint written by mlpscale, as a dict on the CPU, or one clear UserError."""
     if not os.path.exists(path):
@@ -46,9 +53,11 @@ def load_checkpoint(path: str) -> dict:
     if os.path.isdir(path):
         raise UserError(f"{path} is a folder; pass the run folder to --resume, or a .pt file")
     try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's remarks on a foreign pickle come before our sentence
+            warnings.simplefilter("ignore")
+            ck = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        if "Unsupported global" in str(e):  # a reference to a class or function: code would run
+        if "Unsupported global" in str(e) or _bare_pickle(path):  # names code, or a pickle torch.save did not write
             raise UserError(f"{path} holds objects other than tensors and plain data (possibly code); "
                             f"mlpscale loads checkpoints as data only and will not open it") from None
         raise UserError(f"cannot read checkpoint {path} (not a torch file); it is damaged or not a checkpoint") from None

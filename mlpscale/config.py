@@ -169,6 +169,7 @@ _UNIT = (_between(0, 1, hi_open=True), "must be in [0, 1)")
 _RANGE = (lambda v: 0 < v[0] <= v[1], "must be two numbers 0 < low <= high")
 
 MAX_RES = 1024  # a 1024x1024x3 raw image (3 MiB) still fits one 4 MiB beton page
+MAX_TTA = 1000  # crops per image at evaluation; the paper scores 100
 
 RULES = {
     "data.res": ((lambda v: 0 <= v <= MAX_RES), f"must be between 1 and {MAX_RES} pixels (0 = the dataset's default)"),
@@ -188,9 +189,22 @@ RULES = {
     "train.keep_epochs": ((lambda v: all(e >= 1 for e in v)), "must list epochs >= 1"),
     "train.log_every": _ONE_UP, "train.peak_tflops": _NONNEG, "train.max_steps": _NONNEG,
     "train.device": ((lambda v: re.fullmatch(r"auto|cpu|cuda(:\d+)?", v) is not None), "must be auto, cpu, cuda or cuda:N"),
-    "eval.tta": _NONNEG,
+    "eval.tta": ((lambda v: 0 <= v <= MAX_TTA), f"must be between 0 and {MAX_TTA} crops (the paper: 100)"),
     "finetune.body_lr_mult": _NONNEG, "finetune.source_classes": _ONE_UP, "finetune.source_res": _ONE_UP,
 }
+
+
+def read_text(path, what: str) -> str:
+    """A text file as UTF-8, or one sentence saying it is not (a Latin-1 comment, a .pt passed by mistake)."""
+    try:
+        data = Path(path).read_bytes()
+    except IsADirectoryError:
+        raise UserError(f"{path} is a folder, not a file; {what}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path} is not UTF-8 text (byte {e.start} is 0x{data[e.start]:02x}); {what}: save it "
+                        f"as UTF-8, or pass the right file") from None
 
 
 def check(cfg: "Config", where: str, given: dict[str, str] | None = None) -> None:
@@ -454,7 +468,7 @@ def load_config(path: str | None = None, overrides: list[str] = (), recipe=None)
         p = resolve_config_path(path)
         where = str(p)
         try:
-            raw = yaml.safe_load(p.read_text()) or {}
+            raw = yaml.safe_load(read_text(p, "a config is YAML")) or {}
         except yaml.YAMLError as e:
             raise UserError(f"{p} is not valid YAML: {str(e).splitlines()[0]}") from None
         if not isinstance(raw, dict):

@@ -69,6 +69,18 @@ def known_names() -> list[str]:
     return sorted(BUILTIN)
 
 
+def converted_resolutions(root: str, name: str) -> list[int]:
+    """The resolutions of ROOT/<name>/ that have a meta_<res>.json, ascending."""
+    import os
+    import re
+
+    try:
+        names = os.listdir(os.path.join(root, name))
+    except OSError:
+        return []
+    return sorted(int(m[1]) for m in map(re.compile(r"meta_(\d+)\.json$").match, names) if m)
+
+
 def get_dataset(name: str, root: str | None = None, res: int | None = None) -> DatasetInfo:
     """Registry entry for `name`, updated from `ROOT/<name>/meta_<res>.json` when it exists.
 
@@ -78,6 +90,16 @@ def get_dataset(name: str, root: str | None = None, res: int | None = None) -> D
     info = BUILTIN.get(name)
     meta = read_meta(root, name, res or (info.default_res if info else None)) if root else None
     if meta is None:
+        have = converted_resolutions(root, name) if root else []
+        if have and res:  # the dataset exists, at other resolutions
+            import re
+
+            command = (read_meta(root, name, have[-1]) or {}).get("command") or \
+                f"mlpscale-convert SOURCE --name {name} --res {have[-1]} --out {root}"
+            command = re.sub(r"--res \d+", f"--res {res}", command)
+            raise UserError(f"{name} in {root} is converted at {', '.join(f'{r}px' for r in have)}, not {res}px; "
+                            f"use data.res={have[-1]} (--set data.res={have[-1]}), or convert it at {res}px "
+                            f"({command})")
         if info is None:
             raise UserError(
                 f"unknown dataset '{name}': known are {', '.join(known_names())}; for your own data, "

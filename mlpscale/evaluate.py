@@ -46,8 +46,9 @@ import torch.nn.functional as F
 from . import cli
 from .augment import DeviceAugment, center_boxes, crop_resize, normalize_flatten, sample_boxes
 from .checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
+from .config import MAX_RES, MAX_TTA
 from .distributed import all_reduce_sum
-from .errors import UserError, cli_entry
+from .errors import UserError, cli_entry, int_range
 from .runtime import Runtime
 
 
@@ -343,10 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", metavar="RUN_DIR|CHECKPOINT", help="a run folder (last.pt / model.pt) or a .pt file")
     cli.add(p, "--dataset", "default: the run's data.dataset")
     cli.add(p, "--root", "default: the run's data.root")
-    cli.add(p, "--res", "that of the stored images (default: the run's data.res)")
+    cli.add(p, "--res", "that of the stored images (default: the run's data.res)", type=int_range(1, MAX_RES))
     cli.add(p, "--set", "applied to the run's config")
-    p.add_argument("--tta", type=int, default=None, metavar="N",
-                   help="also score N random crops + flips per image (the paper: 100)")
+    p.add_argument("--tta", type=int_range(0, MAX_TTA), default=None, metavar="N",
+                   help=f"also score N random crops + flips per image (at most {MAX_TTA}; the paper: 100)")
     p.add_argument("--tta-average", choices=["logits", "probs"], default=None,
                    help="average logits (the paper) or probabilities (the authors' code); default logits")
     p.add_argument("--tta-seed", type=int, default=0, metavar="S",
@@ -357,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="crop aspect-ratio range of the TTA views (default: the run's aug.crop_ratio)")
     p.add_argument("--real", action="store_true", default=None,
                    help="ImageNet ReaL accuracy (the converter's real_labels_<res>.json)")
-    cli.add(p, "--batch-size", "default 512", default=512)
+    cli.add(p, "--batch-size", "default 512", type=int_range(1, 1 << 20), default=512)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     cli.add(p, "--out", "eval.json goes there (default: the checkpoint's folder)")
     cli.add(p, "--json", "eval.json is written either way")
@@ -423,6 +424,8 @@ def main(argv=None):
     cfg = eval_config(ck, path, a)
     cfg.data.crop_res = meta["res"]
     cfg.data.n_train = 0
+    if meta.get("mean"):  # the checkpoint's own statistics are used (below): the run's data.stats cannot refuse
+        cfg.data.stats = "auto"
     rt = Runtime.create(a.device, cfg.train.precision, "off")
     model = model_from_checkpoint(ck, rt.device)
     data = build_data(cfg, rt, a.batch_size, eval_only=True)

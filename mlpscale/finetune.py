@@ -125,9 +125,9 @@ def load_source(cfg: Config) -> tuple[MLP, dict]:
         ck = load_checkpoint(path)
         return model_from_checkpoint(ck, "cpu"), ck["model_meta"]
     except PlainStateDict:
-        from .paper import from_paper_checkpoint
+        from .paper import FINETUNE_FLAGS, from_paper_checkpoint
 
-        model = from_paper_checkpoint(path, cfg.model.arch, f.source_res, f.source_classes)
+        model = from_paper_checkpoint(path, cfg.model.arch, f.source_res, f.source_classes, FINETUNE_FLAGS)
         return model, model_meta(model, "gelu", model.norm_kind, "imagenet21k", IMAGENET_MEAN, IMAGENET_STD)
 
 

@@ -7,7 +7,8 @@ import json
 import torch
 
 from . import cli
-from .errors import cli_entry
+from .config import MAX_RES
+from .errors import cli_entry, int_range
 from .metrics import paper_compute_pflops
 from .models import build_model
 
@@ -37,11 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
                            "With --n-train and --epochs it adds the paper's compute C = FLOPs per forward x 3 x N x T "
                            "(PFLOPs).")
     p.add_argument("arch", help="the paper's naming, e.g. B_12-Wi_1024, B_6-Wi_512-E_8, S_6-Wi_1024")
-    cli.add(p, "--res", "that of the model's input (default 64)", default=64)
-    cli.add(p, "--num-classes", "default 11230 (ImageNet-21k, as the paper's Table 5)", default=11230)
-    p.add_argument("--n-train", type=int, default=0, metavar="N",
+    cli.add(p, "--res", "that of the model's input (default 64)", type=int_range(1, MAX_RES), default=64)
+    cli.add(p, "--num-classes", "default 11230 (ImageNet-21k, as the paper's Table 5)", type=int_range(1, 10**7),
+            default=11230)
+    p.add_argument("--n-train", type=int_range(0, 10**13), default=0, metavar="N",
                    help="training-set size N, for the paper's compute C")
-    cli.add(p, "--epochs", "for the paper's compute C", default=0)
+    cli.add(p, "--epochs", "for the paper's compute C", type=int_range(0, 10**7), default=0)
     cli.add(p, "--json")
     return p
 

@@ -14,6 +14,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -45,15 +46,29 @@ def fsync_path(path: str) -> None:
         os.close(fd)
 
 
-def disk_error(e: OSError, path: str) -> UserError:
-    """One sentence for the OSErrors a user can fix (full disk, read-only or missing folder, rights)."""
+def free_space(folder: str) -> str:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return "unknown"
+    return f"{st.f_bavail * st.f_frsize / 2**20:,.1f} MiB"
+
+
+def disk_error(e: BaseException, path: str) -> UserError:
+    """One sentence for any failure of a write (full disk, read-only or missing folder, rights; torch.save's
+    RuntimeError from its C++ writer), naming the path and the space left where it was written."""
     folder = os.path.dirname(os.path.abspath(path))
-    if e.errno == errno.ENOSPC or e.errno == errno.EDQUOT:
-        why = f"the disk holding {folder} is full; free space there (or write elsewhere) and run again"
-    elif e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        why = f"{folder} is not writable ({os.strerror(e.errno)}); choose a writable folder"
+    err = getattr(e, "errno", None) if isinstance(e, OSError) else None
+    if err is None and ("No space left" in str(e) or "file write failed" in str(e)):
+        err = errno.ENOSPC   # torch's inline_container.cc reports a short write, not an errno
+    if err == errno.ENOSPC or err == errno.EDQUOT:
+        why = (f"the disk holding {folder} is full ({free_space(folder)} free); free space there (or write "
+               f"elsewhere) and run again")
+    elif err in (errno.EROFS, errno.EACCES, errno.EPERM):
+        why = f"{folder} is not writable ({os.strerror(err)}); choose a writable folder"
     else:
-        why = f"{os.strerror(e.errno) if e.errno else e}; check the folder {folder}"
+        detail = os.strerror(err) if err else str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        why = f"{detail} ({free_space(folder)} free); check the folder {folder}"
     return UserError(f"cannot write {path}: {why}; the previous version of the file, if any, is untouched")
 
 
@@ -131,7 +146,10 @@ def save_torch_atomic(path: str, obj) -> None:
     import torch
 
     with atomic_file(path) as f:
-        torch.save(obj, f)
+        try:
+            torch.save(obj, f)
+        except RuntimeError as e:  # torch's C++ writer (inline_container.cc) reports a full disk so
+            raise disk_error(e, path) from None
 
 
 @contextlib.contextmanager
@@ -187,8 +205,13 @@ def _exchange(a: str, b: str) -> bool:
     raise OSError(err, os.strerror(err), b)
 
 
+_TEMP_NAME = re.compile(r"\.tmp-\d+-[A-Za-z0-9_]+(\.old)?$")
+
+
 def is_temp_name(name: str) -> bool:
-    return ".tmp-" in name
+    """Only the names `_open_temp` / `atomic_folder` make (`<base>.tmp-<pid>-<random>[.old]`): a user's
+    `notes.tmp-2024.txt` is not ours."""
+    return _TEMP_NAME.search(name) is not None
 
 
 def remove_temps(folder: str) -> list[str]:
@@ -232,6 +255,13 @@ class FolderLock:
             os.close(fd)
             raise UserError(f"{self.folder} is in use by {holder}; wait for it to finish"
                             + (f" or {self.advice}" if self.advice else "")) from None
+        try:
+            same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:  # its holder removed the folder's .lock on the way out: lock the folder anew
+            os.close(fd)
+            return self.acquire()
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} ({' '.join(sys.argv)[:300]})\n".encode(), 0)
         self.fd = fd

@@ -60,7 +60,9 @@ class FiniteGuard:
         if s >= 0:
             raise TrainingDiverged(
                 f"the training loss became NaN/inf at optimizer step {s} (epoch {epoch}); no checkpoint was "
-                f"written after it: lower optim.lr or set optim.grad_clip, then restart (last good state: {last_good})")
+                f"written after it: lower optim.lr or set optim.grad_clip, then restart "
+                + (f"(last good state: {last_good})" if os.path.exists(last_good) else
+                   "from scratch (no checkpoint was saved before it)"))
 
 
 class EpochSums:

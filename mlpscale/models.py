@@ -20,6 +20,7 @@ Two counts per forward pass and image:
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
@@ -31,6 +32,7 @@ from .errors import UserError
 ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
 NORMS = {"layer": nn.LayerNorm, "batch": nn.BatchNorm1d, "none": nn.Identity}
 
+MAX_DEPTH, MAX_WIDTH, MAX_EXPANSION = 1024, 1 << 20, 64   # far above the paper's models; refused beyond
 _ARCH_RE = re.compile(r"^(?P<kind>[BS])_(?P<depth>\d+)-Wi_(?P<width>\d+)(?:-E_(?P<exp>\d+))?$")
 
 
@@ -59,7 +61,24 @@ def parse_arch(name: str) -> ArchSpec:
     spec = ArchSpec(m["kind"], int(m["depth"]), int(m["width"]), int(m["exp"] or 4))
     if spec.depth < 1 or spec.width < 1 or spec.expansion < 1:
         raise UserError(f"architecture '{name}' needs depth, width and expansion of at least 1")
+    if spec.depth > MAX_DEPTH or spec.width > MAX_WIDTH or spec.expansion > MAX_EXPANSION:
+        raise UserError(f"architecture '{name}' is out of range: depth at most {MAX_DEPTH}, width at most "
+                        f"{MAX_WIDTH}, expansion at most {MAX_EXPANSION} (the paper's largest is B_12-Wi_1024)")
     return spec
+
+
+def check_fits_memory(spec: ArchSpec, dim_in: int, num_classes: int) -> None:
+    """Refuse, with its size, a model whose fp32 weights alone exceed this machine's memory (the
+    allocator would fail deep inside torch, or the machine would swap)."""
+    params = macs_per_forward(spec, dim_in, num_classes)  # the weight matrices: all but biases and norms
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return
+    if 4 * params > memory:
+        raise UserError(f"{spec.name} at {dim_in:,} inputs and {num_classes:,} classes has {params / 1e9:,.1f}B "
+                        f"parameters ({4 * params / 2**30:,.1f} GiB in fp32), more than this machine's "
+                        f"{memory / 2**30:,.1f} GiB of memory; choose a smaller architecture")
 
 
 RESNET18 = ArchSpec("R", 18, 512, 1)   # 18 layers; 512 features reach the head
@@ -130,6 +149,8 @@ class MLP(nn.Module):
             raise UserError(f"{arch} is not an MLP; build it with models.build_model")
         self.res, self.channels, self.num_classes = res, channels, num_classes
         self.dim_in = res * res * channels
+        if torch.empty(0).device.type != "meta":  # under `torch.device("meta")` nothing is allocated
+            check_fits_memory(self.spec, self.dim_in, num_classes)
         w = self.spec.width
         self.linear_in = nn.Linear(self.dim_in, w)
         if self.spec.kind == "B":

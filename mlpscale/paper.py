@@ -58,7 +58,7 @@ import warnings
 import torch
 
 from . import checkpoint, cli, config, datasets, io
-from .errors import UserError, cli_entry
+from .errors import UserError, cli_entry, int_range
 from .models import MLP, ArchSpec, parse_arch
 
 PREFIXES = ("module.", "_orig_mod.")              # DDP, torch.compile
@@ -181,10 +181,23 @@ def _implied_res(dim_in: int, channels: int = 3) -> int | None:
     return r if r * r * channels == dim_in else None
 
 
+IMPORT_FLAGS = {"arch": "--arch {}", "res": "--res {}", "classes": "--num-classes {}", "dataset": "--dataset {}"}
+# the same fixes for mlpscale-finetune, which reads the authors' file through finetune.from
+FINETUNE_FLAGS = {"arch": "--set model.arch={}", "res": "--set finetune.source_res={}",
+                  "classes": "--set finetune.source_classes={}", "dataset": None}
+OUR_KEYS = re.compile(r"^blocks\.\d+\.(expand|contract|linear)\.weight$")  # our MLP's own parameter names
+
+
 def convert_state_dict(sd: dict, arch: str, res: int, num_classes: int,
-                       where: str = "the checkpoint") -> tuple[dict, str]:
-    """Their (prefix-free) state dict -> (our state dict, norm kind), checked against arch/res/classes."""
+                       where: str = "the checkpoint", flags: dict | None = None) -> tuple[dict, str]:
+    """Their (prefix-free) state dict -> (our state dict, norm kind), checked against arch/res/classes.
+    `flags` spells the fixes for the command that is running (IMPORT_FLAGS by default)."""
+    flags = flags or IMPORT_FLAGS
     spec = parse_arch(arch)
+    if any(OUR_KEYS.match(k) for k in sd):
+        raise UserError(f"{where} is a state dict of an mlpscale MLP (our parameter names), not the authors' "
+                        f"file, so it cannot be imported; pass the run folder or last.pt that mlpscale wrote "
+                        f"it in, or the authors' original weights file")
     if "linear_in.weight" not in sd or "linear_out.weight" not in sd:
         raise UserError(f"{where} has no linear_in/linear_out weights (keys: {', '.join(list(sd)[:5])}, ...), so it "
                         f"is not a checkpoint of the paper's BottleneckMLP/StandardMLP")
@@ -198,9 +211,10 @@ def convert_state_dict(sd: dict, arch: str, res: int, num_classes: int,
     r = _implied_res(dim_in)
     known = [d.name for d in datasets.BUILTIN.values() if d.num_classes == classes and d.name != "digits"]
     # every flag that differs, so one message fixes all of them
-    fix = ([] if arch_ok else [f"--arch {found.name}"]) + \
-          ([] if dim_in == 3 * res * res or not r else [f"--res {r}"]) + \
-          ([] if classes == num_classes else [f"--num-classes {classes}"] + [f"--dataset {k}" for k in known[:1]])
+    fix = ([] if arch_ok else [flags["arch"].format(found.name)]) + \
+          ([] if dim_in == 3 * res * res or not r else [flags["res"].format(r)]) + \
+          ([] if classes == num_classes else [flags["classes"].format(classes)] +
+           [flags["dataset"].format(k) for k in known[:1] if flags["dataset"]])
     fix = f"; pass {' '.join(fix)}" if fix else ""
     if not arch_ok:
         got = f"{found.name} (a {kind[found.kind]}" + (f" with {found.depth} blocks" if found.kind == "B" else
@@ -248,18 +262,18 @@ def convert_state_dict(sd: dict, arch: str, res: int, num_classes: int,
     return ours, norm
 
 
-def from_paper_checkpoint(path_or_state_dict, arch: str, res: int, num_classes: int) -> MLP:
+def from_paper_checkpoint(path_or_state_dict, arch: str, res: int, num_classes: int, flags: dict | None = None) -> MLP:
     """Our MLP (eval mode, CPU, fp32) computing what the authors' model computes on the same image.
 
     `path_or_state_dict`: a weights file or an already loaded state dict (prefixes and wrappers allowed).
     Ours takes the image flattened HWC, theirs CHW: `ours(x.permute(0, 2, 3, 1).flatten(1)) ==
     theirs(x.flatten(1))` for an NCHW batch x.
     """
-    model, _ = _build(path_or_state_dict, arch, res, num_classes)
+    model, _ = _build(path_or_state_dict, arch, res, num_classes, flags)
     return model
 
 
-def _build(path_or_state_dict, arch: str, res: int, num_classes: int) -> tuple[MLP, str]:
+def _build(path_or_state_dict, arch: str, res: int, num_classes: int, flags: dict | None = None) -> tuple[MLP, str]:
     from_file = isinstance(path_or_state_dict, (str, os.PathLike))
     if from_file:
         where = str(path_or_state_dict)
@@ -267,7 +281,7 @@ def _build(path_or_state_dict, arch: str, res: int, num_classes: int) -> tuple[M
     else:
         where = "the state dict passed in"
         sd = unwrap(path_or_state_dict, where)
-    ours, norm = convert_state_dict(strip_prefixes(sd), arch, res, num_classes, where)
+    ours, norm = convert_state_dict(strip_prefixes(sd), arch, res, num_classes, where, flags)
     # the loaded tensors become the parameters (assign): no second copy, no random init of 124M weights;
     # tensors the caller passed in are cloned so the model never aliases them
     ours = {k: (v.float() if v.is_floating_point() else v) for k, v in ours.items()}
@@ -376,8 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 "B-12_Wi-1024_res_64_imagenet21_epochs_800_weights")
     p.add_argument("--arch", default=None, help="architecture in the paper's naming, e.g. B_12-Wi_1024 "
                                                 "(default: read from the authors' file name)")
-    cli.add(p, "--res", "the one the model was trained at (default: from the file name, else 64)")
-    cli.add(p, "--num-classes", "default: the dataset's, 11230 for imagenet21k")
+    cli.add(p, "--res", "the one the model was trained at (default: from the file name, else 64)",
+            type=int_range(1, config.MAX_RES))
+    cli.add(p, "--num-classes", "default: the dataset's, 11230 for imagenet21k", type=int_range(1, 10**7))
     cli.add(p, "--out", "the run folder to write", required=True)
     cli.add(p, "--dataset", "what the head was trained on: imagenet21k (pre-trained), or e.g. cifar10 / cifar100 / "
                             "imagenet1k for the fine-tuned files; sets the normalisation (default: from the file "

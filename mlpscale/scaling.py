@@ -55,7 +55,7 @@ import warnings
 import numpy as np
 
 from . import cli
-from .errors import UserError, cli_entry
+from .errors import UserError, cli_entry, int_range
 from .io import atomic_file, write_json_atomic
 from .planning import GPUS, plan_main
 from .scaling_fits import axis_laws, fit_isoflop, fit_surface, grid_of, surface_allocation
@@ -362,6 +362,12 @@ def analyse(points: list[dict], epochs: int | None = None) -> dict:
     Returns the JSON-ready dict written to scaling.json."""
     frontier = pareto_frontier(points)
     c = [p["compute_pflops"] for p in frontier]
+    budgets = len({p["compute_pflops"] for p in points})
+    if len(frontier) <= N_LAW_PARAMS < budgets:  # enough budgets, but more compute did not lower the error
+        raise UserError(f"the errors of this study do not fall with compute: of its {budgets} compute budgets "
+                        f"only {len(frontier)} lower the error below every smaller budget's, too few to fit "
+                        f"E(C) = a (b + C)^-alpha + E_inf; check the runs (learning rate, epochs, a diverged "
+                        f"or unfinished run) in points.csv before fitting")
     fit = fit_error_law(c, [p["error"] for p in frontier])
     fit["form"] = "E(C) = a * (b + C)^(-alpha) + E_inf, C in PFLOPs"
     fit["compute_range_pflops"] = [min(c), max(c)]
@@ -486,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="SWEEP_DIR|RESULTS.csv", help="runs to analyse (concatenated)")
     cli.add(p, "--out", "default: the folder of the inputs (the sweep folder)")
     cli.add(p, "--epochs", "that of the compute-optimal allocation (default: 50, the paper's, when present; "
-                           "else the smallest present)")
+                           "else the smallest present)", type=int_range(1, 10**7))
     p.add_argument("--error-column", default="error", metavar="NAME", help="column with the error (default: error)")
     p.add_argument("--error-scale", type=float, default=1.0, metavar="S",
                    help="multiply the error column by S, e.g. 0.01 for percentages (default: 1)")

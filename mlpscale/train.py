@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shutil
 import signal
 import statistics
 import sys
@@ -36,20 +35,21 @@ import torch
 from . import cli
 from .augment import DeviceAugment, mixup, mixup_lambda
 from .checkpoint import check_compatible, load_checkpoint, model_meta, save_checkpoint
-from .config import Config, load_config, save_config, to_dict
+from .config import Config, load_config, to_dict
 from .data import Data, arrays_data, build_data  # noqa: F401 (arrays_data: public via train)
 from .datasets import DatasetInfo, get_dataset
 from .distributed import barrier, shutdown
 from .errors import UserError, cli_entry
 from .evaluate import TTA, evaluate, load_real_labels, record_eval
 from .hardware import peak_flops, software_versions
-from .io import FolderLock, write_json_atomic
+from .io import write_json_atomic
 from .loader import Prefetch
 from .loss import soft_target_cross_entropy
 from .metrics import (EpochSums, FiniteGuard, MetricsLog, Progress, TrainingDiverged, epoch_row,  # noqa: F401
                       paper_compute_pflops, process_age_s, read_rows)
 from .models import MLP, build_model
 from .optim import STATE_PER_PARAM, build_optimizer
+from .rundir import abandon_run, check_loggers, lock_run, prepare_run, start_run
 from .runtime import Runtime, auto_on_off
 from .schedule import lr_at
 
@@ -493,62 +493,28 @@ class Trainer:
 
 # --- entry point ------------------------------------------------------------------------------
 
-RUN_FILES = ("last.pt", "summary.json", "metrics.jsonl", "eval.json")
-
-
-def lock_run(run_dir: str, resume: bool, overwrite: bool, tool: str = "mlpscale-train"):
-    """Take the run folder (rank 0; other ranks get None) and check that it may start or resume there."""
-    if int(os.environ.get("RANK", "0")) != 0:
-        return None
-    lock = FolderLock(run_dir, "run", f"choose another run.name ({tool} --set run.name=NEW ...)").acquire()
-    has_state = os.path.exists(os.path.join(run_dir, "last.pt"))
-    if resume and not has_state:
-        lock.release()
-        raise UserError(f"{run_dir} has no last.pt to resume from (the run saved none yet); "
-                        f"start it again without --resume")
-    if not resume and has_state and not overwrite:
-        lock.release()
-        raise UserError(f"{run_dir} already holds a run; continue it with `{tool} --resume {run_dir}`, "
-                        f"or pass --overwrite, or choose another run.name")
-    return lock
-
-
-def prepare_run(cfg: Config, run_dir: str, resume: bool) -> None:
-    """Rank 0, holding the folder's lock: clear an earlier run's files (a new run) and write the
-    resolved config.yaml (on resume with any --set given then)."""
-    if int(os.environ.get("RANK", "0")) != 0:
-        return
-    if not resume:
-        for name in os.listdir(run_dir):
-            if name in RUN_FILES or (name.startswith("epoch_") and name.endswith(".pt")):
-                os.remove(os.path.join(run_dir, name))
-            elif name == "tb":
-                shutil.rmtree(os.path.join(run_dir, name), ignore_errors=True)
-    save_config(cfg, os.path.join(run_dir, "config.yaml"))
-
-
 def run(cfg: Config, resume_dir: str | None = None, overwrite: bool = False, trainer_cls=None,
         tool: str = "mlpscale-train") -> dict:
-    """Lock the run folder, read the state to resume (last.pt, once), resolve what the trainer class
-    needs from it and the config, prepare the folder (config.yaml, once), then train."""
+    """Check what needs no data, lock the run folder, read the state to resume (last.pt, once), resolve what
+    the trainer class needs from it and the config, set an old run aside (--overwrite), build the trainer;
+    only then write config.yaml and drop the old run (`start_run`), and train."""
     cls = trainer_cls or Trainer
     run_dir = resume_dir or os.path.join(cfg.run.out_dir, cfg.run.name)
     new_folder = not resume_dir and not os.path.exists(run_dir)
+    check_loggers(cfg)
     lock = lock_run(run_dir, resume_dir is not None, overwrite, tool)
-    trainer = None
+    started = False
     try:
         checkpoint = load_checkpoint(os.path.join(run_dir, "last.pt")) if resume_dir else None
         extra = cls.resolve(cfg, checkpoint)
         prepare_run(cfg, run_dir, resume_dir is not None)
         trainer = cls(cfg, run_dir, checkpoint=checkpoint, **extra)
+        start_run(cfg, run_dir)
+        started = True
         return trainer.fit()
     except BaseException:
-        if trainer is None and new_folder and lock is not None:  # refused before it started: leave no folder
-            for name in ("config.yaml", ".lock"):
-                with contextlib.suppress(OSError):
-                    os.remove(os.path.join(run_dir, name))
-            with contextlib.suppress(OSError):
-                os.rmdir(run_dir)
+        if not started and lock is not None:  # refused before it started: the folder as it was
+            abandon_run(run_dir, new_folder, resume_dir is not None)
         raise
     finally:
         shutdown()

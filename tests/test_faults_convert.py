@@ -1,8 +1,8 @@
 """Fault injection for `mlpscale-convert`: kills, concurrent runs, full and read-only disks, bad options.
 
-A conversion is held mid-write deterministically by a named pipe (FIFO) among the source images:
-the worker that opens it blocks until someone writes to it, while the parent waits for that task
-with its temp beton open. Tests wait for states (a temp file exists, processes are gone), not times.
+A conversion is held mid-write deterministically by one source image that tests/hold/sitecustomize.py
+makes wait when a worker opens it, until the test creates `<image>.go`, while the parent waits for that
+task with its temp beton open. (A FIFO among the images would only be skipped.) Tests wait for states (a temp file exists, processes are gone), not times.
 """
 from __future__ import annotations
 
@@ -70,16 +70,33 @@ def one_sentence(err: str) -> str:
     return err
 
 
+HOLD_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hold")
+
+
+def held_image(src) -> str:
+    """Add the image a started conversion waits at (`start`), as the last train image: its path."""
+    path = os.path.join(src, "train", "zebra", "zz_held.png")
+    with open(path, "wb") as f:
+        f.write(fx.image_bytes(fx.class_colour(2), fmt="PNG"))
+    return path
+
+
+def release(held: str) -> None:
+    open(held + ".go", "w").close()
+
+
 def blocking_tree(tmp_path) -> tuple[str, str]:
-    """A folder-source tree whose last train image is a FIFO: (src, fifo path)."""
+    """A folder-source tree whose last train image holds a started conversion: (src, held image)."""
     src = fx.make_folder(str(tmp_path / "dl"))
-    fifo = os.path.join(src, "train", "zebra", "zz_held.png")
-    os.mkfifo(fifo)
-    return src, fifo
+    return src, held_image(src)
 
 
 def start(*argv) -> subprocess.Popen:
-    return subprocess.Popen([CONVERT, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """mlpscale-convert in a process that waits at the image named zz_held.png under --src until released."""
+    src = argv[list(argv).index("--src") + 1] if "--src" in argv else ""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [HOLD_DIR, os.environ.get("PYTHONPATH")])),
+               MLPSCALE_TEST_HOLD=os.path.join(src, "train", "zebra", "zz_held.png"))
+    return subprocess.Popen([CONVERT, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def folder_args(src, out, *extra):
@@ -92,7 +109,7 @@ HINT = "mlpscale-convert folder --src SRC --dataset d --res 8 --root OUT"
 # -- kills ---------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_kill_9_mid_write_leaves_no_worker_and_the_next_run_removes_its_temps(tmp_path):
-    src, fifo = blocking_tree(tmp_path)
+    src, held = blocking_tree(tmp_path)
     out = str(tmp_path / "out")
     folder = os.path.join(out, "d")
     p, workers = start(*folder_args(src, out)), []
@@ -108,7 +125,6 @@ def test_kill_9_mid_write_leaves_no_worker_and_the_next_run_removes_its_temps(tm
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     assert temps(folder)  # a kill -9 cannot clean up ...
-    os.remove(fifo)
     main(folder_args(src, out))  # ... the next run in that folder does, and succeeds
     assert temps(folder) == []
     check_dataset(out, "d", 8, ["train", "val"], HINT)
@@ -121,8 +137,7 @@ def test_kill_9_during_reconversion_leaves_the_old_dataset(tmp_path):
     folder = os.path.join(out, "d")
     main(folder_args(src, out))
     before = digests(folder)
-    fifo = os.path.join(src, "train", "zebra", "zz_held.png")
-    os.mkfifo(fifo)
+    held_image(src)
     p = start(*folder_args(src, out))
     try:
         wait_for(lambda: temps(folder), "the re-conversion's temp beton")
@@ -167,7 +182,7 @@ def test_crash_while_publishing_is_refused_until_rerun(tmp_path, monkeypatch, ca
 
 @pytest.mark.slow
 def test_sigterm_cleans_up_at_once(tmp_path):
-    src, fifo = blocking_tree(tmp_path)
+    src, held = blocking_tree(tmp_path)
     out = str(tmp_path / "out")
     folder = os.path.join(out, "d")
     p = start(*folder_args(src, out))
@@ -184,7 +199,7 @@ def test_sigterm_cleans_up_at_once(tmp_path):
 # -- two converters -------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_second_converter_into_the_same_folder_gets_one_sentence(tmp_path):
-    src, fifo = blocking_tree(tmp_path)
+    src, held = blocking_tree(tmp_path)
     out = str(tmp_path / "out")
     folder = os.path.join(out, "d")
     first = start(*folder_args(src, out))
@@ -194,8 +209,7 @@ def test_second_converter_into_the_same_folder_gets_one_sentence(tmp_path):
         assert second.returncode == 2
         err = one_sentence(second.stderr)
         assert "is in use by pid" in err and str(first.pid) in err
-        with open(fifo, "wb") as f:  # let the first one finish: the held image arrives
-            f.write(fx.image_bytes(fx.class_colour(2), fmt="PNG"))
+        release(held)  # let the first one finish
         assert first.wait(timeout=120) == 0, first.stderr.read()
     finally:
         first.kill()

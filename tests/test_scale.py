@@ -91,7 +91,7 @@ def test_chunked_load_scans_the_index_once(betons, fmt, monkeypatch):
 
 def test_batch_decode_equals_per_image_decode(betons):
     from mlpscale.beton import open_beton
-    from mlpscale.loader import decode_images
+    from mlpscale.decode import decode_images
 
     b = open_beton(betons["jpg"])
     rows = np.random.default_rng(0).permutation(b.num_samples)
@@ -106,7 +106,7 @@ def test_batch_decode_names_a_damaged_image(betons, tmp_path):
 
     from mlpscale.errors import UserError
     from mlpscale.beton import open_beton
-    from mlpscale.loader import decode_images
+    from mlpscale.decode import decode_images
 
     bad = tmp_path / "bad.beton"
     shutil.copy(betons["jpg"], bad)

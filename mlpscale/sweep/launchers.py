@@ -42,9 +42,10 @@ def run_local(sweep: Sweep, units: list[Unit], jobs: int, threads: int | None) -
             say(f"stopping ({signal.Signals(signum).name}): the running runs save their last.pt; run the same "
                 f"command again to continue")
         caught.append(signum)
-        runner.stop(signum)   # passed on each time: a second one stops the runs at once
+        # passed on each time: a second one stops the runs at once; a closed terminal (SIGHUP) as SIGTERM
+        runner.stop(signal.SIGTERM if signum == signal.SIGHUP else signum)
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     outcomes = {}
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as ex:

@@ -3,6 +3,7 @@ then each point's probe, with the unit's lock and its status.json."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shlex
 import signal
@@ -15,7 +16,30 @@ from ..errors import UserError
 from ..io import FolderLock, write_json_atomic
 from .commands import probe_command, tool, train_command
 from .plan import Point, Sweep, Unit
-from .state import missing_kept, probe_state, train_state
+from .state import locked, missing_kept, probe_state, train_state
+
+
+def child_setup(parent_pid: int, ignore_usr2: bool) -> None:
+    """In a run's process before it starts: it gets SIGTERM (saves last.pt, exits) when the sweep dies in
+    any way, kill -9 included (Linux `prctl(PR_SET_PDEATHSIG)`, as the converter's workers); its own
+    session keeps a terminal's Ctrl-C for the sweep, which passes it on once."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid:  # the sweep died before prctl took effect
+        os._exit(143)
+    if ignore_usr2:                 # slurm's warning signal is for the job, not the runs
+        signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+
+
+def holder(folder: str) -> str:
+    """Who holds a folder's lock, as FolderLock wrote it (pid and command)."""
+    try:
+        with open(os.path.join(folder, ".lock")) as f:
+            return f.read(4096).strip() or "another process"
+    except OSError:
+        return "another process"
 
 
 class Runner:
@@ -38,9 +62,9 @@ class Runner:
         with open(log_path, "a") as log:
             log.write(f"\n== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(argv)}\n")
             log.flush()
-            pre = (lambda: signal.signal(signal.SIGUSR2, signal.SIG_IGN)) if self.ignore_usr2 else None
             p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd,
-                                 env=self.env, start_new_session=True, preexec_fn=pre)  # noqa: PLW1509 - one signal disposition
+                                 env=self.env, start_new_session=True,
+                                 preexec_fn=functools.partial(child_setup, os.getpid(), self.ignore_usr2))  # noqa: PLW1509
             with self.lock:
                 self.procs.add(p)
             if self.stopping:                    # a stop that came between the check and the start
@@ -102,6 +126,10 @@ def run_unit(sweep: Sweep, u: Unit, runner: Runner, on_point=None, say=progress)
                 f"gained that T later); delete {udir} to train it again")
             return "failed"
         trained = ts != "done"
+        if trained and locked(udir):  # a run of an earlier sweep that was killed and is still stopping
+            say(f"skip  {u.name}: {udir} is still in use by {holder(udir)} (a run left by an earlier sweep); "
+                f"wait for it to end (or kill it), then run the same command again")
+            return "running"
         if trained:
             say(f"train {u.name} ({'resumed from last.pt' if ts == 'resume' else 'new'}, {u.epochs} epochs)")
             exe = tool("mlpscale-train")

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from ..config import CONFIG_DIR, from_dict, resolve_config_path
+from ..config import CONFIG_DIR, from_dict, read_text, resolve_config_path
 from ..errors import UserError
 
 RESERVED = ("run.name", "run.out_dir")          # the sweep places the run folders itself
@@ -151,7 +151,7 @@ def read_spec(path: str, extra_sets: list[str] = ()) -> Spec:
     come after the spec's `set:`."""
     path = str(resolve_config_path(path, "sweeps", "sweep spec"))
     try:
-        raw = yaml.safe_load(Path(path).read_text())
+        raw = yaml.safe_load(read_text(path, "a sweep spec is YAML"))
     except yaml.YAMLError as e:
         raise UserError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
     where = str(path)
