@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml setup.py
 	@touch $(STAMP)
 
 demo: install
-	$(BIN)/mlpscale-convert digits --res 16 --out $(DATA)
+	$(BIN)/mlpscale-convert digits --res 16 --root $(DATA)
 	$(BIN)/mlpscale-train --config configs/demo_digits.yaml --set data.root=$(DATA) --set run.out_dir=$(RUNS) --overwrite
 	@echo "== demo done: results in $(RUNS)/demo_digits/ (summary.json, metrics.jsonl, last.pt)"
 

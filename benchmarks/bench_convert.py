@@ -4,7 +4,7 @@ Tree: N JPEGs at ImageNet-like sizes (500x375, 375x500, 500x333, 640x480; qualit
 photo-like content plus noise) in 10 class folders, 1/12 of them under val/, the rest under
 train/; generated once into --tmp (not timed).
 
-  ours     `mlpscale-convert folder --src TREE --name x --res 64 --out OUT`: both splits in one
+  ours     `mlpscale-convert folder --src TREE --dataset x --res 64 --root OUT`: both splits in one
            command (default square layout, raw, workers = all cores); also once per round with
            `--layout paper`, which stores what the authors' converter stores (same image sizes), to
            compare pixels.
@@ -142,9 +142,9 @@ class Tools:
         bindir = os.path.dirname(sys.executable)
         convert = os.path.join(bindir, "mlpscale-convert")
         self.ours_out, self.paper_out, self.authors_out = (os.path.join(out, d) for d in ("ours", "paper", "authors"))
-        self.ours = [convert, "folder", "--src", tree, "--name", "x", "--res", str(res), "--out", self.ours_out,
+        self.ours = [convert, "folder", "--src", tree, "--dataset", "x", "--res", str(res), "--root", self.ours_out,
                      "--workers", str(workers)]
-        self.paper = [convert, "folder", "--src", tree, "--name", "x", "--res", str(res), "--out", self.paper_out,
+        self.paper = [convert, "folder", "--src", tree, "--dataset", "x", "--res", str(res), "--root", self.paper_out,
                       "--workers", str(workers), "--layout", "paper"]
         self.authors = {split: [sys.executable, authors_script, "--dataset_name", "x", "--data_path",
                                 os.path.join(tree, split), "--mode", split, "--res", str(res), "--write_path",

@@ -29,7 +29,7 @@ def _tool(name: str) -> list[str]:
 
 def suite_startup(reps: int, log=print) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="mlpscale-bench-startup-") as d:
-        subprocess.run(_tool("mlpscale-convert") + ["digits", "--res", "16", "--out", d, "--quiet"], check=True,
+        subprocess.run(_tool("mlpscale-convert") + ["digits", "--res", "16", "--root", d, "--quiet"], check=True,
                        capture_output=True, text=True, cwd=d)
         first, wall = [], []
         for i in range(reps):

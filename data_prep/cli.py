@@ -1,16 +1,16 @@
-"""`mlpscale-convert SOURCE --src PATH --res R --out ROOT [--format raw|jpg] [--layout square|paper]
-[--workers N] [--shard I/K]`.
+"""`mlpscale-convert SOURCE --src PATH --res R --root ROOT [--dataset NAME] [--format raw|jpg]
+[--layout square|paper] [--workers N] [--shard I/K]`.
 
-Writes ROOT/<name>/<split>_<res>.beton for every split of the source and ROOT/<name>/meta_<res>.json
+Writes ROOT/<dataset>/<split>_<res>.beton for every split of the source and ROOT/<dataset>/meta_<res>.json
 (classes, counts, resolution, layout, format, normalisation statistics, skipped files, source,
 version, the conversion id stamped into every beton, the command that wrote them). The folder is
 consistent or refused: the betons are written to temp files first and all made visible together
 at the end (data_prep/output.py), so an interrupted conversion leaves the previous dataset as it was.
 Two more commands work on converted data:
 
-  mlpscale-convert combine --name N --res R --out ROOT      merge --shard outputs into one dataset
-  mlpscale-convert subset  --name N --res R --out ROOT --n K [--seed S] [--beton]
-                                                            class-balanced subset of the train split
+  mlpscale-convert combine --dataset N --res R --root ROOT    merge --shard outputs into one dataset
+  mlpscale-convert subset  --dataset N --res R --root ROOT --n K [--seed S] [--beton]
+                                                              class-balanced subset of the train split
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from mlpscale import __version__
+from mlpscale import __version__, cli
 from mlpscale.errors import UserError, cli_entry
 
 from . import combine
@@ -38,23 +38,43 @@ from .workers import Workers
 MAX_RES = 1024
 
 
+WHAT = "Convert an image dataset once into .beton files at a low resolution, for training and evaluation."
+EXAMPLE = "mlpscale-convert cifar10 --src cifar-10-python.tar.gz --res 32 --root data"
+DETAILS = """\
+Writes ROOT/<dataset>/<split>_<res>.beton for every split and ROOT/<dataset>/meta_<res>.json (classes,
+counts, normalisation statistics, skipped files, the command that wrote them). A conversion is
+published whole or not at all: an interrupted one leaves the previous dataset as it was.
+`mlpscale-convert SOURCE --help` lists the options of one source; `combine` merges --shard outputs,
+`subset` writes a class-balanced subset of the training split."""
+
+SOURCE_EXAMPLES = {
+    "digits": "mlpscale-convert digits --res 16 --root data",
+    "cifar10": "mlpscale-convert cifar10 --src cifar-10-python.tar.gz --res 32 --root data",
+    "cifar100": "mlpscale-convert cifar100 --src cifar-100-python.tar.gz --res 32 --root data",
+    "stl10": "mlpscale-convert stl10 --src stl10_binary/ --res 64 --root data",
+    "tinyimagenet": "mlpscale-convert tinyimagenet --src tiny-imagenet-200/ --res 64 --root data",
+    "imagenet1k": "mlpscale-convert imagenet1k --src ILSVRC/ --res 64 --root data --real real.json",
+    "imagenet21k": "mlpscale-convert imagenet21k --src winter21_whole/ --res 64 --root data --format jpg",
+    "folder": "mlpscale-convert folder --src mydata/ --dataset mydata --res 64 --root data",
+}
+
 # the paper's own data, whose photos are not square: stored as the authors stored them by default; the
 # other sources' images are square already (CIFAR, STL-10, Tiny ImageNet), where both layouts agree
 PAPER_LAYOUT_SOURCES = ("imagenet1k", "imagenet21k")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mlpscale-convert", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="source", required=True, metavar="SOURCE")
+    p = cli.command_parser("mlpscale-convert", WHAT, EXAMPLE, DETAILS)
+    sub = p.add_subparsers(dest="source", required=True, metavar="SOURCE",
+                           help="where the images come from (or combine / subset); each has its own --help")
     for name, mod in SOURCES.items():
-        sp = sub.add_parser(name, help=mod.HELP, description=mod.__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        sp = sub.add_parser(name, help=mod.HELP, description=cli.describe(f"Convert {mod.HELP}.", SOURCE_EXAMPLES[name],
+                                                                         mod.__doc__),
+                            formatter_class=cli.HelpFormatter)
         sp.add_argument("--src", default=None, help="downloaded files (folder or archive)")
-        sp.add_argument("--res", type=int, default=None,
-                        help=f"output resolution in pixels, 1..{MAX_RES} (default: the dataset's)")
-        sp.add_argument("--out", required=True, help="output ROOT; files go to ROOT/<name>/")
-        sp.add_argument("--name", default=name, help="dataset name on disk (default: the source name)")
+        cli.add(sp, "--res", f"that of the written images, 1..{MAX_RES} (default: the dataset's)")
+        cli.add(sp, "--root", "the files go to ROOT/<dataset>/", required=True)
+        cli.add(sp, "--dataset", "default: the source name", default=name)
         sp.add_argument("--format", default="raw", choices=FORMATS, help="raw (fastest reads) or jpg (smaller)")
         sp.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality 1..100 for --format jpg")
         default_layout = "paper" if name in PAPER_LAYOUT_SOURCES else "square"
@@ -62,15 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="square: res x res, shorter side to res + centre crop; paper: as the paper's "
                              "authors stored it (aspect kept, longer side shrunk to res when larger; kept "
                              f"in a res x res canvas beside its true size). Default here: {default_layout}")
-        sp.add_argument("--workers", type=int, default=0, help="parallel decode workers (default: all cores)")
+        cli.add(sp, "--workers", "default: all cores", default=0)
         sp.add_argument("--shard", default=None, metavar="I/K",
                         help="convert only classes with label %% K == I (0-based), for K machines; "
                              "then `mlpscale-convert combine`")
         sp.add_argument("--allow-empty-classes", action="store_true",
                         help="convert even when a class has no training images (it stays in the class "
                              "list, so label ids keep their meaning); without it that is an error")
-        sp.add_argument("--quiet", action="store_true", help="no progress bars, no 'wrote' lines")
+        cli.add(sp, "--quiet")
         mod.add_arguments(sp)
+        combine.add_old_spellings(sp)
     combine.add_parsers(sub)
     return p
 
@@ -112,8 +133,8 @@ def command_line(args) -> str:
     if argv:
         return "mlpscale-convert " + shlex.join(argv)
     src = f" --src {shlex.quote(os.path.abspath(args.src))}" if args.src else ""
-    return (f"mlpscale-convert {args.source}{src} --name {shlex.quote(args.name)} --res {args.res} "
-            f"--out {shlex.quote(os.path.abspath(args.out))}")
+    return (f"mlpscale-convert {args.source}{src} --dataset {shlex.quote(args.dataset)} --res {args.res} "
+            f"--root {shlex.quote(os.path.abspath(args.root))}")
 
 
 def convert(args) -> dict:
@@ -122,12 +143,12 @@ def convert(args) -> dict:
 
     t_start = getattr(args, "t_start", None) or time.time()
     if args.res is None:
-        args.res = BUILTIN[args.name].default_res if args.name in BUILTIN else 64
+        args.res = BUILTIN[args.dataset].default_res if args.dataset in BUILTIN else 64
     check_options(args)
     shard = parse_shard(args.shard)
     # workers first (listing and reading the source can take minutes), and before the lock, so
     # that they do not inherit its file descriptor
-    with Workers(args.workers) as pool, OutputFolder(args.out, args.name, args.res, shard_suffix(shard)) as out:
+    with Workers(args.workers) as pool, OutputFolder(args.root, args.dataset, args.res, shard_suffix(shard)) as out:
         data = SOURCES[args.source].load(args, pool)
         require_classes(data.splits["train"].labels, data.classes, np.ones(len(data.classes), bool),
                         f"has no training images in --src {args.src}", args.allow_empty_classes)
@@ -152,7 +173,7 @@ def stage_split(args, data, split: str, shard, pool, out: OutputFolder) -> Split
                         (f" in shard {args.shard}" if shard else "") + f"; check --src {args.src}")
     enc = Encoding(args.res, args.format, args.jpeg_quality, args.layout)
     r = write_split(out.beton_path(split), records, enc, pool, conversion_id=out.conversion_id, rename=False,
-                    desc=f"{args.name}/{split}", progress=not args.quiet)
+                    desc=f"{args.dataset}/{split}", progress=not args.quiet)
     out.stage_beton(split, r.tmp)
     if split == "train":  # every image of a class unreadable: as bad as no images
         require_classes(records.labels[r.kept], data.classes,
@@ -174,7 +195,7 @@ def build_meta(args, data, results: dict[str, SplitResult], out: OutputFolder, t
     seconds = time.time() - t_start
     first = min(r.first_image_at for r in results.values())
     return {
-        "name": args.name,
+        "name": args.dataset,
         "source": args.source,
         "src": os.path.abspath(args.src) if args.src else None,
         "res": args.res,

@@ -4,13 +4,13 @@ Sharding ImageNet-21k over K machines: every machine runs the same command with 
 (I = 0..K-1). All shards index the whole source, so they agree on the class list; shard I converts
 the classes whose label % K == I and writes `<split>_<res>.shard-I-of-K.beton` plus
 `meta_<res>.shard-I-of-K.json`, each shard stamped with its own conversion id. Copy the shard
-files into one ROOT/<name>/ and run `mlpscale-convert combine --name imagenet21k --res 64 --out
-ROOT`: it checks that all K shards are there, complete and agree, then streams their samples
+files into one ROOT/<name>/ and run `mlpscale-convert combine --dataset imagenet21k --res 64
+--root ROOT`: it checks that all K shards are there, complete and agree, then streams their samples
 (already encoded, no re-decoding) into `<split>_<res>.beton` and writes `meta_<res>.json` with exact
 pooled statistics. The combined dataset is a new conversion (fresh id) and is published like any
 other (data_prep/output.py): the previous dataset stays until the combined one is complete.
 
-Subsets: `mlpscale-convert subset --name N --res R --out ROOT --n K [--seed S]` writes
+Subsets: `mlpscale-convert subset --dataset N --res R --root ROOT --n K [--seed S]` writes
 `train_<res>_n<K>.idx.npy`, the sorted int64 indices into `train_<res>.beton` of a class-balanced
 subset (`mlpscale.subsets.balanced_subset`: every class keeps a share proportional to its size);
 with `--beton` it also writes `train_<res>_n<K>.beton` holding exactly those samples, stamped with
@@ -18,13 +18,14 @@ the dataset's conversion id (it belongs to that conversion).
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import time
 
 import numpy as np
 
-from mlpscale import __version__
+from mlpscale import __version__, cli
 from mlpscale.beton import BetonWriter, open_beton
 from mlpscale.errors import UserError
 from mlpscale.io import FolderLock, atomic_file, disk_error, remove_temps
@@ -34,23 +35,37 @@ from .engine import stats_from_sums
 from .output import SHARD_RE, OutputFolder, shard_suffix
 
 
+def add_old_spellings(parser: argparse.ArgumentParser) -> None:
+    """Every convert command still takes the previous release's --out ROOT and --name NAME."""
+    cli.deprecate(parser, "--out", "--root")
+    cli.deprecate(parser, "--name", "--dataset")
+
+
 def add_parsers(sub) -> None:
     c = sub.add_parser("combine", help="merge the outputs of --shard I/K runs into one dataset",
-                       description=__doc__)
-    c.add_argument("--name", required=True)
-    c.add_argument("--res", type=int, required=True)
-    c.add_argument("--out", required=True, help="ROOT holding ROOT/<name>/*.shard-I-of-K.*")
+                       description=cli.describe("Merge the outputs of `--shard I/K` conversions into one dataset.",
+                                                "mlpscale-convert combine --dataset imagenet21k --res 64 --root data"),
+                       formatter_class=cli.HelpFormatter)
+    cli.add(c, "--dataset", required=True)
+    cli.add(c, "--res", "that of the shards", required=True)
+    cli.add(c, "--root", "here the one holding ROOT/<dataset>/*.shard-I-of-K.*", required=True)
     c.add_argument("--delete-shards", action="store_true", help="remove the shard files afterwards")
-    c.add_argument("--quiet", action="store_true", help="no progress bars, no 'wrote' lines")
+    cli.add(c, "--quiet")
+    add_old_spellings(c)
     c.set_defaults(func=combine)
-    s = sub.add_parser("subset", help="class-balanced subset of N training images", description=__doc__)
-    s.add_argument("--name", required=True)
-    s.add_argument("--res", type=int, required=True)
-    s.add_argument("--out", required=True, help="ROOT holding ROOT/<name>/train_<res>.beton")
+    s = sub.add_parser("subset", help="class-balanced subset of N training images",
+                       description=cli.describe("Write a class-balanced subset of a converted training split.",
+                                                "mlpscale-convert subset --dataset imagenet21k --res 64 --root data "
+                                                "--n 1000000"),
+                       formatter_class=cli.HelpFormatter)
+    cli.add(s, "--dataset", required=True)
+    cli.add(s, "--res", required=True)
+    cli.add(s, "--root", "here the one holding ROOT/<dataset>/train_<res>.beton", required=True)
     s.add_argument("--n", type=int, required=True, help="number of training images to keep")
-    s.add_argument("--seed", type=int, default=0)
+    cli.add(s, "--seed", "here of the subset choice (the trainer's data.subset_seed)", default=0)
     s.add_argument("--beton", action="store_true", help="also write the subset as its own beton")
-    s.add_argument("--quiet", action="store_true", help="no progress bars, no 'wrote' lines")
+    cli.add(s, "--quiet")
+    add_old_spellings(s)
     s.set_defaults(func=subset)
 
 
@@ -147,7 +162,7 @@ def _check_shard(args, i: int, k: int, meta: dict, first: dict) -> list[str]:
     redo = meta.get("command") or f"mlpscale-convert ... --shard {i}/{k}"
     paths = []
     for split, want in meta["counts"].items():
-        p = beton_path(args.out, args.name, split, args.res, shard_suffix((i, k)))
+        p = beton_path(args.root, args.dataset, split, args.res, shard_suffix((i, k)))
         if not os.path.exists(p):
             raise UserError(f"{p} is missing; copy every shard's betons next to its meta file")
         b = open_beton(p, redo)
@@ -159,9 +174,9 @@ def _check_shard(args, i: int, k: int, meta: dict, first: dict) -> list[str]:
 
 
 def combine(args) -> dict:
-    folder = dataset_dir(args.out, args.name)
+    folder = dataset_dir(args.root, args.dataset)
     find_shards(folder, args.res)  # nothing to combine: say so before creating anything
-    with OutputFolder(args.out, args.name, args.res, what="mlpscale-convert combine") as out:
+    with OutputFolder(args.root, args.dataset, args.res, what="mlpscale-convert combine") as out:
         k, meta_files = find_shards(folder, args.res)
         metas = []
         for p in meta_files:
@@ -173,7 +188,7 @@ def combine(args) -> dict:
         counts, skipped, sums = {}, {}, {}
         t0 = time.time()
         for split in splits:
-            parts = [beton_path(args.out, args.name, split, args.res, shard_suffix((i, k))) for i in range(k)]
+            parts = [beton_path(args.root, args.dataset, split, args.res, shard_suffix((i, k))) for i in range(k)]
             counts[split], tmp = copy_samples(out.beton_path(split), [(p, None) for p in parts],
                                               out.conversion_id, args.res * args.res * 3, rename=False,
                                               quiet=args.quiet)
@@ -197,7 +212,7 @@ def combine(args) -> dict:
             "std": std,
             "num_skipped": {s: len(v) for s, v in skipped.items()}, "skipped": skipped, "pixel_sums": sums,
             "shard": None, "combined_from": [os.path.basename(p) for p in meta_files],
-            "command": f"mlpscale-convert combine --name {args.name} --res {args.res} --out {args.out}",
+            "command": f"mlpscale-convert combine --dataset {args.dataset} --res {args.res} --root {args.root}",
             "seconds": round(sum(m["seconds"] for m in metas) + time.time() - t0, 2),
             "tool": f"mlpscale {__version__}"})
         if not args.quiet:
@@ -219,17 +234,17 @@ def subset_paths(root: str, name: str, res: int, n: int) -> tuple[str, str]:
 def subset(args) -> np.ndarray:
     from mlpscale.subsets import balanced_subset
 
-    meta = read_meta(args.out, args.name, args.res) or {}
-    hint = meta.get("command") or (f"mlpscale-convert {args.name} --res {args.res} --out {args.out} "
+    meta = read_meta(args.root, args.dataset, args.res) or {}
+    hint = meta.get("command") or (f"mlpscale-convert {args.dataset} --res {args.res} --root {args.root} "
                                    "--src PATH_TO_DOWNLOADED_FILES")
-    open_beton(beton_path(args.out, args.name, "train", args.res), hint)  # missing: say so before locking
-    folder = dataset_dir(args.out, args.name)
+    open_beton(beton_path(args.root, args.dataset, "train", args.res), hint)  # missing: say so before locking
+    folder = dataset_dir(args.root, args.dataset)
     with FolderLock(folder, "mlpscale-convert subset"):
         try:
-            train = check_dataset(args.out, args.name, args.res, ["train"], hint)["train"]
+            train = check_dataset(args.root, args.dataset, args.res, ["train"], hint)["train"]
             labels = train.labels
             idx = balanced_subset(labels, args.n, args.seed).astype(np.int64)
-            idx_path, beton = subset_paths(args.out, args.name, args.res, args.n)
+            idx_path, beton = subset_paths(args.root, args.dataset, args.res, args.n)
             with atomic_file(idx_path) as f:
                 np.save(f, idx)
             if not args.quiet:

@@ -42,7 +42,7 @@ class OutputFolder:
     """
 
     def __init__(self, root: str, name: str, res: int, suffix: str = "", what: str = "mlpscale-convert",
-                 advice: str = "write into another --out"):
+                 advice: str = "write into another --root"):
         self.root, self.name, self.res, self.suffix = root, name, res, suffix
         self.folder = dataset_dir(root, name)
         self.conversion_id = new_conversion_id()
@@ -56,7 +56,7 @@ class OutputFolder:
             existing = os.path.dirname(existing)
         if not os.path.isdir(existing):  # os.makedirs would only say "File exists"
             raise UserError(f"cannot write into {self.folder}: {existing} is a file, not a folder; "
-                            "choose another --out or --name")
+                            "choose another --root or --dataset")
         self.created = existing   # the folders below this one are ours, made by the lock
         self.lock.acquire()
         return self

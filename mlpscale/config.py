@@ -11,6 +11,7 @@ The fully resolved config is saved as `config.yaml` in the run directory.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib.resources
 import re
 import types
@@ -41,7 +42,7 @@ CONFIG_DIR = _config_dir()
 @dataclass
 class DataConfig:
     dataset: str = "cifar10"     # registry name (mlpscale/datasets.py) or a converted folder dataset
-    root: str = "data"           # folder holding <dataset>/<split>_<res>.beton (mlpscale-convert --out)
+    root: str = "data"           # folder holding <dataset>/<split>_<res>.beton (mlpscale-convert --root)
     res: int = 0                 # resolution of the stored images; 0 = the dataset's default
     crop_res: int = 0            # resolution the model sees; 0 = res
     n_train: int = 0             # train on a class-balanced subset of this many images; 0 = all
@@ -207,8 +208,14 @@ def read_text(path, what: str) -> str:
                         f"as UTF-8, or pass the right file") from None
 
 
-def check(cfg: "Config", where: str) -> None:
-    """Ranges (RULES), the architecture name and cross-field rules; one UserError naming the field."""
+def check(cfg: "Config", where: str, given: dict[str, str] | None = None) -> None:
+    """Ranges (RULES), the architecture name and cross-field rules; one UserError naming the field, and
+    the option that gave it where `given` (dotted key -> `--set a.b=v` / `--tta 5`) says so."""
+    given = given or {}
+
+    def at(dotted: str) -> str:
+        return f"{given[dotted]}: " if dotted in given else f"{where}: "
+
     import math
 
     from .models import parse_arch
@@ -217,16 +224,17 @@ def check(cfg: "Config", where: str) -> None:
         for f in dataclasses.fields(getattr(cfg, section.name)):
             v = getattr(getattr(cfg, section.name), f.name)
             if any(isinstance(x, float) and not math.isfinite(x) for x in (v if isinstance(v, (list, tuple)) else [v])):
-                raise UserError(f"{where}: {section.name}.{f.name}={_show(v)} must be a finite number")
+                raise UserError(f"{at(section.name + '.' + f.name)}{section.name}.{f.name}={_show(v)} "
+                                f"must be a finite number")
     for dotted, (ok, what) in RULES.items():
         section, name = dotted.split(".")
         value = getattr(getattr(cfg, section), name)
         if not ok(value):
-            raise UserError(f"{where}: {dotted}={_show(value)} {what}")
+            raise UserError(f"{at(dotted)}{dotted}={_show(value)} {what}")
     try:
         parse_arch(cfg.model.arch)
     except UserError as e:
-        raise UserError(f"{where}: model.arch: {e}") from None
+        raise UserError(f"{at('model.arch')}model.arch: {e}") from None
     if cfg.optim.schedule == "cosine" and cfg.optim.min_lr > cfg.optim.lr:
         raise UserError(f"{where}: optim.min_lr={cfg.optim.min_lr} is above optim.lr={cfg.optim.lr}")
 
@@ -354,20 +362,99 @@ def _set_path(d: dict, dotted: str, value, where: str):
     node[keys[-1]] = value
 
 
-def resolve_config_path(path: str) -> Path:
-    """A path as given, else a bare name (with or without .yaml) among the shipped configs."""
+def closest(word: str, choices, n: int = 3) -> str:
+    """' (did you mean a, b?)' with the choices nearest to `word` (difflib), or '' when none is near."""
+    near = difflib.get_close_matches(word, list(choices), n=n, cutoff=0.5)
+    return f" (did you mean {', '.join(near)}?)" if near else ""
+
+
+def config_keys(cls=None, prefix: str = "") -> dict[str, Any]:
+    """Every settable dotted key of a config dataclass -> its type (`optim.lr` -> float)."""
+    cls = cls or Config
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            out.update(config_keys(tp, f"{prefix}{_key(f)}."))
+        else:
+            out[f"{prefix}{_key(f)}"] = tp
+    return out
+
+
+def _example(key: str, tp) -> str:
+    """An accepted --set spelling of `key`: its default value in YAML flow style."""
+    section, name = key.split(".", 1)
+    default = getattr(getattr(Config(), section), next(f.name for f in dataclasses.fields(getattr(Config(), section))
+                                                       if _key(f) == name))
+    value = yaml.safe_dump(list(default) if isinstance(default, tuple) else default, default_flow_style=True,
+                           width=10**6).strip()
+    value = value[:-3].strip() if value.endswith("...") else value
+    return f"--set {key}={value.replace(', ', ',')}"
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """One `--set section.field=value` -> (key, value as YAML reads it), checked against the Config
+    fields and types; every error names the --set and shows the accepted syntax."""
+    if "=" not in text:
+        raise UserError(f"--set {text}: expected section.field=value, e.g. --set optim.lr=1e-4")
+    key, val = (x.strip() for x in text.split("=", 1))
+    keys = config_keys()
+    if key not in keys:
+        section = key.split(".", 1)[0]
+        sections = sorted({k.split(".", 1)[0] for k in keys})
+        if "." not in key or section not in sections:
+            same_field = [k for k in keys if k.rsplit(".", 1)[-1] == key.rsplit(".", 1)[-1]]
+            hint = (f" (did you mean {', '.join(same_field)}?)" if same_field else
+                    closest(key, keys) or closest(section, sections) or f"; sections are {', '.join(sections)}")
+        else:
+            hint = (f"; valid keys are {', '.join(k for k in keys if k.startswith(section + '.'))}"
+                    f"{closest(key, keys)}")
+        raise UserError(f"--set {text}: unknown key '{key}'{hint}")
+    try:
+        value = yaml.safe_load(val) if val else ""
+    except yaml.YAMLError:
+        raise UserError(f"--set {text}: the value is not valid YAML; write e.g. {_example(key, keys[key])}") from None
+    try:
+        _coerce(value, keys[key], f"--set {text}")
+    except UserError as e:
+        raise UserError(f"{e}; write e.g. {_example(key, keys[key])}") from None
+    return key, value
+
+
+def resolve_config_path(path: str, subdir: str = "", what: str = "config file") -> Path:
+    """A path as given, else a bare name (with or without .yaml) among the shipped configs (in their
+    folder `subdir`, e.g. sweeps)."""
     p = Path(path)
     if p.is_file():
         return p
-    shipped = CONFIG_DIR if CONFIG_DIR is not None and CONFIG_DIR.is_dir() else None
+    shipped = CONFIG_DIR / subdir if CONFIG_DIR is not None and (CONFIG_DIR / subdir).is_dir() else None
     for c in ([shipped / p.name, shipped / (p.name + ".yaml")] if shipped else []):
         if c.is_file():
             return c
     available = sorted(x.name for x in shipped.glob("*.yaml")) if shipped else []
-    raise UserError(
-        f"config file '{path}' not found (looked here and in {shipped or 'the shipped configs, not installed'}); "
-        f"available: {', '.join(available) or 'none'}"
-    )
+    near = difflib.get_close_matches(p.name if p.name.endswith(".yaml") else p.name + ".yaml", available, n=3,
+                                     cutoff=0.6)
+    hint = (f"did you mean {', '.join(near)}?" if near else
+            f"the {len(available)} available ones are in {shipped}" if shipped else
+            "the shipped configs are not installed")
+    raise UserError(f"{what} '{path}' not found, here or among the shipped ones; {hint}")
+
+
+def apply_overrides(raw: dict, overrides, flags: dict | None = None) -> dict[str, str]:
+    """Apply `--set` strings (checked by parse_override), then `flags` ({dotted key: (the option as typed,
+    its value or None when not given)}), to the raw config `raw` in place; returns {dotted key: what set
+    it}, for error messages."""
+    given = {}
+    for ov in overrides:
+        key, value = parse_override(ov)
+        _set_path(raw, key, value, "--set")
+        given[key] = f"--set {ov}"
+    for key, (option, value) in (flags or {}).items():
+        if value is not None:
+            _set_path(raw, key, value, option)
+            given[key] = f"{option} {value}"
+    return given
 
 
 def load_config(path: str | None = None, overrides: list[str] = (), recipe=None) -> Config:
@@ -390,17 +477,14 @@ def load_config(path: str | None = None, overrides: list[str] = (), recipe=None)
         raw.setdefault("run", {})
         if not (raw["run"] or {}).get("name"):
             raw["run"] = {**(raw["run"] or {}), "name": p.stem}
-    for ov in overrides:
-        if "=" not in ov:
-            raise UserError(f"override '{ov}' must look like section.field=value, e.g. optim.lr=1e-4")
-        key, val = ov.split("=", 1)
-        _set_path(raw, key.strip(), yaml.safe_load(val) if val.strip() else "", "--set")
+    from_dict(Config, raw, where)  # the file alone: its own mistakes are blamed on it
+    given = apply_overrides(raw, overrides)
     if recipe is not None:
         raw = _merged(recipe(raw), raw)
     cfg = from_dict(Config, raw, where)
     if not cfg.run.name:
         cfg.run.name = "run"
-    check(cfg, where if not overrides else f"{where} (with --set)")
+    check(cfg, where, given)
     return cfg
 
 

@@ -41,7 +41,7 @@ class DatasetInfo:
 
     def convert_command(self, root: str, res: int | None = None) -> str:
         """The exact command that writes this dataset's betons at `res`."""
-        return f"mlpscale-convert {self.name} --res {res or self.default_res} --out {root}" + (
+        return f"mlpscale-convert {self.name} --res {res or self.default_res} --root {root}" + (
             "" if self.name == "digits" else " --src PATH_TO_DOWNLOADED_FILES"
         )
 
@@ -103,7 +103,7 @@ def get_dataset(name: str, root: str | None = None, res: int | None = None) -> D
         if info is None:
             raise UserError(
                 f"unknown dataset '{name}': known are {', '.join(known_names())}; for your own data, "
-                f"convert it first with `mlpscale-convert folder --src DIR --name {name} --res R --out ROOT`"
+                f"convert it first with `mlpscale-convert folder --src DIR --dataset {name} --res R --root ROOT`"
             )
         return info
     counts = meta.get("counts", {})

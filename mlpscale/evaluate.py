@@ -1,7 +1,7 @@
 """Evaluation, one implementation for training, fine-tuning and `mlpscale-eval`.
 
-    mlpscale-eval RUN_DIR|CHECKPOINT [--data NAME --root ROOT --res R] [--tta N [--tta-average logits|probs]
-                  [--tta-scale LO HI] [--tta-ratio LO HI]] [--real] [--out eval.json] [--json]
+    mlpscale-eval RUN_DIR|CHECKPOINT [--dataset NAME --root ROOT --res R] [--tta N [--tta-average logits|probs]
+                  [--tta-scale LO HI] [--tta-ratio LO HI]] [--real] [--set KEY=VALUE] [--out DIR] [--json]
                   [--filters filters.png [--no-eval]]
 
 One pass over the evaluation split computes, per batch:
@@ -22,8 +22,8 @@ ReaL labels (`real_top1`, Beyer et al.) and over all images (`real_top1_all_imag
 `real_acc`). A paper-layout split (canvases with true sizes, `hw`) draws its TTA crops inside each
 image and its centre view is FFCV's centred square.
 
-`mlpscale-eval` reads only the evaluation split and writes `eval.json` next to the checkpoint (or at
-`--out`): `top1`, `top5` (percent), `loss`, `n_images`; with `--tta`: the TTA scores above, `tta_top1`
+`mlpscale-eval` reads only the evaluation split and writes `eval.json` next to the checkpoint (or into
+`--out DIR`): `top1`, `top5` (percent), `loss`, `n_images`; with `--tta`: the TTA scores above, `tta_top1`
 (the `--tta-average` one), `tta_views`, `tta_scale`, `tta_ratio`; with `--real`: the ReaL scores and
 `real_n_images`; and where the numbers come from: `checkpoint`, `arch`, `model_res`, `dataset`, `split`,
 `res`. An earlier evaluation stays in the file: `evaluations` holds one entry per option set.
@@ -36,12 +36,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import cli
 from .augment import DeviceAugment, center_boxes, crop_resize, normalize_flatten, sample_boxes
 from .checkpoint import find_checkpoint, load_checkpoint, model_from_checkpoint
 from .config import MAX_RES, MAX_TTA
@@ -325,44 +327,91 @@ def _filter_args(ck: dict, meta: dict, unpermute: bool, path: str) -> tuple:
     return model, 64, title + f", pixel permutation (seed {seed}) undone", pixel_permutation(seed, stored, stored)
 
 
-def _parse(argv):
-    p = argparse.ArgumentParser(prog="mlpscale-eval", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+WHAT = "Evaluate a trained or imported model on a converted dataset: top-1/top-5, TTA, ImageNet ReaL."
+EXAMPLE = "mlpscale-eval runs/demo_digits --tta 10"
+DETAILS = """\
+Reads only the evaluation split and writes eval.json next to the checkpoint (or into --out DIR): top1,
+top5 (percent), loss, n_images; with --tta both scorings, logits averaged (the paper's text) and
+probabilities averaged (the authors' code), tta_top1 being the --tta-average one; real_top1 and
+real_n_images with --real; and where the numbers come from (checkpoint, arch, dataset, split, res).
+An earlier evaluation stays in the file, one entry per option set. The run's config says
+where its data are; --dataset, --root, --res and --set change it (--set data.workers=4). The eval
+section starts from its defaults: --tta, --tta-average and --real are the same as --set eval.tta=N,
+eval.tta_average=... and eval.real=true. --filters PNG draws the first layer's units from the weights
+alone; with --no-eval no data are read."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = cli.command_parser("mlpscale-eval", WHAT, EXAMPLE, DETAILS)
     p.add_argument("source", metavar="RUN_DIR|CHECKPOINT", help="a run folder (last.pt / model.pt) or a .pt file")
-    p.add_argument("--data", help="dataset name (default: the run's)")
-    p.add_argument("--root", help="folder of converted datasets (default: the run's data.root)")
-    p.add_argument("--res", type=int_range(1, MAX_RES),
-                   help="stored resolution of the betons (default: the run's data.res)")
-    p.add_argument("--tta", type=int_range(0, MAX_TTA), default=0, metavar="N",
+    cli.add(p, "--dataset", "default: the run's data.dataset")
+    cli.add(p, "--root", "default: the run's data.root")
+    cli.add(p, "--res", "that of the stored images (default: the run's data.res)", type=int_range(1, MAX_RES))
+    cli.add(p, "--set", "applied to the run's config")
+    p.add_argument("--tta", type=int_range(0, MAX_TTA), default=None, metavar="N",
                    help=f"also score N random crops + flips per image (at most {MAX_TTA}; the paper: 100)")
-    p.add_argument("--tta-average", choices=["logits", "probs"], default="logits",
-                   help="average logits (the paper) or probabilities (the authors' code)")
-    p.add_argument("--tta-seed", type=int, default=0)
+    p.add_argument("--tta-average", choices=["logits", "probs"], default=None,
+                   help="average logits (the paper) or probabilities (the authors' code); default logits")
+    p.add_argument("--tta-seed", type=int, default=0, metavar="S",
+                   help="seed of the TTA crops and flips: the same seed scores the same views (default 0)")
     p.add_argument("--tta-scale", type=float, nargs=2, metavar=("LO", "HI"),
                    help="crop area range of the TTA views (default: the run's aug.crop_scale)")
     p.add_argument("--tta-ratio", type=float, nargs=2, metavar=("LO", "HI"),
                    help="crop aspect-ratio range of the TTA views (default: the run's aug.crop_ratio)")
-    p.add_argument("--real", action="store_true", help="ImageNet ReaL accuracy (real_labels_<res>.json)")
-    p.add_argument("--batch", type=int_range(1, 1 << 20), default=512, help="images per evaluation batch")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--out", help="where to write eval.json (default: next to the run)")
-    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    p.add_argument("--filters", metavar="PNG", help="also draw the first layer's largest-norm units")
+    p.add_argument("--real", action="store_true", default=None,
+                   help="ImageNet ReaL accuracy (the converter's real_labels_<res>.json)")
+    cli.add(p, "--batch-size", "default 512", type=int_range(1, 1 << 20), default=512)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    cli.add(p, "--out", "eval.json goes there (default: the checkpoint's folder)")
+    cli.add(p, "--json", "eval.json is written either way")
+    p.add_argument("--filters", metavar="PNG", help="also draw the first layer's largest-norm units into this image")
     p.add_argument("--no-eval", action="store_true", help="only draw --filters: read no data, write no eval.json")
     p.add_argument("--unpermute", action="store_true",
                    help="--filters of a run on pixel-permuted images (data.permute_pixels): draw each unit in the "
                         "images' own pixel order (default: the permuted order the model saw)")
-    return p.parse_args(argv)
+    cli.deprecate(p, "--data", "--dataset")
+    cli.deprecate(p, "--batch", "--batch-size")
+    return p
+
+
+def eval_json_path(out: str | None, checkpoint: str) -> str:
+    """Where eval.json goes: into --out DIR, or next to the checkpoint. The previous release's
+    `--out FILE.json` still names the file itself, with a note."""
+    if out is None:
+        return os.path.join(os.path.dirname(os.path.abspath(checkpoint)), "eval.json")
+    if out.endswith(".json") and not os.path.isdir(out):
+        print(cli.deprecation_note("--out FILE.json", "--out DIR (eval.json is written inside it)"), file=sys.stderr)
+        return out
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError(f"--out {out} is a file; pass a folder (eval.json is written inside it)")
+    return os.path.join(out, "eval.json")
+
+
+def eval_config(ck: dict, path: str, a) -> "Config":
+    """The run's config with the command line applied: eval.* from their defaults, then --set, then the
+    flags (--dataset, --root, --res, --tta, --tta-average, --real); checked like a config file."""
+    from .config import Config, EvalConfig, apply_overrides, check, config_from_dict, from_dict, to_dict
+
+    raw = to_dict(config_from_dict(ck["config"], where=path) if ck.get("config") else Config())
+    raw["eval"] = to_dict(EvalConfig())
+    given = apply_overrides(raw, a.set, {
+        "data.dataset": ("--dataset", a.dataset), "data.root": ("--root", a.root), "data.res": ("--res", a.res),
+        "eval.tta": ("--tta", a.tta), "eval.tta_average": ("--tta-average", a.tta_average),
+        "eval.real": ("--real", a.real)})
+    cfg = from_dict(Config, raw, path)
+    check(cfg, path, given)
+    return cfg
 
 
 @cli_entry
 def main(argv=None):
-    from .config import Config, config_from_dict
     from .data import build_data
 
-    a = _parse(argv)
+    a = build_parser().parse_args(argv)
     if a.no_eval and not a.filters:
         raise UserError("--no-eval leaves nothing to do without --filters PNG")
+    if a.unpermute and not a.filters:
+        raise UserError("--unpermute changes how --filters draws the first layer; pass --filters PNG too")
     path = find_checkpoint(a.source)
     ck = load_checkpoint(path)
     meta = ck["model_meta"]
@@ -374,34 +423,29 @@ def main(argv=None):
         if a.no_eval:
             print(f"wrote {a.filters}")
             return
-    cfg = config_from_dict(ck.get("config") or {}, where=path) if ck.get("config") else Config()
-    if a.data:
-        cfg.data.dataset = a.data
-    if a.root:
-        cfg.data.root = a.root
-    if a.res:
-        cfg.data.res = a.res
+    cfg = eval_config(ck, path, a)
     cfg.data.crop_res = meta["res"]
     cfg.data.n_train = 0
     if meta.get("mean"):  # the checkpoint's own statistics are used (below): the run's data.stats cannot refuse
         cfg.data.stats = "auto"
     rt = Runtime.create(a.device, cfg.train.precision, "off")
     model = model_from_checkpoint(ck, rt.device)
-    data = build_data(cfg, rt, a.batch, eval_only=True)
+    data = build_data(cfg, rt, a.batch_size, eval_only=True)
     if data.info.num_classes != meta["num_classes"]:
         raise UserError(f"{path} predicts {meta['num_classes']} classes but {data.info.name} has "
                         f"{data.info.num_classes}; fine-tune it on {data.info.name} first (mlpscale-finetune)")
     mean, std = (meta["mean"], meta["std"]) if meta.get("mean") else (data.mean, data.std)
     view = DeviceAugment(mean, std, meta["res"], train=False, out_dtype=rt.input_dtype, device=rt.device,
                          permute=cfg.data.permute_pixels)
-    tta = TTA.of_run(a.tta, a.tta_average, cfg.aug, a.tta_seed, data.cropped_on_cpu, "--tta", a.tta_scale, a.tta_ratio)
-    real = load_real_labels(cfg.data.root, data.info.name, data.res, rt.device) if a.real else None
+    tta = TTA.of_run(cfg.eval.tta, cfg.eval.tta_average, cfg.aug, a.tta_seed, data.cropped_on_cpu, "--tta",
+                     a.tta_scale, a.tta_ratio)
+    real = load_real_labels(cfg.data.root, data.info.name, data.res, rt.device) if cfg.eval.real else None
     res = evaluate(model, data.eval, view, rt=rt, tta=tta, real=real).to_dict()
     res.update(checkpoint=os.path.abspath(path), dataset=data.info.name, split=data.info.eval_split,
                res=data.res, model_res=meta["res"], arch=meta["arch"])
     if tta is not None:
         res.update(tta_scale=list(tta.scale), tta_ratio=list(tta.ratio), tta_seed=tta.seed)
-    out = a.out or os.path.join(os.path.dirname(os.path.abspath(path)), "eval.json")
+    out = eval_json_path(a.out, path)
     record_eval(out, res)
     if a.json:
         print(json.dumps(res))

@@ -10,7 +10,7 @@ inside the augmentation, once per batch.
 
 Two modes:
   full   all weights train; the head at optim.lr, the body at optim.lr x finetune.body_lr_mult.
-         Defaults (`RECIPES`) are the authors' recipe: SGD momentum 0.9, lr 0.01, body
+         Defaults (RECIPES) are the authors' recipe: SGD momentum 0.9, lr 0.01, body
          x0.1, 100 epochs, batch 2048, crop scale (0.4, 1) ratio (1, 1) + flip, label smoothing 0.3,
          gradient clipping 1.0, no MixUp, constant learning rate.
   linear a linear probe: the body is frozen (eval mode, no gradients; its weights end bit-identical)
@@ -50,6 +50,7 @@ from .errors import UserError, cli_entry
 from .loader import ImageStore, ResidentLoader
 from .models import MLP
 from .runtime import auto_on_off
+from . import train
 from .train import Trainer, augment_views, dataset_info, parse_args, report, run
 
 RECIPES = {
@@ -353,11 +354,26 @@ class Finetuner(Trainer):
 
 
 
+WHAT = "Fine-tune a pre-trained MLP on another dataset, or train a linear probe on its features."
+EXAMPLE = "mlpscale-finetune --config table2_b12_da_cifar100.yaml --set finetune.from=runs/bmlp12"
+DETAILS = """\
+finetune.from is a run folder, one of our checkpoints, or a weights file of the paper's authors
+(model.arch names its architecture). finetune.mode: full trains every weight with the authors'
+recipe (SGD momentum 0.9, lr 0.01, body x0.1, 100 epochs, batch 2048, crop scale (0.4, 1) ratio (1, 1)
++ flip, smoothing 0.3, clip 1.0); linear trains the head only, the paper's probe (LION 1e-5, 50 epochs,
+no augmentation). A config file or --set changes anything. The run folder is run.out_dir/run.name
+(default runs/finetune_<mode>, or runs/<config name> with --config), as mlpscale-train's."""
+
+
+def build_parser():
+    return train.build_parser("mlpscale-finetune", WHAT, EXAMPLE, DETAILS)
+
+
 @cli_entry
 def main(argv=None):
     from .config import load_config
 
-    a, cfg = parse_args("mlpscale-finetune", __doc__, argv, load=lambda path, sets: load_config(path, sets, recipe),
+    a, cfg = parse_args(build_parser(), argv, load=lambda path, sets: load_config(path, sets, recipe),
                         need_config=False)
     code = report(run(cfg, a.resume, a.overwrite, trainer_cls=Finetuner, tool="mlpscale-finetune"), "mlpscale-finetune")
     if code:

@@ -7,6 +7,7 @@ import json
 
 import torch
 
+from . import cli
 from .config import MAX_RES
 from .errors import cli_entry, int_range
 from .metrics import paper_compute_pflops
@@ -32,18 +33,25 @@ def describe(arch: str, res: int, num_classes: int, channels: int = 3, n_train: 
     }
 
 
+def build_parser() -> argparse.ArgumentParser:
+    p = cli.command_parser("mlpscale-info", "Print the size and compute of an MLP architecture (nothing is allocated).",
+                           "mlpscale-info B_12-Wi_1024 --res 64 --num-classes 11230",
+                           "With --n-train and --epochs it adds the paper's compute C = FLOPs per forward x 3 x N x T "
+                           "(PFLOPs).")
+    p.add_argument("arch", help="the paper's naming, e.g. B_12-Wi_1024, B_6-Wi_512-E_8, S_6-Wi_1024")
+    cli.add(p, "--res", "that of the model's input (default 64)", type=int_range(1, MAX_RES), default=64)
+    cli.add(p, "--num-classes", "default 11230 (ImageNet-21k, as the paper's Table 5)", type=int_range(1, 10**7),
+            default=11230)
+    p.add_argument("--n-train", type=int_range(0, 10**13), default=0, metavar="N",
+                   help="training-set size N, for the paper's compute C")
+    cli.add(p, "--epochs", "for the paper's compute C", type=int_range(0, 10**7), default=0)
+    cli.add(p, "--json")
+    return p
+
+
 @cli_entry
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="mlpscale-info", description=__doc__)
-    p.add_argument("arch", help="e.g. B_12-Wi_1024, B_6-Wi_512-E_8, S_6-Wi_1024")
-    p.add_argument("--res", type=int_range(1, MAX_RES), default=64, help="input resolution (square), default 64")
-    p.add_argument("--num-classes", type=int_range(1, 10**7), default=11230,
-                   help="default 11230 (ImageNet-21k, Table 5)")
-    p.add_argument("--n-train", type=int_range(0, 10**13), default=0,
-                   help="training-set size N, for the paper's compute C")
-    p.add_argument("--epochs", type=int_range(0, 10**7), default=0, help="epochs T, for the paper's compute C")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    a = p.parse_args(argv)
+    a = build_parser().parse_args(argv)
     d = describe(a.arch, a.res, a.num_classes, n_train=a.n_train, epochs=a.epochs)
     if a.json:
         print(json.dumps(d))

@@ -57,7 +57,7 @@ import warnings
 
 import torch
 
-from . import checkpoint, config, datasets, io
+from . import checkpoint, cli, config, datasets, io
 from .errors import UserError, cli_entry, int_range
 from .models import MLP, ArchSpec, parse_arch
 
@@ -373,30 +373,33 @@ def _check_target(out_dir: str, sha: str, overwrite: bool) -> None:
             old = None
         if old != sha:
             raise UserError(f"{out_dir} already holds a model.pt from another file; choose a new --out "
-                            f"or pass --force to replace it")
+                            f"or pass --overwrite to replace it")
 
 
 # --- CLI -----------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="mlpscale-import-paper",
-        description="Import a checkpoint released with 'Scaling MLPs' (Bachmann et al. 2023) as an mlpscale "
-                    "run folder (model.pt, config.yaml, summary.json) for fine-tuning and evaluation.")
+    p = cli.command_parser(
+        "mlpscale-import-paper",
+        "Import a weights file released with 'Scaling MLPs' (Bachmann et al. 2023) as a run folder for "
+        "fine-tuning and evaluation.",
+        "mlpscale-import-paper B-12_Wi-1024_res_64_imagenet21_epochs_800_weights --out runs/bmlp12",
+        "The weights are downloaded with the authors' utils/download.py (github.com/gregorbachmann/scaling_mlps). "
+        "The run folder gets model.pt, config.yaml and summary.json; the first layer is permuted once from the "
+        "authors' channels-first flattening to ours, so the logits are the same.")
     p.add_argument("file", help="the authors' weights file (a state dict), e.g. "
                                 "B-12_Wi-1024_res_64_imagenet21_epochs_800_weights")
     p.add_argument("--arch", default=None, help="architecture in the paper's naming, e.g. B_12-Wi_1024 "
                                                 "(default: read from the authors' file name)")
-    p.add_argument("--res", type=int_range(1, config.MAX_RES), default=None,
-                   help="input resolution the model was trained at (default: from the file name, else 64)")
-    p.add_argument("--num-classes", type=int_range(1, 10**7), default=None,
-                   help="classes of the checkpoint's head (default: the dataset's, 11230 for imagenet21k)")
-    p.add_argument("--out", required=True, help="run folder to write")
-    p.add_argument("--dataset", default=None,
-                   help="what the head was trained on: imagenet21k (pre-trained), or e.g. cifar10 / cifar100 / "
-                        "imagenet1k for the fine-tuned files; sets the normalisation (default: from the file "
-                        "name, else imagenet21k)")
-    p.add_argument("--force", action="store_true", help="replace a model.pt from another file in --out")
+    cli.add(p, "--res", "the one the model was trained at (default: from the file name, else 64)",
+            type=int_range(1, config.MAX_RES))
+    cli.add(p, "--num-classes", "default: the dataset's, 11230 for imagenet21k", type=int_range(1, 10**7))
+    cli.add(p, "--out", "the run folder to write", required=True)
+    cli.add(p, "--dataset", "what the head was trained on: imagenet21k (pre-trained), or e.g. cifar10 / cifar100 / "
+                            "imagenet1k for the fine-tuned files; sets the normalisation (default: from the file "
+                            "name, else imagenet21k)")
+    cli.add(p, "--overwrite", "replaces a model.pt imported from another file, or a training run's folder")
+    cli.deprecate(p, "--force", "--overwrite")
     return p
 
 
@@ -414,7 +417,7 @@ def main(argv=None):
     info = _dataset_info(dataset)
     num_classes = args.num_classes if args.num_classes is not None else info.num_classes
     path = import_paper(args.file, arch, res, num_classes, args.out, dataset=dataset,
-                        overwrite=args.force, release=release or None)
+                        overwrite=args.overwrite, release=release or None)
     out = os.path.dirname(path)
     with open(os.path.join(out, "summary.json")) as f:
         summary = json.load(f)
@@ -426,7 +429,7 @@ def main(argv=None):
     print(f"wrote {path}, {os.path.join(out, 'config.yaml')}, {os.path.join(out, 'summary.json')}")
     print("next:")
     print(f"  fine-tune: mlpscale-finetune --config CONFIG --set finetune.from={out}")
-    data = f"--data {summary['dataset']} --root DATA_ROOT"  # DATA_ROOT: where mlpscale-convert wrote the betons
+    data = f"--dataset {summary['dataset']} --root DATA_ROOT"  # DATA_ROOT: where mlpscale-convert wrote the betons
     print(f"  evaluate:  mlpscale-eval {out} {data}")
     print(f"  filters:   mlpscale-eval {out} {data} --filters filters.png")
     return 0

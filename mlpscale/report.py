@@ -31,6 +31,7 @@ import sys
 
 import yaml
 
+from . import cli
 from .errors import UserError, cli_entry
 from .hardware import software_versions
 from .io import write_json_atomic, write_text_atomic
@@ -294,15 +295,25 @@ def _default_against(spec: dict) -> str:
     return "table2" if isinstance(spec.get("measure"), dict) else "table1"
 
 
-@cli_entry
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="mlpscale-report", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    p = cli.command_parser(
+        "mlpscale-report",
+        "Set a sweep of a paper table beside the paper's numbers: seeds averaged, with a claim block of "
+        "hardware, time and versions.",
+        "mlpscale-report runs/sweeps/table1_cifar10",
+        "Reads what mlpscale-sweep wrote and changes nothing there; writes report.md (a Markdown table to paste) "
+        "and report.json. Per cell: our mean +- standard deviation over seeds (n shown, with missing or failed "
+        "runs counted), the cited number, the difference and whether the cited number lies within our spread.")
     p.add_argument("sweep_dir", metavar="SWEEP_DIR", help="a folder mlpscale-sweep wrote (holds results.csv)")
     p.add_argument("--against", choices=sorted(TABLES), default=None,
                    help="the published table to compare with (default: table2 for fine-tuning sweeps, else table1)")
-    p.add_argument("--out", default=None, help="folder for report.md and report.json (default: SWEEP_DIR)")
-    a = p.parse_args(argv)
+    cli.add(p, "--out", "report.md and report.json go there (default: SWEEP_DIR)")
+    return p
+
+
+@cli_entry
+def main(argv=None):
+    a = build_parser().parse_args(argv)
     if not os.path.isdir(a.sweep_dir):
         raise UserError(f"{a.sweep_dir} is not a folder: pass the folder mlpscale-sweep wrote (its --out)")
     _, spec = read_sweep(a.sweep_dir)

@@ -1,4 +1,4 @@
-"""`mlpscale-scaling SWEEP_DIR|RESULTS.csv [...] --out DIR`: the scaling-law analysis of the paper.
+"""`mlpscale-scaling SWEEP_DIR|RESULTS.csv [...] [--out DIR]`: the scaling-law analysis of the paper.
 
 Input: CSV files with the columns `arch,params,n_train,epochs,compute_pflops,error` (more columns are
 kept). `error` is a fraction in [0, 1], e.g. 1 - linear-probe accuracy on CIFAR-100 as in the paper's
@@ -38,7 +38,8 @@ Method
    P at the largest N, vs N at the largest P) under `axis_laws`.
 4. Planning (planning.py): `mlpscale-scaling FIT --budget PFLOPS` reads a scaling.json and prints P*, N*.
 
-Outputs in DIR: `points.csv` (all runs, plus `on_frontier` and `on_allocation_frontier` 0/1 columns),
+Outputs in DIR (default: the folder of the inputs, e.g. the sweep folder): `points.csv` (all runs, plus
+`on_frontier` and `on_allocation_frontier` 0/1 columns),
 `scaling.json` (fits, intervals, frontiers; JSON without NaN: undefined numbers are null),
 `error_vs_compute.png` (Figure-1 style) and `compute_optimal_allocation.png` (Figure-7 style).
 """
@@ -53,6 +54,7 @@ import warnings
 
 import numpy as np
 
+from . import cli
 from .errors import UserError, cli_entry, int_range
 from .io import atomic_file, write_json_atomic
 from .planning import GPUS, plan_main
@@ -478,20 +480,19 @@ def _measured(inputs, error_column: str) -> str:
     return "error" if error_column == "error" else f"error ({error_column})"
 
 
-@cli_entry
-def main(argv=None):
-    p = argparse.ArgumentParser(
-        prog="mlpscale-scaling",
-        description="Pareto frontier of error vs compute, the fit E(C) = a (b + C)^-alpha + E_inf and the "
-                    "compute-optimal power laws P* ~ C^e_p, N* ~ C^e_n (Bachmann et al. 2023, Section 4).",
-        epilog=f"Each input is a CSV with the columns {','.join(REQUIRED)} (error as a fraction in [0, 1]), or a "
-               f"sweep folder holding {RESULTS_NAME}. Writes DIR/points.csv, DIR/scaling.json, DIR/{FIGURE_ERROR} "
-               f"and DIR/{FIGURE_ALLOCATION}.")
+def build_parser() -> argparse.ArgumentParser:
+    p = cli.command_parser(
+        "mlpscale-scaling",
+        "Fit the paper's scaling laws to a sweep: the error-vs-compute frontier, E(C) = a (b + C)^-alpha + E_inf, "
+        "and the compute-optimal model and data sizes P* ~ C^e_p, N* ~ C^e_n.",
+        "mlpscale-scaling runs/sweeps/mini_cpu",
+        f"Each input is a CSV with the columns {','.join(REQUIRED)} (error as a fraction in [0, 1]), or a sweep "
+        f"folder holding {RESULTS_NAME}. Writes points.csv, scaling.json (fits with 95% intervals), {FIGURE_ERROR} "
+        f"and {FIGURE_ALLOCATION} into the output folder.")
     p.add_argument("inputs", nargs="+", metavar="SWEEP_DIR|RESULTS.csv", help="runs to analyse (concatenated)")
-    p.add_argument("--out", metavar="DIR", help="folder for the outputs (created if missing)")
-    p.add_argument("--epochs", type=int_range(1, 10**7), metavar="T",
-                   help="epoch count for the compute-optimal allocation (default: 50, the paper's, when present; "
-                        "else the smallest present)")
+    cli.add(p, "--out", "default: the folder of the inputs (the sweep folder)")
+    cli.add(p, "--epochs", "that of the compute-optimal allocation (default: 50, the paper's, when present; "
+                           "else the smallest present)", type=int_range(1, 10**7))
     p.add_argument("--error-column", default="error", metavar="NAME", help="column with the error (default: error)")
     p.add_argument("--error-scale", type=float, default=1.0, metavar="S",
                    help="multiply the error column by S, e.g. 0.01 for percentages (default: 1)")
@@ -506,13 +507,25 @@ def main(argv=None):
     g.add_argument("--gpu", choices=sorted(GPUS), default="h100", help="GPU of --gpu-hours (default h100)")
     g.add_argument("--mfu", type=float, default=0.4,
                    help="fraction of the GPU's bf16 peak the runs reach, for --gpu-hours (default 0.4)")
-    a = p.parse_args(argv)
+    return p
+
+
+def default_out(inputs: list[str]) -> str:
+    """The one folder the inputs come from (a sweep folder, or the folder of a CSV file)."""
+    folders = {os.path.abspath(x if os.path.isdir(x) else os.path.dirname(x) or ".") for x in inputs}
+    if len(folders) > 1:
+        raise UserError("the inputs are in different folders; pass --out DIR for the outputs")
+    return folders.pop()
+
+
+@cli_entry
+def main(argv=None):
+    a = build_parser().parse_args(argv)
     if a.budget is not None or a.gpu_hours is not None:
         return plan_main(a)
-    if not a.out:
-        raise UserError("pass --out DIR for the analysis (or --budget / --gpu-hours to plan from a scaling.json)")
     if not a.error_scale > 0:
         raise UserError(f"--error-scale must be positive, got {a.error_scale}")
+    a.out = a.out or default_out(a.inputs)
     if os.path.exists(a.out) and not os.path.isdir(a.out):
         raise UserError(f"--out {a.out} is a file; pass a folder (it is created if missing)")
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import cli
 from .augment import DeviceAugment, mixup, mixup_lambda
 from .checkpoint import check_compatible, load_checkpoint, model_meta, save_checkpoint
 from .config import Config, load_config, to_dict
@@ -530,19 +531,42 @@ def run(cfg: Config, resume_dir: str | None = None, overwrite: bool = False, tra
             lock.release()
 
 
-def parse_args(prog: str, doc: str, argv, load=load_config, need_config: bool = True):
-    """The command line shared by mlpscale-train and mlpscale-finetune -> (args, resolved Config)."""
-    p = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", help="YAML file, or a bare name from configs/ (e.g. bmlp12.yaml)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a field, e.g. --set optim.lr=1e-4 (repeatable)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last.pt")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run of the same name")
-    a = p.parse_args(argv)
+WHAT = "Train an MLP on a converted dataset, as one YAML config describes it."
+EXAMPLE = "mlpscale-train --config demo_digits.yaml --set optim.lr=1e-4 --set run.name=demo_lr1e-4"
+DETAILS = """\
+The run folder is run.out_dir/run.name: runs/<the config's file name> unless run.name is set. It holds
+config.yaml (resolved), metrics.jsonl (one object per epoch), last.pt and summary.json, and belongs to
+one process at a time. A second run into a folder that holds a run is refused: continue it with
+--resume, replace it with --overwrite, or choose another run.name. Every config field and its meaning:
+mlpscale/config.py.
+
+Exit codes: 0 finished (or stopped at train.max_steps), 2 a user error (one sentence on stderr),
+130 / 143 interrupted by SIGINT / SIGTERM after saving last.pt (--resume RUN_DIR continues it)."""
+
+
+def build_parser(prog: str = "mlpscale-train", what: str = WHAT, example: str = EXAMPLE,
+                 details: str = DETAILS) -> argparse.ArgumentParser:
+    """The command line shared by mlpscale-train and mlpscale-finetune."""
+    p = cli.command_parser(prog, what, example, details)
+    cli.add(p, "--config")
+    cli.add(p, "--set")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR from its last.pt, with its own config.yaml (no --config)")
+    cli.add(p, "--overwrite", "a run folder that already holds a run is cleared first")
+    return p
+
+
+def parse_args(parser: argparse.ArgumentParser, argv, load=load_config, need_config: bool = True):
+    """-> (args, resolved Config) of mlpscale-train / mlpscale-finetune."""
+    a = parser.parse_args(argv)
     if a.resume:
+        if a.config:
+            raise UserError(f"--resume continues with the run's own config.yaml, so --config {a.config} would be "
+                            f"ignored; drop --config (use --set to change a field), or start a new run without "
+                            f"--resume")
         cfg_path = os.path.join(a.resume, "config.yaml")
         if not os.path.exists(cfg_path):
-            raise UserError(f"{a.resume} is not a run folder (no config.yaml); pass the folder {prog} wrote")
+            raise UserError(f"{a.resume} is not a run folder (no config.yaml); pass the folder {parser.prog} wrote")
         cfg = load(cfg_path, a.set)
     elif a.config or not need_config:
         cfg = load(a.config, a.set)
@@ -568,7 +592,7 @@ def report(s: dict, tool: str) -> int:
 
 @cli_entry
 def main(argv=None):
-    a, cfg = parse_args("mlpscale-train", __doc__, argv)
+    a, cfg = parse_args(build_parser(), argv)
     code = report(run(cfg, a.resume, a.overwrite), "mlpscale-train")
     if code:
         sys.exit(code)

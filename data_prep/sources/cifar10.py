@@ -1,4 +1,4 @@
-"""CIFAR-10 (see `cifar.py`)."""
+"""CIFAR-10: 10 classes, train 50,000 and test 10,000 images of 32x32, in the official label order."""
 NAME = "cifar10"
 HELP = "CIFAR-10 from cifar-10-python.tar.gz or its extracted cifar-10-batches-py/ folder"
 

@@ -1,4 +1,5 @@
-"""CIFAR-100 (see `cifar.py`): fine labels (100 classes) by default, coarse (20) as an option."""
+"""CIFAR-100: fine labels (100 classes) by default, coarse (20) with --label-type coarse; train 50,000
+and test 10,000 images of 32x32."""
 NAME = "cifar100"
 HELP = "CIFAR-100 from cifar-100-python.tar.gz or its extracted cifar-100-python/ folder"
 

@@ -15,7 +15,7 @@ With these defaults Ridnik et al. report, for fall11: 11,221 classes, 11,797,632
 (Counts here are of images that decode; unreadable ones are skipped and listed in meta.json.)
 
 To make pre-training and fine-tuning (or several resolutions / machines) agree on the class list,
-pass --classes with an earlier meta_<res>.json or a text file of wnids (one per line): exactly
+pass --class-list with an earlier meta_<res>.json or a text file of wnids (one per line): exactly
 those classes are converted, in that order, and the filter is not applied.
 """
 from __future__ import annotations
@@ -26,6 +26,7 @@ import zlib
 
 import numpy as np
 
+from mlpscale import cli
 from mlpscale.errors import UserError
 
 NAME = "imagenet21k"
@@ -38,9 +39,10 @@ def add_arguments(parser) -> None:
                         help="drop classes with fewer images (Ridnik et al.: 500)")
     parser.add_argument("--val-per-class", type=int, default=50,
                         help="images per class held out for validation (Ridnik et al.: 50)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the validation hold-out")
-    parser.add_argument("--classes", default=None,
+    cli.add(parser, "--seed", "here of the validation hold-out", default=0)
+    parser.add_argument("--class-list", metavar="FILE", default=None,
                         help="fix the class list: an earlier meta_<res>.json or a file of wnids")
+    cli.deprecate(parser, "--classes", "--class-list")
     parser.add_argument("--words", default=None, help="words.txt (wnid<TAB>names) for readable class names")
 
 
@@ -52,7 +54,7 @@ def read_class_list(path: str) -> list[str]:
         with open(path) as f:
             return [line.split()[0] for line in f if line.strip()]
     except (OSError, KeyError, json.JSONDecodeError, IndexError) as e:
-        raise UserError(f"cannot read --classes {path} ({e}); pass a meta_<res>.json or one wnid per line") from None
+        raise UserError(f"cannot read --class-list {path} ({e}); pass a meta_<res>.json or one wnid per line") from None
 
 
 def holdout(wnid: str, n: int, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -82,11 +84,11 @@ def load(args, pool=None):
     if not entries:
         raise UserError(f"--src {src} has no <wnid>.tar archives or <wnid>/ folders; expected {EXPECTED}")
     known = {}  # wnid -> index_entries result, for what is indexed already
-    if args.classes:
-        classes = read_class_list(args.classes)
+    if args.class_list:
+        classes = read_class_list(args.class_list)
         missing = [w for w in classes if w not in entries]
         if missing:
-            raise UserError(f"--src {src} lacks {len(missing)} classes of --classes (e.g. {missing[0]}); "
+            raise UserError(f"--src {src} lacks {len(missing)} classes of --class-list (e.g. {missing[0]}); "
                             "point --src at the same ImageNet-21k release")
     else:
         # a tar's images are counted from its headers alone, so the classes --min-images drops are never
@@ -112,7 +114,7 @@ def load(args, pool=None):
     extra = {
         "preprocessing": {"min_images": args.min_images, "val_per_class": args.val_per_class,
                           "seed": args.seed, "classes_in_src": len(entries),
-                          "classes_kept": len(classes), "class_list_from": args.classes},
+                          "classes_kept": len(classes), "class_list_from": args.class_list},
     }
     if args.words:
         words = read_words(args.words)

@@ -1,5 +1,5 @@
-"""`mlpscale-sweep SPEC.yaml [--launcher local|slurm|submitit-local] [--jobs N] [--out DIR] [--prepare]
-[--print-commands] [--dry-run] [--collect] [--wait]`: a grid of training runs, each measured, into one
+"""`mlpscale-sweep SPEC [--launcher local|slurm|submitit-local] [--jobs N] [--out DIR] [--set KEY=VALUE]
+[--prepare] [--print-commands | --dry-run | --collect] [--wait]`: a grid of training runs, each measured, into one
 results.csv for `mlpscale-scaling` (the paper's scaling study, Section 4).
 
 A spec (YAML; every key checked when read, see mlpscale/sweep/spec.py):
@@ -13,7 +13,7 @@ A spec (YAML; every key checked when read, see mlpscale/sweep/spec.py):
     measure: {probe: {config: FILE, set: {data.dataset: cifar100}, mode: linear}}   # or: test
 
 Each point has a stable, readable name built from its grid fields in grid order, the epochs last:
-`B_6-Wi_256__n100000__e50` (prefixes in NAME_PREFIX, or the spec's `names:`). `grid` may also be a
+`B_6-Wi_256__n100000__e50` (prefixes: plan.NAME_PREFIX, or the spec's `names:`). `grid` may also be a
 list of such mappings (their products are concatenated).
 
 SWEEP_DIR (`--out`, default runs/sweeps/<spec name>) holds:
@@ -68,6 +68,7 @@ import argparse
 import sys
 import time
 
+from .. import cli
 from ..errors import UserError, cli_entry
 from .launchers import out_line, print_commands, run_local, submit
 from .plan import Sweep, Unit, plan
@@ -89,31 +90,58 @@ def _dry_run(sweep: Sweep, units: list[Unit]) -> None:
         out_line(line)
 
 
-def main_args(argv=None):
-    p = argparse.ArgumentParser(prog="mlpscale-sweep", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("spec", metavar="SPEC.yaml", help="sweep spec, e.g. configs/sweeps/mini_cpu.yaml")
+WHAT = "Run a grid of training runs (and a linear probe per point) into one results.csv for mlpscale-scaling."
+EXAMPLE = "mlpscale-sweep mini_cpu --prepare"
+DETAILS = """\
+A spec (YAML) names a base training config, overrides for every point (set:), a grid of config fields
+whose product is the set of points, and what to measure (test, or probe: a linear-probe config):
+
+    base: bmlp6.yaml
+    set: {optim.lr: 1.0e-5}
+    grid: {model.arch: [B_6-Wi_256, B_12-Wi_256], data.n_train: [100000, 1000000], train.epochs: [50, 100]}
+    measure: {probe: {config: probe.yaml, set: {data.dataset: cifar100}, mode: linear}}
+
+Points get stable names from their grid values (B_6-Wi_256__n100000__e50). SWEEP_DIR (--out, default
+runs/sweeps/<spec name>) holds spec.yaml, points/<name>/ (training runs), probes/<name>/, and
+results.csv (arch, params, n_train, epochs, compute_pflops, error, ...). Running the same command again
+finishes a half-done sweep: finished points are skipped, interrupted ones resume, failed ones are retried.
+With a constant learning rate one run to the largest epoch count keeps a checkpoint at every smaller
+one and probes it (exact: data order, augmentation and lr depend on the step only).
+
+Exit codes: 0 every point finished (slurm without --wait: submitted), 1 some point failed (its log is
+named), 2 a user error, 130 / 143 interrupted (the runs saved their last.pt)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = cli.command_parser("mlpscale-sweep", WHAT, EXAMPLE, DETAILS)
+    p.add_argument("spec", metavar="SPEC",
+                   help="sweep spec: a YAML file, or a bare name of a shipped spec (mini_cpu, paper_in21k.yaml)")
     p.add_argument("--launcher", choices=("local", "slurm", "submitit-local"), default="local",
                    help="local: subprocesses here (default); slurm: a submitit job array; submitit-local: "
                         "the same jobs through submitit on this machine")
-    p.add_argument("--jobs", type=int, default=None,
-                   help="local: runs at a time (default: the spec's local.jobs, or 1)")
-    p.add_argument("--out", metavar="DIR", help="SWEEP_DIR (default: runs/sweeps/<spec name>)")
+    cli.add(p, "--jobs", "with --launcher local (default: the spec's local.jobs, or 1)")
+    cli.add(p, "--out", "the sweep folder SWEEP_DIR (default: runs/sweeps/<spec name>)")
+    cli.add(p, "--set", "of every point's training config, after the spec's set:")
     p.add_argument("--prepare", action="store_true", help="first run the spec's data-preparation steps")
-    p.add_argument("--print-commands", action="store_true",
-                   help="print one shell line per unit still to do (train && probe ...) and exit")
-    p.add_argument("--dry-run", action="store_true", help="check the spec, show what would run, and exit")
-    p.add_argument("--collect", action="store_true", help="only rewrite results.csv from the run folders")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--print-commands", action="store_true",
+                      help="print one shell line per unit still to do (train && probe ...) and exit")
+    mode.add_argument("--dry-run", action="store_true", help="check the spec, show what would run, and exit")
+    mode.add_argument("--collect", action="store_true", help="only rewrite results.csv from the run folders")
     p.add_argument("--wait", action="store_true", help="slurm: wait for the jobs and report them")
-    return p.parse_args(argv)
+    return p
 
 
 @cli_entry
 def main(argv=None):
-    a = main_args(argv)
+    a = build_parser().parse_args(argv)
     if a.jobs is not None and a.jobs < 1:
         raise UserError(f"--jobs must be >= 1, got {a.jobs}")
-    spec = read_spec(a.spec)
+    if a.wait and a.launcher != "slurm":
+        raise UserError(f"--wait applies to --launcher slurm only (--launcher {a.launcher} always waits)")
+    if a.jobs is not None and a.launcher != "local":
+        raise UserError(f"--jobs applies to --launcher local only; the {a.launcher} launcher runs one job per unit")
+    spec = read_spec(a.spec, a.set)
     sweep = plan(spec, a.out)
     check_folders(sweep)
     for n in sweep.notes:

@@ -97,4 +97,4 @@ def report(sweep: Sweep, rows: list[dict], seconds: float | None = None) -> None
     took = f" in {seconds:.0f} s" if seconds is not None else ""
     print(f"{len(rows)} points ({parts}){took}; results in {os.path.join(sweep.dir, RESULTS)}")
     if counts["finished"] == len(rows) and rows:
-        print(f"next: mlpscale-scaling {sweep.dir} --out {os.path.join(sweep.dir, 'scaling')}")
+        print(f"next: mlpscale-scaling {sweep.dir}   (writes the fits and figures into it)")

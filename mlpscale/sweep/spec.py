@@ -145,10 +145,11 @@ def _resolve_file(path: str, spec_dir: str, what: str) -> str:
         raise UserError(f"{what}: {e}") from None
 
 
-def read_spec(path: str) -> Spec:
-    """Read and check a sweep spec; every problem is one UserError naming the spec and the key."""
-    if not os.path.isfile(path):
-        raise UserError(f"sweep spec {path} not found; pass a YAML file like configs/sweeps/mini_cpu.yaml")
+def read_spec(path: str, extra_sets: list[str] = ()) -> Spec:
+    """Read and check a sweep spec (a path, or a bare name of a shipped spec, as config names resolve);
+    every problem is one UserError naming the spec and the key. `extra_sets` (the command line's --set)
+    come after the spec's `set:`."""
+    path = str(resolve_config_path(path, "sweeps", "sweep spec"))
     try:
         raw = yaml.safe_load(read_text(path, "a sweep spec is YAML"))
     except yaml.YAMLError as e:
@@ -168,7 +169,8 @@ def read_spec(path: str) -> Spec:
             raise UserError(f"{where}: local.{k} must be a whole number >= 1, got {v!r}")
     if f.reuse_epochs not in ("auto", "off"):
         raise UserError(f"{where}: reuse_epochs must be auto or off, got '{f.reuse_epochs}'")
-    return Spec(os.path.abspath(path), name, base, _overrides(f.set, f"{where}: set"), _grid(f.grid, where),
+    sets = _overrides(f.set, f"{where}: set") + _overrides(list(extra_sets), "--set")
+    return Spec(os.path.abspath(path), name, base, sets, _grid(f.grid, where),
                 _names(f.names, where), _measure(f.measure, spec_dir, where), f.reuse_epochs, f.local, f.slurm,
                 _prepare(f.prepare, where))
 

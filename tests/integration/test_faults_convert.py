@@ -103,10 +103,10 @@ def start(*argv) -> subprocess.Popen:
 
 
 def folder_args(src, out, *extra):
-    return ["folder", "--src", src, "--name", "d", "--res", "8", "--out", out, "--workers", "2", "--quiet", *extra]
+    return ["folder", "--src", src, "--dataset", "d", "--res", "8", "--root", out, "--workers", "2", "--quiet", *extra]
 
 
-HINT = "mlpscale-convert folder --src SRC --name d --res 8 --out OUT"
+HINT = "mlpscale-convert folder --src SRC --dataset d --res 8 --root OUT"
 
 
 # -- kills ---------------------------------------------------------------------------------------------
@@ -157,7 +157,7 @@ def test_crash_while_publishing_is_refused_until_rerun(tmp_path, monkeypatch, cr
     (train, test, meta) are done: check_dataset refuses the folder, naming the command that
     repairs it; that command then does."""
     out = str(tmp_path / "out")
-    argv = ["digits", "--res", "8", "--out", out, "--quiet", "--workers", "1"]
+    argv = ["digits", "--res", "8", "--root", out, "--quiet", "--workers", "1"]
     main(argv)
     old = json.load(open(os.path.join(out, "digits", "meta_8.json")))["conversion_id"]
     real, done = os.replace, []
@@ -172,7 +172,7 @@ def test_crash_while_publishing_is_refused_until_rerun(tmp_path, monkeypatch, cr
     with pytest.raises(SystemExit):
         main(argv)
     monkeypatch.undo()
-    hint = f"mlpscale-convert digits --res 8 --out {out}"
+    hint = f"mlpscale-convert digits --res 8 --root {out}"
     with pytest.raises(UserError, match="re-run it: " + hint):
         check_dataset(out, "digits", 8, ["train", "test"], hint)
     main(argv)
@@ -228,10 +228,10 @@ def test_shards_of_array_sources_combine_to_the_whole(tmp_path, source):
            "stl10": lambda: fx.make_stl10(str(tmp_path / "dl"))[0], "digits": lambda: None}[source]()
     common = [source, "--res", "16", "--quiet", "--workers", "2"] + (["--src", src] if src else [])
     whole, sharded = str(tmp_path / "whole"), str(tmp_path / "sharded")
-    main(common + ["--out", whole])
+    main(common + ["--root", whole])
     for i in range(2):
-        main(common + ["--out", sharded, "--shard", f"{i}/2"])
-    main(["combine", "--name", source, "--res", "16", "--out", sharded, "--quiet"])
+        main(common + ["--root", sharded, "--shard", f"{i}/2"])
+    main(["combine", "--dataset", source, "--res", "16", "--root", sharded, "--quiet"])
     a, b = (json.load(open(os.path.join(r, source, "meta_16.json"))) for r in (whole, sharded))
     assert a["counts"] == b["counts"] and a["classes"] == b["classes"]
     np.testing.assert_allclose(a["mean"], b["mean"])
@@ -265,7 +265,7 @@ class _Disk:
 def test_failing_writes_end_in_one_sentence_and_keep_the_old_files(tmp_path, monkeypatch, capsys, err, words,
                                                                    budget):
     out = str(tmp_path / "out")
-    argv = ["digits", "--res", "8", "--out", out, "--quiet", "--workers", "2"]
+    argv = ["digits", "--res", "8", "--root", out, "--quiet", "--workers", "2"]
     main(argv)
     folder = os.path.join(out, "digits")
     before = digests(folder)
@@ -300,7 +300,7 @@ def tiny_disk(tmp_path):
 
 
 def test_really_full_disk(tiny_disk, capsys):
-    argv = ["digits", "--res", "8", "--out", tiny_disk, "--quiet", "--workers", "2"]
+    argv = ["digits", "--res", "8", "--root", tiny_disk, "--quiet", "--workers", "2"]
     main(argv)  # ~4.2 MiB of pages: fits once, not twice
     folder = os.path.join(tiny_disk, "digits")
     before = digests(folder)
@@ -313,11 +313,11 @@ def test_really_full_disk(tiny_disk, capsys):
 
 
 def test_really_read_only_disk(tiny_disk, capsys):
-    main(["digits", "--res", "8", "--out", tiny_disk, "--quiet"])
+    main(["digits", "--res", "8", "--root", tiny_disk, "--quiet"])
     subprocess.run(["mount", "-o", "remount,ro", tiny_disk], check=True)
     for name in ("digits", "other"):  # an existing dataset folder, and a new one
         with pytest.raises(SystemExit) as e:
-            main(["digits", "--res", "8", "--out", tiny_disk, "--name", name, "--quiet"])
+            main(["digits", "--res", "8", "--root", tiny_disk, "--dataset", name, "--quiet"])
         assert e.value.code == 2 and "Read-only file system" in one_sentence(capsys.readouterr().err)
 
 
@@ -330,7 +330,7 @@ def test_a_file_where_the_output_folder_should_be(tmp_path, capsys, where):
         out.mkdir()
         (out / "digits").write_text("not a folder")
     with pytest.raises(SystemExit) as e:
-        main(["digits", "--res", "8", "--out", str(out), "--quiet"])
+        main(["digits", "--res", "8", "--root", str(out), "--quiet"])
     assert e.value.code == 2 and "is a file, not a folder" in one_sentence(capsys.readouterr().err)
 
 
@@ -338,7 +338,7 @@ def test_a_file_where_the_output_folder_should_be(tmp_path, capsys, where):
 @pytest.mark.parametrize("res", ["100000", "0", "1025"])
 def test_res_out_of_range(tmp_path, capsys, res):
     with pytest.raises(SystemExit) as e:
-        main(["digits", "--res", res, "--out", str(tmp_path / "out"), "--quiet"])
+        main(["digits", "--res", res, "--root", str(tmp_path / "out"), "--quiet"])
     assert e.value.code == 2 and "--res must be between 1 and 1024" in one_sentence(capsys.readouterr().err)
     assert not (tmp_path / "out").exists()
 
@@ -356,11 +356,11 @@ def test_empty_train_class_is_an_error_unless_allowed(tmp_path, capsys):
     os.makedirs(os.path.join(src, "train", "owl"))  # a class folder without images
     out = str(tmp_path / "out")
     with pytest.raises(SystemExit) as e:
-        main(["folder", "--src", src, "--name", "d", "--res", "8", "--out", out, "--quiet"])
+        main(["folder", "--src", src, "--dataset", "d", "--res", "8", "--root", out, "--quiet"])
     err = one_sentence(capsys.readouterr().err)
     assert e.value.code == 2 and "class 'owl' has no training images" in err and "--allow-empty-classes" in err
     assert not os.path.exists(os.path.join(out, "d", "meta_8.json"))
-    main(["folder", "--src", src, "--name", "d", "--res", "8", "--out", out, "--quiet", "--allow-empty-classes"])
+    main(["folder", "--src", src, "--dataset", "d", "--res", "8", "--root", out, "--quiet", "--allow-empty-classes"])
     meta = json.load(open(os.path.join(out, "d", "meta_8.json")))
     assert meta["classes"] == ["cat", "dog", "owl", "zebra"] and meta["counts"]["train"] == 9
 
@@ -370,6 +370,6 @@ def test_class_whose_images_are_all_unreadable(tmp_path, capsys):
     for i in range(3):
         fx.write(os.path.join(src, "train", "cat", f"img{i}.png"), b"\x89PNG\r\n\x1a\n not really")
     with pytest.raises(SystemExit) as e:
-        main(["folder", "--src", src, "--name", "d", "--res", "8", "--out", str(tmp_path / "out"), "--quiet"])
+        main(["folder", "--src", src, "--dataset", "d", "--res", "8", "--root", str(tmp_path / "out"), "--quiet"])
     err = one_sentence(capsys.readouterr().err)
     assert e.value.code == 2 and "class 'cat' has no readable training image" in err

@@ -19,7 +19,7 @@ def test_missing_beton_message(tmp_path):
                 "--set", f"run.out_dir={tmp_path / 'runs'}")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert f"missing dataset file {tmp_path}/digits/train_16.beton" in r.stderr
-    assert f"mlpscale-convert digits --res 16 --out {tmp_path}" in r.stderr
+    assert f"mlpscale-convert digits --res 16 --root {tmp_path}" in r.stderr
 
 
 

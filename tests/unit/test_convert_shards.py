@@ -64,7 +64,7 @@ def test_quiet_prints_nothing_but_errors(tmp_path, capsys):
     """--quiet silences progress bars and 'wrote' lines of convert, combine and subset, not warnings
     (the fixture holds a corrupt image) or errors."""
     src = fx.make_folder(str(tmp_path / "dl"))
-    common = ["--name", "d", "--res", "8", "--out", str(tmp_path / "out")]
+    common = ["--dataset", "d", "--res", "8", "--root", str(tmp_path / "out")]
     for argv in (["folder", "--src", src, *common, "--workers", "1", "--shard", "0/2"],
                  ["folder", "--src", src, *common, "--workers", "1", "--shard", "1/2"],
                  ["combine", *common],

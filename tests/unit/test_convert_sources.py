@@ -193,7 +193,7 @@ def test_wrong_src_layout_is_one_sentence(tmp_path, capsys, source, make):
     d = tmp_path / "empty"
     d.mkdir()
     with pytest.raises(SystemExit) as e:
-        main([source, "--src", make(str(d)), "--res", "8", "--out", str(tmp_path / "out"), "--quiet"])
+        main([source, "--src", make(str(d)), "--res", "8", "--root", str(tmp_path / "out"), "--quiet"])
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "expected" in err and "\n" not in err and "Traceback" not in err
@@ -228,7 +228,7 @@ def test_cifar_pickle_that_would_run_code_is_refused(tmp_path, capsys):
     with open(batch, "wb") as f:
         pickle.dump({b"data": _RunsCode(str(marker)), b"labels": [0]}, f)
     with pytest.raises(SystemExit) as e:
-        main(["cifar10", "--src", src, "--res", "32", "--out", str(tmp_path / "out"), "--quiet"])
+        main(["cifar10", "--src", src, "--res", "32", "--root", str(tmp_path / "out"), "--quiet"])
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and err.startswith("error: ") and "\n" not in err
     assert "data_batch_1 is not a CIFAR batch" in err

@@ -292,7 +292,7 @@ def test_import_writes_a_loadable_run_folder(ref_b, tmp_path, capsys):
     ref10b = _randomise(RefBottleneck(3 * RES * RES, 16, 2, 10), 6)
     other = tmp_path / "other"
     torch.save(ref10b.state_dict(), other)
-    assert "--force" in _err(import_paper, str(other), "B_2-Wi_16", RES, 10, str(out), "cifar10")
+    assert "--overwrite" in _err(import_paper, str(other), "B_2-Wi_16", RES, 10, str(out), "cifar10")
     import_paper(str(other), "B_2-Wi_16", RES, 10, str(out), "cifar10", True)
 
 

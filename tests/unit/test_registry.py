@@ -20,7 +20,7 @@ def test_builtin_paper_numbers():
 def test_paths_and_convert_hint():
     info = get_dataset("cifar10")
     assert info.beton_path("/d", "train") == beton_path("/d", "cifar10", "train", 32) == "/d/cifar10/train_32.beton"
-    assert info.convert_command("/d") == "mlpscale-convert cifar10 --res 32 --out /d --src PATH_TO_DOWNLOADED_FILES"
+    assert info.convert_command("/d") == "mlpscale-convert cifar10 --res 32 --root /d --src PATH_TO_DOWNLOADED_FILES"
 
 
 def test_meta_json_teaches_a_new_dataset(tmp_path):
