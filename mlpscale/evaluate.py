@@ -387,7 +387,7 @@ def eval_json_path(out: str | None, checkpoint: str) -> str:
     return os.path.join(out, "eval.json")
 
 
-def eval_config(ck: dict, path: str, a) -> "Config":
+def eval_config(ck: dict, path: str, a):
     """The run's config with the command line applied: eval.* from their defaults, then --set, then the
     flags (--dataset, --root, --res, --tta, --tta-average, --real); checked like a config file."""
     from .config import Config, EvalConfig, apply_overrides, check, config_from_dict, from_dict, to_dict

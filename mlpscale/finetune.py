@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import train
 from .checkpoint import PlainStateDict, find_checkpoint, load_checkpoint, model_from_checkpoint, model_meta
 from .config import Config
 from .data import Data
@@ -50,7 +51,6 @@ from .errors import UserError, cli_entry
 from .loader import ImageStore, ResidentLoader
 from .models import MLP
 from .runtime import auto_on_off
-from . import train
 from .train import Trainer, augment_views, dataset_info, parse_args, report, run
 
 RECIPES = {

@@ -85,7 +85,7 @@ def test_no_command_spells_a_shared_concept_its_own_way():
     near = {"--data", "--name", "--force", "--classes", "--batch", "--threads", "--data-root", "--num_classes",
             "--output", "--out-dir", "--dataset-root"}
     for script in SCRIPTS:
-        for parser, action, opt in options(script):
+        for parser, _action, opt in options(script):
             assert opt not in near, f"{parser.prog} {opt}"
 
 
