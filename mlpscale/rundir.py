@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
+import sys
 
 from .config import Config, save_config
 from .errors import UserError
@@ -99,3 +101,19 @@ def check_loggers(cfg: Config) -> None:
         if on and importlib.util.find_spec(name) is None:
             raise UserError(f"run.{name} is on but {name} is not installed: pip install {name} "
                             f"(or --set run.{name}=false)")
+
+
+def report(s: dict, tool: str) -> int:
+    """Print a finished run's outcome; returns the exit code that says what happened (0, or 128 + the
+    signal that interrupted it, after last.pt was saved)."""
+    if int(os.environ.get("RANK", "0")) == 0:
+        top1 = s.get("test_top1")
+        print(f"{s['status']}: {s['arch']} on {s['dataset']} ({s['epochs_done']} epochs, {s['steps']} steps, "
+              f"{s['compute_pflops']:.4g} PFLOPs)" + (f", test top-1 {top1:.2f}%" if top1 is not None else ""))
+        print(f"results in {s['run_dir']}/ (summary.json, metrics.jsonl, last.pt)")
+        if s["status"] == "interrupted":
+            print(f"resume with: {tool} --resume {s['run_dir']}")
+    sys.stdout.flush()
+    if s["status"] == "interrupted":
+        return 128 + int(s.get("signal") or signal.SIGINT)
+    return 0

@@ -58,7 +58,7 @@ from .metrics import (  # noqa: F401 - re-exported
 )
 from .models import MLP, build_model
 from .optim import STATE_PER_PARAM, build_optimizer
-from .rundir import abandon_run, check_loggers, lock_run, prepare_run, start_run
+from .rundir import abandon_run, check_loggers, lock_run, prepare_run, report, start_run
 from .runtime import Runtime, auto_on_off
 from .schedule import lr_at
 
@@ -573,21 +573,6 @@ def parse_args(parser: argparse.ArgumentParser, argv, load=load_config, need_con
     else:
         raise UserError("pass --config FILE (e.g. --config configs/demo_digits.yaml) or --resume RUN_DIR")
     return a, cfg
-
-
-def report(s: dict, tool: str) -> int:
-    """Print the outcome; returns the exit code that says what happened (module docstring)."""
-    if int(os.environ.get("RANK", "0")) == 0:
-        top1 = s.get("test_top1")
-        print(f"{s['status']}: {s['arch']} on {s['dataset']} ({s['epochs_done']} epochs, {s['steps']} steps, "
-              f"{s['compute_pflops']:.4g} PFLOPs)" + (f", test top-1 {top1:.2f}%" if top1 is not None else ""))
-        print(f"results in {s['run_dir']}/ (summary.json, metrics.jsonl, last.pt)")
-        if s["status"] == "interrupted":
-            print(f"resume with: {tool} --resume {s['run_dir']}")
-    sys.stdout.flush()
-    if s["status"] == "interrupted":
-        return 128 + int(s.get("signal") or signal.SIGINT)
-    return 0
 
 
 @cli_entry

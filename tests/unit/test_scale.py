@@ -199,7 +199,7 @@ def test_imagenet21k_indexes_only_the_classes_it_keeps(tmp_path, monkeypatch):
     indexed = []
     real = scan._index_one
     monkeypatch.setattr(scan, "_index_one", lambda e: indexed.append(os.path.basename(e)) or real(e))
-    args = argparse.Namespace(src=str(src), source="imagenet21k", classes=None, min_images=5, val_per_class=1,
+    args = argparse.Namespace(src=str(src), source="imagenet21k", class_list=None, min_images=5, val_per_class=1,
                               seed=0, words=None)
     data = imagenet21k.load(args)
     assert data.classes == ["n001", "n003"] and sorted(indexed) == ["n001.tar", "n003.tar"]
