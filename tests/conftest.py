@@ -29,7 +29,7 @@ def digits_root(tmp_path_factory):
     from data_prep.cli import main
 
     root = tmp_path_factory.mktemp("data")
-    main(["digits", "--res", "8", "--out", str(root), "--workers", "1", "--quiet"])
+    main(["digits", "--res", "8", "--root", str(root), "--workers", "1", "--quiet"])
     return str(root)
 
 

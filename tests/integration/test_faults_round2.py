@@ -157,12 +157,12 @@ def test_symlink_loop_converts_exactly_its_real_images(tmp_path, link):
     cls = sorted(os.listdir(os.path.join(src, "train")))[0]
     fx.write(os.path.join(src, "train", cls, "sub", "deep.png"), fx.image_bytes(fx.class_colour(5), fmt="PNG"))
     out = str(tmp_path / "out")
-    convert(["folder", "--src", src, "--name", "ref", "--res", "8", "--out", out, "--workers", "1", "--quiet"])
+    convert(["folder", "--src", src, "--name", "ref", "--res", "8", "--root", out, "--workers", "1", "--quiet"])
     target = {"loop": "..",                           # train/<class>/loop -> train/ (the case)
               "sub/up": "..",                         # back to the class folder, already walked
               "out": os.path.join(src, "val")}[link]  # a link out of the class folder
     os.symlink(target, os.path.join(src, "train", cls, link))
-    convert(["folder", "--src", src, "--name", "d", "--res", "8", "--out", out, "--workers", "1", "--quiet"])
+    convert(["folder", "--src", src, "--name", "d", "--res", "8", "--root", out, "--workers", "1", "--quiet"])
     a, b = (json.load(open(os.path.join(out, n, "meta_8.json"))) for n in ("ref", "d"))
     assert a["counts"] == b["counts"]
     xa, ya = fx.read_beton(os.path.join(out, "ref", "train_8.beton"))
@@ -245,7 +245,7 @@ def test_fifo_among_the_images_is_skipped_within_seconds(tmp_path):
     fifo = os.path.join(src, "train", cls, "x.jpg")
     os.mkfifo(fifo)
     out = str(tmp_path / "out")
-    r = run_cli("mlpscale-convert", "folder", "--src", src, "--name", "d", "--res", "8", "--out", out,
+    r = run_cli("mlpscale-convert", "folder", "--src", src, "--name", "d", "--res", "8", "--root", out,
                 "--workers", "2", "--quiet", timeout=120)   # a hang is a failure, not a stuck test run
     assert r.returncode == 0, r.stderr
     meta = json.load(open(os.path.join(out, "d", "meta_8.json")))
@@ -326,7 +326,7 @@ def test_truncated_cifar_archive_is_one_sentence(tmp_path, capsys):
     cut = str(tmp_path / "cifar-10-python.tar.gz")
     open(cut, "wb").write(data[: len(data) // 2])      # an interrupted download
     with pytest.raises(SystemExit):
-        convert(["cifar10", "--src", cut, "--res", "8", "--out", str(tmp_path / "out"), "--quiet", "--workers", "1"])
+        convert(["cifar10", "--src", cut, "--res", "8", "--root", str(tmp_path / "out"), "--quiet", "--workers", "1"])
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "is truncated or damaged (an interrupted download?); download it again" in err
     assert not (tmp_path / "out" / "cifar10").exists()
@@ -396,7 +396,7 @@ def test_missing_resolution_names_the_converted_ones(digits_root, tmp_path):
                 "--set", "data.res=16", "--set", f"run.out_dir={tmp_path}")
     err = one_line(r)
     assert r.returncode == 2 and "converted at 8px, not 16px" in err and "--set data.res=8" in err
-    assert f"(mlpscale-convert digits --res 16 --out {digits_root} " in err   # the command that wrote it, at 16px
+    assert f"(mlpscale-convert digits --res 16 --root {digits_root} " in err   # the command that wrote it, at 16px
     assert not (tmp_path / "demo_digits").exists()
 
 
@@ -456,12 +456,12 @@ def test_refused_conversion_leaves_no_folder(tmp_path):
     out = tmp_path / "out"
     for argv in (["folder", "--name", "d"], ["folder", "--name", "d", "--src", str(tmp_path / "nowhere")]):
         with pytest.raises(SystemExit):
-            convert([*argv, "--res", "8", "--out", str(out), "--quiet", "--workers", "1"])
+            convert([*argv, "--res", "8", "--root", str(out), "--quiet", "--workers", "1"])
         assert not (out / "d").exists()
     os.makedirs(out / "kept")
     (out / "kept" / "mine.txt").write_text("x")
     with pytest.raises(SystemExit):
-        convert(["folder", "--name", "kept", "--res", "8", "--out", str(out), "--quiet", "--workers", "1"])
+        convert(["folder", "--name", "kept", "--res", "8", "--root", str(out), "--quiet", "--workers", "1"])
     assert (out / "kept" / "mine.txt").read_text() == "x"    # a folder that was there stays
 
 

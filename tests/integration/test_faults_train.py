@@ -208,7 +208,7 @@ def test_tests_pass_after_make_demo(tmp_path, monkeypatch):
     r = run_cli("mlpscale-train", "--config", "demo_digits.yaml", "--set", f"data.root={empty}")
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert f"missing dataset file {empty}/digits/train_16.beton" in r.stderr
-    assert f"mlpscale-convert digits --res 16 --out {empty}" in r.stderr
+    assert f"mlpscale-convert digits --res 16 --root {empty}" in r.stderr
 
     # `make test` itself, started in the clone: the tests that met runs/demo_digits in the repository
     tests = [f"{ROOT}/tests/integration/test_train_runs.py::{t}"
