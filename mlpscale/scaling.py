@@ -217,7 +217,9 @@ def _interval(value: float, se: float | None, q: float, positive: bool = False) 
     ok = se is not None and math.isfinite(se) and math.isfinite(value)
     ci = [value - q * se, value + q * se] if ok else None
     if ci and positive and ci[0] < 0:
-        ci = [value * math.exp(-q * se / value), value * math.exp(q * se / value)] if value > 0 else [0.0, q * se]
+        r = q * se / value if value > 0 else math.inf
+        # a log-interval wider than e^50 says nothing more than the Wald interval clipped at zero (and overflows)
+        ci = [value * math.exp(-r), value * math.exp(r)] if r <= 50 else [0.0, value + q * se]
     return {"value": _clean(value), "ci95": ci}
 
 
