@@ -72,7 +72,7 @@ _S_LAYER = re.compile(r"^layers\.(\d+)\.(weight|bias)$")
 _NORM = re.compile(r"^(?:layernorms|layer_norms)\.(\d+)\.(\w+)$")
 _HEAD = re.compile(r"^linear_(in|out)\.(weight|bias)$")
 _RELEASE = re.compile(r"B-(\d+)_Wi-(\d+)_res_(\d+)_(imagenet21|imagenet|cifar100|cifar10)_epochs_(\d+)")
-# the README's fine-tuning command (PAPER.md): crops every fine-tuned release was trained with
+# the fine-tuning command of the authors' README: crops every fine-tuned release was trained with
 FINETUNE_CROP = {"crop_scale": [0.4, 1.0], "crop_ratio": [1.0, 1.0]}
 
 
