@@ -39,3 +39,19 @@ def tiny_config(digits_root, tmp_path):
     `tiny_config(name, *sets)` is a Config; `.argv(...)` its mlpscale-train arguments, `.sets(...)` its
     `--set` values, `.spec_set(...)` a sweep spec's `set:`; `finetune=True` for mlpscale-finetune's recipe."""
     return TinyConfig(digits_root, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def betons(tmp_path_factory):
+    """The digits scans at 8px as a raw and as a JPEG beton: {"raw": path, "jpg": path}."""
+    from mlpscale.beton import write_arrays
+
+    from util import digits_arrays
+
+    d = tmp_path_factory.mktemp("betons")
+    (x, y), _ = digits_arrays(8)
+    out = {}
+    for fmt in ("raw", "jpg"):
+        out[fmt] = str(d / f"train_{fmt}.beton")
+        write_arrays(out[fmt], x, y, fmt)
+    return out

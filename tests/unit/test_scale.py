@@ -55,21 +55,6 @@ def test_subset_with_more_classes_than_16_bits():
 
 # --- the beton index: scanned once per open, whatever the number of chunks -------------------------
 
-@pytest.fixture(scope="module")
-def betons(tmp_path_factory):
-    from mlpscale.beton import write_arrays
-
-    from util import digits_arrays
-
-    d = tmp_path_factory.mktemp("scale")
-    (x, y), _ = digits_arrays(8)
-    out = {}
-    for fmt in ("raw", "jpg"):
-        out[fmt] = str(d / f"train_{fmt}.beton")
-        write_arrays(out[fmt], x, y, fmt)
-    return out
-
-
 @pytest.mark.parametrize("fmt", ["raw", "jpg"])
 def test_chunked_load_scans_the_index_once(betons, fmt, monkeypatch):
     import torch

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from mlpscale.beton import open_beton, write_arrays
+from mlpscale.beton import open_beton
 from mlpscale.config import load_config
 from mlpscale.data import build_data
 from mlpscale.errors import UserError
@@ -12,18 +12,6 @@ from mlpscale.runtime import Runtime
 from util import digits_arrays, write_dataset
 
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(scope="module")
-def betons(tmp_path_factory):
-    """The digits scans at 8px as a raw and as a JPEG beton."""
-    d = tmp_path_factory.mktemp("tiers")
-    (x, y), _ = digits_arrays(8)
-    out = {}
-    for fmt in ("raw", "jpg"):
-        out[fmt] = str(d / f"train_{fmt}.beton")
-        write_arrays(out[fmt], x, y, fmt)
-    return out
 
 
 def batches(loader, epoch, start=0):
