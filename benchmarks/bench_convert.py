@@ -283,9 +283,10 @@ def main(argv=None):
           f"{result['ours_paper_layout_s']['median']} s, same sizes as the authors': {same_sizes}, "
           f"mean |diff| {result['mean_abs_pixel_diff_paper_layout_vs_baseline']}")
     if args.json:
+        from mlpscale.io import write_json_atomic
+
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
+        write_json_atomic(args.json, result)  # a cut-short run leaves no half-written results file
         print(f"wrote {args.json}")
     return result
 

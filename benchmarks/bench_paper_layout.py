@@ -210,9 +210,10 @@ def main(argv=None) -> dict:
           f"same-round {min(same_round):.3f}-{max(same_round):.3f})")
     _report_aug(aug)
     if a.json:
+        from mlpscale.io import write_json_atomic
+
         os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
-        with open(a.json, "w") as f:
-            json.dump(result, f, indent=1)
+        write_json_atomic(a.json, result)  # a cut-short run leaves no half-written results file
         print(f"wrote {a.json}")
     return result
 
