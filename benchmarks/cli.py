@@ -82,6 +82,9 @@ def parse_args(argv=None):
     g.add_argument("--e2e-steps", type=int, help="timed optimizer steps per e2e process (default 10; quick 6)")
     g.add_argument("--e2e-warmup", type=int, help="untimed steps first in each e2e process (default 3; quick 2)")
     g.add_argument("--e2e-reps", type=int, help="rounds of e2e processes (default: --reps; quick 2)")
+    g.add_argument("--no-e2e-baseline", dest="e2e_baseline", action="store_false", default=None,
+                   help="e2e: time ours only, not the authors' recipe (whose FFCV loader compiles for ~20 s "
+                        "in each of its processes on a CPU)")
     g.add_argument("--tiered-n", type=int, help="images in the tiered suite's JPEG beton (default 16384)")
     g.add_argument("--tiered-res", type=int, help="resolution of the tiered suite's beton (default 64)")
     g.add_argument("--tiered-device-share", type=float, help="share of rows in the device tier (default 0.5)")
@@ -100,7 +103,7 @@ def parse_args(argv=None):
     s = Sizes.quick() if a.quick else Sizes()
     for k in ("arch", "res", "batch", "num_classes", "n_train", "precision", "compile", "steps", "batches", "reps",
               "warmup", "threads", "formats", "tta_crops", "e2e_arch", "e2e_steps", "e2e_warmup", "e2e_reps",
-              "tiered_n", "tiered_res", "tiered_device_share", "device", "root"):
+              "e2e_baseline", "tiered_n", "tiered_res", "tiered_device_share", "device", "root"):
         v = getattr(a, k)
         if v is not None:
             setattr(s, k, v)

@@ -41,6 +41,7 @@ class Sizes:
     e2e_arch: str = ""              # e2e: model ("" = arch)
     e2e_reps: int = 0               # e2e: rounds of processes (0 = reps)
     e2e_stream: bool = True         # e2e: also time the Trainer streaming from the beton (data.resident=off)
+    e2e_baseline: bool = True       # e2e: also time the authors' recipe (end to end and bare step)
     tiered_res: int = 64            # tiered: JPEG beton resolution
     tiered_n: int = 16_384          # tiered: images in it
     tiered_device_share: float = 0.5  # tiered: share of the rows in the device tier (the rest on the host)

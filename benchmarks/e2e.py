@@ -134,6 +134,8 @@ def e2e_comparison(s, root: str, log=print, inject: str = "", reference: bool | 
 
     def variant(vname: str) -> Variant:
         recipe, mode, resident, role, what = PROCESSES[vname]
+        if recipe == "reference" and not s.e2e_baseline:
+            return Variant(vname, lambda: 0, role, what, skipped="not requested (--no-e2e-baseline)")
         if (recipe == "reference" and mode == "e2e" and not reference) or (vname == "mlpscale_stream" and not stream):
             why = f"FFCV cannot load here ({ffcv_why})" if ffcv_why else "not requested"
             return Variant(vname, lambda: 0, role, what, skipped=why)

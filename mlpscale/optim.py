@@ -72,9 +72,40 @@ def lion_class():
         return ForeachLion
 
 
+# torch.optim.Optimizer methods wrapped by torch._disable_dynamo: the wrapper imports torch._dynamo on its
+# first call, and caches the disabled function on the wrapped one under this attribute
+_DYNAMO_WRAPPED = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
+_DYNAMO_CACHE = "__dynamo_disable"
+
+
+def skip_dynamo_import() -> bool:
+    """Keep an eager LION run from importing torch._dynamo (its import and what it pulls in are more
+    than half of a small run's start-up on a CPU): torch.optim.Optimizer's add_param_group / zero_grad /
+    state_dict / load_state_dict are wrapped to run outside dynamo's tracing, and the wrapper imports
+    dynamo on its first call. mlpscale compiles only the model, so these methods are never called inside
+    a traced frame and the wrapper has nothing to turn off: each wrapped function is given itself as its
+    cached "disabled" version. (torch's own SGD and AdamW import dynamo in every step() anyway.)
+
+    Does nothing once dynamo is loaded (a compiled run, or a caller that uses it). Returns whether the
+    methods are marked; a torch that wraps them differently keeps its own behaviour (the import)."""
+    import sys
+
+    if "torch._dynamo" in sys.modules:
+        return False
+    marked = False
+    for name in _DYNAMO_WRAPPED:
+        fn = getattr(getattr(torch.optim.Optimizer, name, None), "__wrapped__", None)
+        if fn is not None:
+            if getattr(fn, _DYNAMO_CACHE, None) is None:
+                setattr(fn, _DYNAMO_CACHE, fn)
+            marked = True
+    return marked
+
+
 def build_optimizer(o, params, device: torch.device) -> torch.optim.Optimizer:
     """The optimizer named by an OptimConfig `o`, over a module's trainable parameters or a list of
     parameter groups (dicts with "params" and extra keys such as "lr_mult", which optimizers keep)."""
+    skip_dynamo_import()
     if isinstance(params, torch.nn.Module):
         params = [p for p in params.parameters() if p.requires_grad]
     if o.name == "lion":

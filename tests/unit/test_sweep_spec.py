@@ -140,3 +140,22 @@ def test_slurm_without_submitit_says_pip_install(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "submitit", None)         # import submitit -> ImportError
     code, _, err = run_main(sw.main, capsys, PAPER, "--out", str(tmp_path / "p"), "--launcher", "slurm")
     assert code == 2 and "pip install submitit" in err and err.count("\n") == 1
+
+
+def test_table_specs_plan_three_seeds_per_row(tmp_path, capsys):
+    """Every configs/sweeps/table<1|2>_<dataset>.yaml is a valid sweep whose rows each train 3 seeds."""
+    import glob
+
+    from mlpscale.paper_tables import TABLE1, TABLE2
+
+    specs = sorted(glob.glob(os.path.join(ROOT, "configs", "sweeps", "table[12]_*.yaml")))
+    names = {os.path.basename(s) for s in specs}
+    assert {f"table1_{d}.yaml" for d in TABLE1.columns} <= names
+    assert {f"table2_{d}.yaml" for d in TABLE2.columns if d != "real"} <= names
+    for spec in specs:
+        code, out, err = run_main(sw.main, capsys, spec, "--dry-run", "--out", str(tmp_path / os.path.basename(spec)))
+        assert code == 0, err
+        lines = [ln for ln in out.splitlines() if "seed" in ln]
+        assert lines, (spec, out)
+        for seed in (0, 1, 2):
+            assert sum(f"seed{seed}" in ln for ln in lines) == len(lines) // 3, (spec, out)
