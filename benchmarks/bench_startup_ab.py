@@ -30,7 +30,7 @@ def _commit(bin_dir: str) -> str:
     """The git commit (and +dirty) of the checkout an install's mlpscale package is imported from."""
     code = "import mlpscale, os; print(os.path.dirname(os.path.dirname(mlpscale.__file__)))"
     src = subprocess.run([os.path.join(bin_dir, "python"), "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
+                         check=True, cwd="/").stdout.strip()  # not the working folder's mlpscale
     rev = subprocess.run(["git", "-C", src, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout
     dirty = subprocess.run(["git", "-C", src, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
                            text=True).stdout.strip()
