@@ -13,10 +13,10 @@ def test_a_conversion_never_imports_ffcv(tmp_path):
             "try:\n    main(sys.argv[1:])\nfinally:\n"
             "    print('FFCV' if any(m == 'ffcv' or m.startswith('ffcv.') for m in sys.modules) else 'NO FFCV')\n")
     out = str(tmp_path / "out")
-    for argv in (["digits", "--res", "8", "--out", out, "--quiet", "--shard", "0/2"],
-                 ["digits", "--res", "8", "--out", out, "--quiet", "--shard", "1/2"],
-                 ["combine", "--name", "digits", "--res", "8", "--out", out, "--quiet"],
-                 ["subset", "--name", "digits", "--res", "8", "--out", out, "--n", "50", "--beton", "--quiet"]):
+    for argv in (["digits", "--res", "8", "--root", out, "--quiet", "--shard", "0/2"],
+                 ["digits", "--res", "8", "--root", out, "--quiet", "--shard", "1/2"],
+                 ["combine", "--dataset", "digits", "--res", "8", "--root", out, "--quiet"],
+                 ["subset", "--dataset", "digits", "--res", "8", "--root", out, "--n", "50", "--beton", "--quiet"]):
         r = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, cwd=ROOT, timeout=120)
         assert r.returncode == 0, r.stderr
         assert r.stdout.strip().endswith("NO FFCV"), (argv, r.stdout)

@@ -157,12 +157,12 @@ def test_symlink_loop_converts_exactly_its_real_images(tmp_path, link):
     cls = sorted(os.listdir(os.path.join(src, "train")))[0]
     fx.write(os.path.join(src, "train", cls, "sub", "deep.png"), fx.image_bytes(fx.class_colour(5), fmt="PNG"))
     out = str(tmp_path / "out")
-    convert(["folder", "--src", src, "--name", "ref", "--res", "8", "--root", out, "--workers", "1", "--quiet"])
+    convert(["folder", "--src", src, "--dataset", "ref", "--res", "8", "--root", out, "--workers", "1", "--quiet"])
     target = {"loop": "..",                           # train/<class>/loop -> train/ (the case)
               "sub/up": "..",                         # back to the class folder, already walked
               "out": os.path.join(src, "val")}[link]  # a link out of the class folder
     os.symlink(target, os.path.join(src, "train", cls, link))
-    convert(["folder", "--src", src, "--name", "d", "--res", "8", "--root", out, "--workers", "1", "--quiet"])
+    convert(["folder", "--src", src, "--dataset", "d", "--res", "8", "--root", out, "--workers", "1", "--quiet"])
     a, b = (json.load(open(os.path.join(out, n, "meta_8.json"))) for n in ("ref", "d"))
     assert a["counts"] == b["counts"]
     xa, ya = fx.read_beton(os.path.join(out, "ref", "train_8.beton"))
@@ -245,7 +245,7 @@ def test_fifo_among_the_images_is_skipped_within_seconds(tmp_path):
     fifo = os.path.join(src, "train", cls, "x.jpg")
     os.mkfifo(fifo)
     out = str(tmp_path / "out")
-    r = run_cli("mlpscale-convert", "folder", "--src", src, "--name", "d", "--res", "8", "--root", out,
+    r = run_cli("mlpscale-convert", "folder", "--src", src, "--dataset", "d", "--res", "8", "--root", out,
                 "--workers", "2", "--quiet", timeout=120)   # a hang is a failure, not a stuck test run
     assert r.returncode == 0, r.stderr
     meta = json.load(open(os.path.join(out, "d", "meta_8.json")))
@@ -454,14 +454,14 @@ def test_study_whose_errors_do_not_fall_says_so():
 
 def test_refused_conversion_leaves_no_folder(tmp_path):
     out = tmp_path / "out"
-    for argv in (["folder", "--name", "d"], ["folder", "--name", "d", "--src", str(tmp_path / "nowhere")]):
+    for argv in (["folder", "--dataset", "d"], ["folder", "--dataset", "d", "--src", str(tmp_path / "nowhere")]):
         with pytest.raises(SystemExit):
             convert([*argv, "--res", "8", "--root", str(out), "--quiet", "--workers", "1"])
         assert not (out / "d").exists()
     os.makedirs(out / "kept")
     (out / "kept" / "mine.txt").write_text("x")
     with pytest.raises(SystemExit):
-        convert(["folder", "--name", "kept", "--res", "8", "--root", str(out), "--quiet", "--workers", "1"])
+        convert(["folder", "--dataset", "kept", "--res", "8", "--root", str(out), "--quiet", "--workers", "1"])
     assert (out / "kept" / "mine.txt").read_text() == "x"    # a folder that was there stays
 
 

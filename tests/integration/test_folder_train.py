@@ -7,8 +7,8 @@ from util import run_cli
 
 def test_convert_folder_then_train(tmp_path):
     src = make_folder(str(tmp_path / "src"), classes=("cat", "dog", "zebra", "owl"), per_class=40, fmt="JPEG")
-    r = run_cli("mlpscale-convert", "folder", "--src", src, "--name", "mydata", "--res", "8",
-                "--out", str(tmp_path / "data"), "--workers", "1", "--quiet")
+    r = run_cli("mlpscale-convert", "folder", "--src", src, "--dataset", "mydata", "--res", "8",
+                "--root", str(tmp_path / "data"), "--workers", "1", "--quiet")
     assert r.returncode == 0, r.stderr
     cfg = tmp_path / "mydata.yaml"
     cfg.write_text(

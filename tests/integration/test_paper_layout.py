@@ -92,7 +92,7 @@ def converted(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("paper")
     src = _folder(tmp, SIZES)
     out = str(tmp / "out")
-    convert(["folder", "--src", src, "--name", "p", "--res", "32", "--out", out, "--layout", "paper",
+    convert(["folder", "--src", src, "--dataset", "p", "--res", "32", "--root", out, "--layout", "paper",
              "--workers", "1", "--quiet"])
     ref = str(tmp / "authors.beton")
     _authors_beton(ref, SIZES, 32)
@@ -212,7 +212,7 @@ def photos(tmp_path_factory):
     sizes = [(60, 40), (40, 60), (50, 50), (90, 30), (30, 80), (64, 48), (20, 20), (70, 35)]
     src = _folder(tmp, sizes, per_class=3, classes=3)
     root = str(tmp / "data")
-    convert(["folder", "--src", src, "--name", "photos", "--res", "16", "--out", root, "--layout", "paper",
+    convert(["folder", "--src", src, "--dataset", "photos", "--res", "16", "--root", root, "--layout", "paper",
              "--workers", "1", "--quiet"])
     return root
 
@@ -300,7 +300,7 @@ def test_imagenet_sources_default_to_the_paper_layout():
     p = build_parser()
     for source, layout in (("imagenet1k", "paper"), ("imagenet21k", "paper"), ("cifar10", "square"),
                            ("stl10", "square"), ("tinyimagenet", "square"), ("folder", "square")):
-        assert p.parse_args([source, "--out", "x"]).layout == layout, source
+        assert p.parse_args([source, "--root", "x"]).layout == layout, source
 
 
 def test_combining_shards_keeps_each_images_true_size(tmp_path):

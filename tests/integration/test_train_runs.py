@@ -54,7 +54,7 @@ def test_ddp_two_processes_on_cpu(digits_root, tmp_path):
 
 def test_demo_reaches_95_percent(tmp_path):
     """What `make demo` runs: digits at 16px, configs/demo_digits.yaml; the README promises >= 95%."""
-    r = run_cli("mlpscale-convert", "digits", "--res", "16", "--out", str(tmp_path / "data"), "--quiet")
+    r = run_cli("mlpscale-convert", "digits", "--res", "16", "--root", str(tmp_path / "data"), "--quiet")
     assert r.returncode == 0, r.stderr
     r = run_cli("mlpscale-train", "--config", "demo_digits.yaml", "--set", f"data.root={tmp_path / 'data'}",
                 "--set", f"run.out_dir={tmp_path / 'runs'}")

@@ -57,7 +57,7 @@ def test_paper_layout_matches_the_authors_converter(tmp_path):
         for split in ("train", "val"):
             fx.write(str(src / split / "c0" / f"img{i}.jpg"), images[f"img{i}.jpg"])
     out = str(tmp_path / "out")
-    main(["folder", "--src", str(src), "--name", "d", "--res", "64", "--out", out, "--layout", "paper", "--quiet"])
+    main(["folder", "--src", str(src), "--dataset", "d", "--res", "64", "--root", out, "--layout", "paper", "--quiet"])
     meta = json.load(open(os.path.join(out, "d", "meta_64.json")))
     assert meta["layout"] == "paper" and meta["res"] == 64
     check_dataset(out, "d", 64, ["train", "val"], "hint")
@@ -85,10 +85,10 @@ def test_paper_layout_matches_the_authors_converter(tmp_path):
 def test_paper_layout_keeps_small_arrays_and_shrinks_large_ones(tmp_path):
     src, truth = fx.make_cifar10(str(tmp_path / "dl"))
     out = str(tmp_path / "out")
-    main(["cifar10", "--src", src, "--res", "64", "--out", out, "--layout", "paper", "--quiet"])
+    main(["cifar10", "--src", src, "--res", "64", "--root", out, "--layout", "paper", "--quiet"])
     x, _ = fx.read_beton(os.path.join(out, "cifar10", "train_64.beton"))
     np.testing.assert_array_equal(x, truth["train"][0].transpose(0, 2, 3, 1))  # 32x32 kept, not enlarged
-    main(["cifar10", "--src", src, "--res", "16", "--out", out, "--layout", "paper", "--quiet"])
+    main(["cifar10", "--src", src, "--res", "16", "--root", out, "--layout", "paper", "--quiet"])
     x, _ = fx.read_beton(os.path.join(out, "cifar10", "train_16.beton"))
     assert x.shape == (30, 16, 16, 3)
 

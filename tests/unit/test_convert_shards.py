@@ -26,12 +26,12 @@ def test_shards_combine_to_the_unsharded_result(tmp_path):
     common = ["imagenet21k", "--src", src, "--res", "8", "--min-images", "9", "--val-per-class", "2",
               "--quiet", "--workers", "1"]
     whole, sharded = str(tmp_path / "whole"), str(tmp_path / "sharded")
-    main(common + ["--out", whole])
+    main(common + ["--root", whole])
     for i in range(3):
-        main(common + ["--out", sharded, "--shard", f"{i}/3"])
+        main(common + ["--root", sharded, "--shard", f"{i}/3"])
     with pytest.raises(SystemExit):  # nothing to combine for another name
-        main(["combine", "--name", "other", "--res", "8", "--out", sharded, "--quiet"])
-    main(["combine", "--name", "imagenet21k", "--res", "8", "--out", sharded, "--quiet", "--delete-shards"])
+        main(["combine", "--dataset", "other", "--res", "8", "--root", sharded, "--quiet"])
+    main(["combine", "--dataset", "imagenet21k", "--res", "8", "--root", sharded, "--quiet", "--delete-shards"])
     a, b = _meta(whole, "imagenet21k", 8), _meta(sharded, "imagenet21k", 8)
     assert a["classes"] == b["classes"] and a["counts"] == b["counts"]
     np.testing.assert_allclose(a["mean"], b["mean"])
@@ -54,9 +54,9 @@ def test_shards_combine_to_the_unsharded_result(tmp_path):
 def test_combine_refuses_missing_shard(tmp_path, capsys):
     src = fx.make_folder(str(tmp_path / "dl"))
     out = str(tmp_path / "out")
-    main(["folder", "--src", src, "--name", "d", "--res", "8", "--out", out, "--shard", "0/2", "--quiet"])
+    main(["folder", "--src", src, "--dataset", "d", "--res", "8", "--root", out, "--shard", "0/2", "--quiet"])
     with pytest.raises(SystemExit):
-        main(["combine", "--name", "d", "--res", "8", "--out", out, "--quiet"])
+        main(["combine", "--dataset", "d", "--res", "8", "--root", out, "--quiet"])
     assert "shards [1] of 2 are missing" in capsys.readouterr().err
 
 
@@ -82,8 +82,9 @@ def test_quiet_prints_nothing_but_errors(tmp_path, capsys):
 
 def test_subset_index_file_and_beton(tmp_path):
     out = str(tmp_path / "out")
-    main(["digits", "--res", "8", "--out", out, "--quiet"])
-    main(["subset", "--name", "digits", "--res", "8", "--out", out, "--n", "100", "--seed", "3", "--beton", "--quiet"])
+    main(["digits", "--res", "8", "--root", out, "--quiet"])
+    main(["subset", "--dataset", "digits", "--res", "8", "--root", out, "--n", "100", "--seed", "3", "--beton",
+          "--quiet"])
     idx = np.load(os.path.join(out, "digits", "train_8_n100.idx.npy"))
     x, y = fx.read_beton(os.path.join(out, "digits", "train_8.beton"))
     np.testing.assert_array_equal(idx, balanced_subset(y, 100, 3))
@@ -102,12 +103,12 @@ def test_combine_refuses_a_shard_beton_of_another_conversion(tmp_path, capsys):
     """A shard re-converted half-way (its beton from one run, its meta from another) is not merged."""
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     for i in range(2):
-        main(["digits", "--res", "8", "--out", a, "--shard", f"{i}/2", "--quiet"])
-    main(["digits", "--res", "8", "--out", b, "--shard", "0/2", "--quiet"])
+        main(["digits", "--res", "8", "--root", a, "--shard", f"{i}/2", "--quiet"])
+    main(["digits", "--res", "8", "--root", b, "--shard", "0/2", "--quiet"])
     name = "train_8.shard-0-of-2.beton"
     shutil.copy(os.path.join(b, "digits", name), os.path.join(a, "digits", name))
     with pytest.raises(SystemExit) as e:
-        main(["combine", "--name", "digits", "--res", "8", "--out", a, "--quiet"])
+        main(["combine", "--dataset", "digits", "--res", "8", "--root", a, "--quiet"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "does not belong to its meta file" in err and "--shard 0/2" in err
     assert not os.path.exists(os.path.join(a, "digits", "meta_8.json"))
@@ -115,12 +116,12 @@ def test_combine_refuses_a_shard_beton_of_another_conversion(tmp_path, capsys):
 
 def test_subset_refuses_an_inconsistent_dataset(tmp_path, capsys):
     out = str(tmp_path / "out")
-    main(["digits", "--res", "8", "--out", out, "--quiet"])
+    main(["digits", "--res", "8", "--root", out, "--quiet"])
     meta_file = os.path.join(out, "digits", "meta_8.json")
     meta = _meta(out, "digits", 8)
     with open(meta_file, "w") as f:  # as if the betons came from an interrupted re-conversion
         json.dump({**meta, "conversion_id": "00000000-0000-0000-0000-000000000000"}, f)
     with pytest.raises(SystemExit) as e:
-        main(["subset", "--name", "digits", "--res", "8", "--out", out, "--n", "100", "--quiet"])
+        main(["subset", "--dataset", "digits", "--res", "8", "--root", out, "--n", "100", "--quiet"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "different conversions" in err and meta["command"] in err

@@ -22,7 +22,7 @@ def convert(*argv) -> dict:
     holding its counts, no temp file left); return the meta."""
     main([*argv, "--quiet", "--workers", "2"])
     args = list(argv)
-    out, name = args[args.index("--out") + 1], (args[args.index("--name") + 1] if "--name" in args else args[0])
+    out, name = args[args.index("--root") + 1], (args[args.index("--dataset") + 1] if "--dataset" in args else args[0])
     res = args[args.index("--res") + 1]
     with open(os.path.join(out, name, f"meta_{res}.json")) as f:
         meta = json.load(f)
@@ -49,7 +49,7 @@ def assert_common_meta(meta, counts, eval_split, num_classes):
 def test_cifar10_from_archive_and_folder(tmp_path, archive):
     src, truth = fx.make_cifar10(str(tmp_path / "dl"), archive=archive)
     out = str(tmp_path / "out")
-    meta = convert("cifar10", "--src", src, "--res", "32", "--out", out)
+    meta = convert("cifar10", "--src", src, "--res", "32", "--root", out)
     assert_common_meta(meta, {"train": 30, "test": 6}, "test", 10)
     assert meta["classes"][:2] == ["airplane", "automobile"]
     for split in ("train", "test"):
@@ -64,7 +64,7 @@ def test_cifar10_from_archive_and_folder(tmp_path, archive):
 def test_cifar10_upscaled_to_64(tmp_path):
     src, truth = fx.make_cifar10(str(tmp_path / "dl"))
     out = str(tmp_path / "out")
-    meta = convert("cifar10", "--src", src, "--res", "64", "--out", out)
+    meta = convert("cifar10", "--src", src, "--res", "64", "--root", out)
     x, _ = fx.read_beton(beton_path(out, "cifar10", "train", 64))
     assert x.shape == (30, 64, 64, 3) and meta["res"] == 64
     from data_prep.resize import square_resize
@@ -78,7 +78,7 @@ def test_cifar100_fine_and_coarse(tmp_path, label_type, classes):
     src, truth = fx.make_cifar100(str(tmp_path / "dl"), archive=label_type == "fine")
     out = str(tmp_path / "out")
     # 12 images cannot cover 100 (or 20) classes
-    meta = convert("cifar100", "--src", src, "--res", "32", "--out", out, "--label-type", label_type,
+    meta = convert("cifar100", "--src", src, "--res", "32", "--root", out, "--label-type", label_type,
                    "--allow-empty-classes")
     assert_common_meta(meta, {"train": 12, "test": 12}, "test", classes)
     assert meta["classes"][3] == f"{label_type}3" and meta["label_type"] == label_type
@@ -89,13 +89,13 @@ def test_cifar100_fine_and_coarse(tmp_path, label_type, classes):
 def test_stl10_column_major_and_labels(tmp_path):
     src, truth = fx.make_stl10(str(tmp_path / "dl"))
     out = str(tmp_path / "out")
-    meta = convert("stl10", "--src", src, "--res", "96", "--out", out)
+    meta = convert("stl10", "--src", src, "--res", "96", "--root", out)
     assert_common_meta(meta, {"train": 10, "test": 4}, "test", 10)
     assert meta["classes"][7] == "monkey"
     x, y = fx.read_beton(beton_path(out, "stl10", "train", 96))
     np.testing.assert_array_equal(x, truth["train"][0])
     np.testing.assert_array_equal(y, truth["train"][1])
-    meta = convert("stl10", "--src", os.path.join(src, "stl10_binary"), "--res", "64", "--out", out)
+    meta = convert("stl10", "--src", os.path.join(src, "stl10_binary"), "--res", "64", "--root", out)
     x, _ = fx.read_beton(beton_path(out, "stl10", "test", 64))
     expect = np.asarray(Image.fromarray(truth["test"][0][1]).resize((64, 64), Image.Resampling.BOX))
     assert np.abs(x[1].astype(int) - expect).max() <= 2
@@ -104,7 +104,7 @@ def test_stl10_column_major_and_labels(tmp_path):
 def test_tinyimagenet(tmp_path):
     src = fx.make_tinyimagenet(str(tmp_path / "dl"))
     out = str(tmp_path / "out")
-    meta = convert("tinyimagenet", "--src", str(tmp_path / "dl"), "--res", "64", "--out", out)
+    meta = convert("tinyimagenet", "--src", str(tmp_path / "dl"), "--res", "64", "--root", out)
     assert_common_meta(meta, {"train": 15, "val": 10}, "val", 5)
     assert meta["classes"] == sorted(fx.WNIDS)
     assert meta["class_names"][0] == "thing 537, other"
@@ -120,7 +120,7 @@ def test_tinyimagenet(tmp_path):
 def test_imagenet1k_layouts_corrupt_and_real(tmp_path, tars, flat_val):
     src, truth, real = fx.make_imagenet1k(str(tmp_path / "dl"), tars=tars, flat_val=flat_val)
     out = str(tmp_path / "out")
-    meta = convert("imagenet1k", "--src", src, "--res", "16", "--out", out,
+    meta = convert("imagenet1k", "--src", src, "--res", "16", "--root", out,
                    "--real", str(tmp_path / "dl" / "real.json"))
     assert_common_meta(meta, {"train": 20, "val": 10}, "val", 5)
     assert meta["classes"] == sorted(fx.WNIDS)
@@ -140,14 +140,14 @@ def test_imagenet1k_flat_val_without_ground_truth_is_one_sentence(tmp_path):
     src, _, _ = fx.make_imagenet1k(str(tmp_path / "dl"))
     os.remove(os.path.join(src, "LOC_val_solution.csv"))
     with pytest.raises(SystemExit) as e:
-        main(["imagenet1k", "--src", src, "--res", "16", "--out", str(tmp_path / "out"), "--quiet"])
+        main(["imagenet1k", "--src", src, "--res", "16", "--root", str(tmp_path / "out"), "--quiet"])
     assert e.value.code == 2
 
 
 def test_imagenet21k_tars_filter_holdout_and_corrupt_member(tmp_path):
     src = fx.make_imagenet21k(str(tmp_path / "dl"), sizes=(12, 3, 9, 10))
     out = str(tmp_path / "out")
-    meta = convert("imagenet21k", "--src", src, "--res", "16", "--out", out,
+    meta = convert("imagenet21k", "--src", src, "--res", "16", "--root", out,
                    "--min-images", "9", "--val-per-class", "2", "--format", "jpg")
     # class 1 (3 images) is dropped; 12 + 9 + 10 = 31 images, 2 per class held out, 1 corrupt member
     assert meta["classes"] == [fx.WNIDS[0], fx.WNIDS[2], fx.WNIDS[3]]
@@ -161,7 +161,7 @@ def test_imagenet21k_tars_filter_holdout_and_corrupt_member(tmp_path):
             colour = fx.class_colour(fx.WNIDS.index(meta["classes"][label]))
             assert np.abs(img.reshape(-1, 3).mean(0) - colour).max() < 6  # jpg round trip
     # the same class list reused (e.g. for another resolution) gives the same split
-    meta2 = convert("imagenet21k", "--src", src, "--res", "8", "--out", out,
+    meta2 = convert("imagenet21k", "--src", src, "--res", "8", "--root", out,
                     "--classes", os.path.join(out, "imagenet21k", "meta_16.json"), "--val-per-class", "2")
     assert meta2["classes"] == meta["classes"] and meta2["counts"] == meta["counts"]
 
@@ -169,7 +169,7 @@ def test_imagenet21k_tars_filter_holdout_and_corrupt_member(tmp_path):
 def test_folder_source_own_dataset(tmp_path):
     src = fx.make_folder(str(tmp_path / "dl"))
     out = str(tmp_path / "out")
-    meta = convert("folder", "--src", src, "--name", "mydata", "--res", "8", "--out", out)
+    meta = convert("folder", "--src", src, "--dataset", "mydata", "--res", "8", "--root", out)
     assert_common_meta(meta, {"train": 9, "val": 3}, "val", 3)
     assert meta["classes"] == ["cat", "dog", "zebra"]
     assert meta["num_skipped"] == {"train": 1, "val": 0} and "broken.png" in meta["skipped"]["train"][0]

@@ -230,7 +230,7 @@ def test_subset_beton_equals_its_indices(digits_root, tmp_path):
 
     root = tmp_path / "d"
     shutil.copytree(digits_root, root)
-    main(["subset", "--name", "digits", "--res", "8", "--out", str(root), "--n", "500", "--beton", "--quiet"])
+    main(["subset", "--dataset", "digits", "--res", "8", "--root", str(root), "--n", "500", "--beton", "--quiet"])
     idx = np.load(root / "digits" / "train_8_n500.idx.npy")
     full = open_beton(str(root / "digits" / "train_8.beton"))
     sub = open_beton(str(root / "digits" / "train_8_n500.beton"))
